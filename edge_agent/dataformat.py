@@ -1,0 +1,53 @@
+"""The generic sensor-log format: a wide CSV plus a JSON/YAML sidecar that declares each column's role.
+
+CSV: a header row; one timestamp column (ISO 8601 with a UTC offset, or naive local time interpreted in the
+sidecar's `timezone`); one column per sensor channel and one per device state; empty cell = missing.
+
+Sidecar (`<csv>.sidecar.json` or `.yaml` next to the CSV, or given explicitly), e.g.::
+
+    {"timestamp_column": "time", "timezone": "Europe/Brussels", "step_seconds": 60,
+     "columns": {"kitchen.motion": {"role": "channel", "kind": "motion"},
+                 "kitchen.temperature": {"role": "channel", "kind": "temperature", "unit": "°C"},
+                 "kitchen.light": {"role": "device", "device_kind": "binary"}}}
+
+Shared by the simulated home (which writes it, inside the runtime package) and `training/` (which reads
+it), so it lives here and imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge_agent.manifest import ChannelKind, DeviceKind
+
+
+class ColumnSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["channel", "device", "ignore"] = Field(description="Sensor channel, device label, or skip")
+    unit: str = Field(default="", description="Physical unit")
+    kind: ChannelKind = Field(default="generic", description="channel: physical kind")
+    device_kind: DeviceKind = Field(default="binary", description="device: binary, level or setpoint")
+    levels: int = Field(default=2, ge=2, description="device (level): number of levels")
+
+
+class Sidecar(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timestamp_column: str = Field(default="time", description="Name of the timestamp column")
+    timezone: str | None = Field(
+        default=None, description="IANA zone for naive timestamps (e.g. 'Europe/Brussels'); None = UTC"
+    )
+    step_seconds: float = Field(default=60.0, gt=0, description="Resampling step")
+    ffill_limit_seconds: float = Field(
+        default=300.0, ge=0, description="A reading is carried forward at most this long; beyond = missing"
+    )
+    columns: dict[str, ColumnSpec] = Field(description="Column name -> role; columns not listed are an error")
+
+    def channel_columns(self) -> list[str]:
+        return [n for n, c in self.columns.items() if c.role == "channel"]
+
+    def device_columns(self) -> list[str]:
+        return [n for n, c in self.columns.items() if c.role == "device"]

@@ -1,0 +1,158 @@
+"""The model bundle contract: `manifest.json` schema shared by `training/` (writer) and the runtime (reader).
+
+A bundle is a directory holding `manifest.json` and one ONNX file per tier. Every tier takes the same
+inputs and gives the same outputs (see DESIGN.md):
+
+  inputs   x            float32 [batch, channels, time]   normalized: (raw - mean) / std, 0 where masked
+           mask         float32 [batch, channels]         1 live, 0 stale/missing
+           channel_ids  int64   [batch, channels]         index into `Manifest.channels`
+  outputs  devices      float32 [batch, n_devices]        per device, by `DeviceSpec.kind`:
+                                                            binary   -> probability of ON
+                                                            level    -> expected level (sum_k p_k * k)
+                                                            setpoint -> value in the device's unit
+           confidence   float32 [batch, n_devices]        binary: max(p, 1-p); level: max class prob;
+                                                            setpoint: 1 - normalized spread (0..1)
+           attention    float32 [batch, n_devices, channels]  rows sum to 1 over live channels, 0 on masked
+
+Time axis: `window` steps of `step_seconds`, oldest first, newest last. A tier with `time_factor` f is fed
+`window // f` steps, each the mean of f consecutive fine steps, groups aligned at the newest step.
+A tier with `channel_budget` k is fed only the k channels chosen by the runtime (top by running attention).
+A tier with `every_n_ticks` n > 1 runs on every n-th periodic tick only (decisions held in between);
+fast-channel events still trigger it.
+
+Channels of kind `calendar` are not sensors: the runtime computes them from its own (local-time) clock and
+the trainer from the row timestamps: `calendar.tod_sin` / `calendar.tod_cos` = sin/cos(2*pi*hour_of_day/24),
+`calendar.dow_sin` / `calendar.dow_cos` = sin/cos(2*pi*weekday/7) (Monday = 0), hour_of_day fractional.
+
+This module is pure pydantic: no onnxruntime, no torch, so both sides and the tests can import it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_FORMAT = 1
+MANIFEST_NAME = "manifest.json"
+
+ChannelKind = Literal[
+    "temperature",
+    "humidity",
+    "humidity_ratio",
+    "illuminance",
+    "co2",
+    "motion",
+    "contact",
+    "power",
+    "calendar",
+    "generic",
+]
+DeviceKind = Literal["binary", "level", "setpoint"]
+Precision = Literal["fp32", "int8"]
+TierName = Literal["full", "int8", "coarse", "focused", "sparse"]
+TIER_ORDER: tuple[str, ...] = ("full", "int8", "coarse", "focused", "sparse")
+
+# Channel kinds whose change should trigger a decision at once (not wait for the periodic tick).
+FAST_KINDS: frozenset[str] = frozenset({"motion", "contact"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChannelSpec(_Strict):
+    name: str = Field(description="Channel name, e.g. 'kitchen.motion'; the runtime's topic mapping targets it")
+    unit: str = Field(default="", description="Physical unit, e.g. '°C', 'lux', 'ppm', '' for 0/1 events")
+    kind: ChannelKind = Field(default="generic", description="Physical kind: sets validation bounds and fast/slow")
+    mean: float = Field(description="Training mean used to normalize raw readings")
+    std: float = Field(gt=0, description="Training standard deviation used to normalize raw readings")
+
+
+class DeviceSpec(_Strict):
+    name: str = Field(description="Device name, e.g. 'kitchen.light'")
+    kind: DeviceKind = Field(description="binary (on/off), level (0..levels-1, e.g. fan), setpoint (value)")
+    unit: str = Field(default="", description="Unit of a setpoint device, e.g. '°C'")
+    threshold: float = Field(
+        default=0.5, description="binary: probability above which the decision is ON (chosen on validation)"
+    )
+    levels: int = Field(default=2, ge=2, description="level: number of levels (0..levels-1)")
+    min_value: float | None = Field(default=None, description="setpoint: lowest value the model may output")
+    max_value: float | None = Field(default=None, description="setpoint: highest value the model may output")
+
+
+class TierSpec(_Strict):
+    name: TierName = Field(description="Tier name on the ladder, best first: full, int8, coarse, focused, sparse")
+    file: str = Field(description="ONNX file name, relative to the bundle directory")
+    sha256: str = Field(description="Hex sha256 of the ONNX file; the runtime refuses a mismatch")
+    precision: Precision = Field(description="Weights precision of this file")
+    time_factor: int = Field(default=1, ge=1, description="Fine steps merged per input step (coarse tiers)")
+    channel_budget: int | None = Field(
+        default=None, ge=1, description="Feed only this many channels (top by running attention); None = all"
+    )
+    every_n_ticks: int = Field(default=1, ge=1, description="Run on every n-th periodic tick only")
+    latency_us_p50: float | None = Field(default=None, description="Measured at export, 1 thread, batch 1")
+    latency_us_p99: float | None = Field(default=None, description="Measured at export, 1 thread, batch 1")
+
+
+class Manifest(_Strict):
+    format: int = Field(default=MANIFEST_FORMAT, description="Manifest format version")
+    version: str = Field(description="Model version, unique per training run (e.g. '20261125T101500-uci')")
+    created: str = Field(description="Creation time, ISO 8601 UTC")
+    dataset: str = Field(default="", description="Name of the dataset it was trained on")
+    step_seconds: float = Field(gt=0, description="Seconds per time step of the window")
+    window: int = Field(ge=1, description="Number of fine time steps in the input window")
+    channels: list[ChannelSpec] = Field(min_length=1)
+    devices: list[DeviceSpec] = Field(min_length=1)
+    tiers: list[TierSpec] = Field(min_length=1, description="Ordered best first")
+    training_span: tuple[str, str] | None = Field(default=None, description="First/last training timestamp")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Holdout metrics, flat name -> value")
+
+    def channel_index(self) -> dict[str, int]:
+        return {c.name: i for i, c in enumerate(self.channels)}
+
+    def tier(self, name: str) -> TierSpec:
+        for t in self.tiers:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+def calendar_value(name: str, hour_of_day: float, weekday: int) -> float:
+    """Value of a `calendar.*` channel at a local time (fractional hour 0..24, weekday Monday=0)."""
+    import math
+
+    if name == "calendar.tod_sin":
+        return math.sin(2 * math.pi * hour_of_day / 24.0)
+    if name == "calendar.tod_cos":
+        return math.cos(2 * math.pi * hour_of_day / 24.0)
+    if name == "calendar.dow_sin":
+        return math.sin(2 * math.pi * weekday / 7.0)
+    if name == "calendar.dow_cos":
+        return math.cos(2 * math.pi * weekday / 7.0)
+    raise KeyError(f"unknown calendar channel {name!r}")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(bundle_dir: Path) -> Manifest:
+    """Parse `bundle_dir/manifest.json` (raises FileNotFoundError / pydantic.ValidationError / ValueError)."""
+    text = (Path(bundle_dir) / MANIFEST_NAME).read_text(encoding="utf-8")
+    return Manifest.model_validate(json.loads(text))
+
+
+def write_manifest(bundle_dir: Path, manifest: Manifest) -> Path:
+    path = Path(bundle_dir) / MANIFEST_NAME
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+    tmp.replace(path)
+    return path
