@@ -1,0 +1,160 @@
+"""The `focused` tier's channel set: a running mean of attention per channel, and its top-k.
+
+Score of a channel in one decision = the **max over devices** of its attention weight (not the mean: a channel
+that drives one device strongly, e.g. the bathroom humidity for the bathroom fan, must stay even if every other
+device ignores it; a mean over 10 devices would dilute it below channels that matter a little to all).
+
+Only the channels that were fed to the model are updated. When a tier was fed a subset of C_fed of the
+manifest's C channels, its attention rows sum to 1 over C_fed channels, so the scores are scaled by C_fed / C
+to stay comparable with scores from full-channel tiers (a uniform attention maps to 1/C either way); the
+channels not fed keep their last mean. Before any update every channel has the uniform prior 1/C.
+
+`top_k(k)` returns exactly min(k, C) channel indices, sorted by index (stable input ordering): first the
+`always` channels (fast event channels, so motion still triggers decisions), then the highest running means.
+A channel already selected is kept unless a newcomer beats it by more than `stickiness` (relative), so two
+near-equal channels do not swap the input set on every call.
+
+The agent persists it (`to_json` / `from_json`) in its `agent_state` table across restarts; a corrupt or
+mismatched value logs one line and starts fresh.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+STATE_FORMAT = 1
+
+
+class AttentionTracker:
+    """Running mean of per-channel attention (max over devices); see the module docstring."""
+
+    def __init__(
+        self,
+        n_channels: int,
+        *,
+        alpha: float = 0.02,
+        always: Sequence[int] = (),
+        names: Sequence[str] | None = None,
+        stickiness: float = 0.1,
+    ) -> None:
+        if n_channels < 1:
+            raise ValueError(f"n_channels must be >= 1, got {n_channels}")
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        if names is not None and len(names) != n_channels:
+            raise ValueError(f"{len(names)} channel names for {n_channels} channels")
+        bad = [c for c in always if not 0 <= int(c) < n_channels]
+        if bad:
+            raise ValueError(f"always channels {bad} out of range 0..{n_channels - 1}")
+        self.n_channels = n_channels
+        self.alpha = float(alpha)
+        self.always = sorted({int(c) for c in always})
+        self.names = list(names) if names is not None else None
+        self.stickiness = float(stickiness)
+        self.mean = np.full(n_channels, 1.0 / n_channels, dtype=np.float64)
+        self.updates = 0
+        self._selected: list[int] = []
+        self._warned = False
+
+    def _warn_once(self, msg: str, *args: Any) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning(msg + " (logged once)", *args)
+
+    def update(self, attention: np.ndarray, channel_ids: np.ndarray) -> None:
+        """Fold one decision's attention [n_devices, C_fed] (or [1, n_devices, C_fed]) for channels `channel_ids`."""
+        att = np.asarray(attention, dtype=np.float64)
+        ids = np.asarray(channel_ids).reshape(-1)
+        if att.ndim == 3 and att.shape[0] == 1:
+            att = att[0]
+        if att.ndim == 1:
+            att = att[None, :]
+        if att.ndim != 2 or att.shape[1] != ids.shape[0] or att.shape[0] == 0 or ids.shape[0] == 0:
+            self._warn_once("attention tracker: shape mismatch attention %s vs channel_ids %s, update ignored",
+                            np.shape(attention), np.shape(channel_ids))
+            return
+        if not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0 or ids.max() >= self.n_channels:
+            self._warn_once("attention tracker: channel_ids outside 0..%s, update ignored", self.n_channels - 1)
+            return
+        if not np.all(np.isfinite(att)):
+            self._warn_once("attention tracker: non-finite attention, update ignored")
+            return
+        score = att.max(axis=0) * (ids.shape[0] / self.n_channels)
+        a = self.alpha
+        ids = ids.astype(np.int64)
+        self.mean[ids] = (1.0 - a) * self.mean[ids] + a * score
+        self.updates += 1
+
+    def top_k(self, k: int) -> list[int]:
+        """min(k, C) channel indices sorted by index: `always` first, then the highest running means."""
+        k = max(0, min(int(k), self.n_channels))
+        prev = set(self._selected)
+        boosted = self.mean * np.array([1.0 + self.stickiness if c in prev else 1.0 for c in range(self.n_channels)])
+        # rank: highest boosted mean first, ties by lower index
+        ranked = sorted(range(self.n_channels), key=lambda c: (-boosted[c], c))
+        always = [c for c in ranked if c in set(self.always)]
+        if len(always) > k:
+            self._warn_once("attention tracker: %s always-channels exceed the budget k=%s; keeping the top ones",
+                            len(always), k)
+        chosen = always[:k]
+        for c in ranked:
+            if len(chosen) >= k:
+                break
+            if c not in chosen:
+                chosen.append(c)
+        self._selected = sorted(chosen)
+        return list(self._selected)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "format": STATE_FORMAT,
+            "n_channels": self.n_channels,
+            "names": self.names,
+            "updates": self.updates,
+            "mean": [float(v) for v in self.mean],
+            "selected": self._selected,
+        })
+
+    @classmethod
+    def from_json(cls, s: str | None, n_channels: int, **kw: Any) -> AttentionTracker:
+        """Restore a persisted tracker; a corrupt or mismatched value logs one line and returns a fresh one."""
+        fresh = cls(n_channels, **kw)
+        if s is None:
+            return fresh
+        try:
+            d = json.loads(s)
+            if not isinstance(d, dict) or d.get("format") != STATE_FORMAT:
+                raise ValueError(f"unknown format {d.get('format') if isinstance(d, dict) else type(d).__name__}")
+            if d.get("n_channels") != n_channels:
+                raise ValueError(f"saved for {d.get('n_channels')} channels, bundle has {n_channels}")
+            if fresh.names is not None and d.get("names") is not None and d["names"] != fresh.names:
+                raise ValueError("saved for a different channel list")
+            mean = d.get("mean")
+            if not isinstance(mean, list) or len(mean) != n_channels:
+                raise ValueError("mean is not a list of one value per channel")
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
+                       for v in mean):
+                raise ValueError("mean holds a value outside 0..1 or not a number")
+            updates = d.get("updates", 0)
+            if not isinstance(updates, int) or isinstance(updates, bool) or updates < 0:
+                raise ValueError("updates is not a non-negative integer")
+            selected = d.get("selected", [])
+            if not isinstance(selected, list) or not all(
+                isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n_channels for c in selected
+            ):
+                raise ValueError("selected holds an invalid channel index")
+        except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+            logger.warning("attention tracker: persisted state unusable (%s); starting fresh", e)
+            return fresh
+        fresh.mean = np.asarray(mean, dtype=np.float64)
+        fresh.updates = updates
+        fresh._selected = sorted(set(selected))
+        return fresh
