@@ -100,7 +100,8 @@ class AttentionTracker:
         boosted = self.mean * np.array([1.0 + self.stickiness if c in prev else 1.0 for c in range(self.n_channels)])
         # rank: highest boosted mean first, ties by lower index
         ranked = sorted(range(self.n_channels), key=lambda c: (-boosted[c], c))
-        always = [c for c in ranked if c in set(self.always)]
+        always_set = set(self.always)
+        always = [c for c in ranked if c in always_set]
         if len(always) > k:
             self._warn_once("attention tracker: %s always-channels exceed the budget k=%s; keeping the top ones",
                             len(always), k)
