@@ -1,0 +1,300 @@
+"""The agent's configuration: one YAML file validated by pydantic (`extra="forbid"`, a description on every field).
+
+Owns the schema (broker, channel parsing rules, devices, recorder, modes), loading with errors that name the
+dotted key and the fix (`ConfigError`), secrets read from files, and the redacted dump for `check-config`.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from edge_agent.governor import GovernorSettings
+from edge_agent.procprio import ProcessPrioritySettings
+
+Mode = Literal["off", "shadow", "suggest", "auto"]
+# Restrictiveness order: the effective mode of a device is the more restrictive of its own and the global one.
+MODE_ORDER: dict[str, int] = {"off": 0, "shadow": 1, "suggest": 2, "auto": 3}
+
+# Seconds without a report after which a channel is masked, by kind. Event sensors (motion, contact) report
+# on change only, so they get long limits; periodic sensors report every few minutes.
+DEFAULT_STALE_SECONDS: dict[str, float] = {
+    "motion": 6 * 3600.0,
+    "contact": 24 * 3600.0,
+    "temperature": 1800.0,
+    "humidity": 1800.0,
+    "humidity_ratio": 1800.0,
+    "illuminance": 3600.0,
+    "co2": 1800.0,
+    "power": 1800.0,
+    "generic": 3600.0,
+    "calendar": float("inf"),
+}
+
+# Zigbee2MQTT renamed fields between firmware/versions: a missing field is looked up under these aliases.
+DEFAULT_FIELD_ALIASES: dict[str, list[str]] = {
+    "illuminance": ["illuminance_lux"],
+    "illuminance_lux": ["illuminance"],
+    "occupancy": ["presence"],
+    "presence": ["occupancy"],
+    "temperature": ["local_temperature"],
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the key (dotted path) and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsSettings(_Strict):
+    ca_file: Path | None = Field(default=None, description="CA certificate (PEM) used to verify the broker")
+    cert_file: Path | None = Field(default=None, description="Client certificate (PEM) for mutual TLS")
+    key_file: Path | None = Field(default=None, description="Client private key (PEM) for mutual TLS")
+
+
+class BrokerSettings(_Strict):
+    host: str = Field(default="127.0.0.1", description="MQTT broker host name or address")
+    port: int = Field(default=1883, ge=1, le=65535, description="MQTT broker TCP port (8883 for TLS)")
+    protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT protocol version")
+    username: str | None = Field(default=None, description="User name; None = anonymous")
+    password_file: Path | None = Field(
+        default=None, description="File holding the password (e.g. a systemd credential); never put it inline"
+    )
+    password: SecretStr | None = Field(default=None, description="Filled from password_file; do not set")
+    tls: TlsSettings | None = Field(default=None, description="TLS settings; None = plain TCP")
+    keepalive_seconds: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive (real seconds)")
+    session_expiry_seconds: int = Field(
+        default=300, ge=0, description="MQTT 5 session expiry: the broker keeps our QoS1 session this long"
+    )
+    reconnect_min_seconds: float = Field(default=1.0, gt=0, description="First reconnect delay (doubles)")
+    reconnect_max_seconds: float = Field(default=30.0, gt=0, description="Longest reconnect delay")
+    subscribe_qos: Literal[0, 1] = Field(default=1, description="QoS of the sensor and state subscriptions")
+    max_inflight: int = Field(
+        default=20, ge=1, le=1000, description="Back-pressure: most un-acknowledged QoS1 publishes at once"
+    )
+    extra_subscriptions: list[str] = Field(
+        default_factory=list, description="Extra topic filters to subscribe (unmatched topics are counted)"
+    )
+
+
+class ChannelRule(_Strict):
+    topic: str = Field(description="MQTT topic carrying this channel, e.g. 'zigbee2mqtt/kitchen_motion'")
+    channel: str = Field(description="Channel name in the model bundle, e.g. 'kitchen.motion'")
+    format: Literal["json", "plain"] = Field(
+        default="json", description="json: a field of a JSON object (Zigbee2MQTT/Tasmota); plain: the payload"
+    )
+    field: str | None = Field(
+        default=None,
+        description="json: field name or dotted path (Tasmota 'AM2301.Temperature'); aliases are tried too",
+    )
+    invert: bool = Field(default=False, description="Use 1 - value (Zigbee2MQTT 'contact' true = closed)")
+    scale: float = Field(default=1.0, description="Multiply the value by this (unit conversion)")
+    offset: float = Field(default=0.0, description="Add this after scaling")
+    kind: str | None = Field(default=None, description="Channel kind if the bundle does not list the channel")
+    stale_after_seconds: float | None = Field(
+        default=None, gt=0, description="Mask the channel after this long without a report; None = by kind"
+    )
+
+    @model_validator(mode="after")
+    def _field_needed(self) -> ChannelRule:
+        if self.format == "json" and not self.field:
+            raise ValueError("a json rule needs 'field' (e.g. field: occupancy); or set format: plain")
+        return self
+
+
+class DeviceConfig(_Strict):
+    name: str = Field(description="Device name in the model bundle, e.g. 'living.light'")
+    state_topic: str = Field(description="Topic where the device reports its state, e.g. 'zigbee2mqtt/x'")
+    command_topic: str | None = Field(default=None, description="Command topic; None = state_topic + '/set'")
+    field: str = Field(default="state", description="JSON field of the state and command payloads")
+    values: list[str | float] | None = Field(
+        default=None,
+        description="binary: [off, on] payload values (default ['OFF','ON']); level: one value per level "
+        "(e.g. ['off','low','medium','high']); setpoint: unused (numeric)",
+    )
+    template: dict[str, Any] = Field(
+        default_factory=dict, description="Extra fixed fields merged into every command (e.g. transition)"
+    )
+    mode: Mode | None = Field(default=None, description="off | shadow | suggest | auto; None = the global mode")
+    min_value: float | None = Field(default=None, description="Clamp: lowest command value (setpoint/level)")
+    max_value: float | None = Field(default=None, description="Clamp: highest command value (setpoint/level)")
+    setpoint_step: float = Field(default=0.5, gt=0, description="setpoint: commands are rounded to this step")
+    hysteresis: float = Field(
+        default=0.1,
+        ge=0,
+        description="binary: probability margin around the threshold; level: extra level margin beyond 0.5; "
+        "setpoint: extra margin (unit) beyond half a step",
+    )
+    min_dwell_seconds: float = Field(default=60.0, ge=0, description="No new command this soon after a change")
+    max_commands_per_hour: int = Field(default=12, ge=0, description="Rate limit of commands for this device")
+    override_hold_seconds: float = Field(
+        default=3600.0, ge=0, description="After a manual change, leave the device alone this long"
+    )
+    echo_window_seconds: float = Field(
+        default=10.0, gt=0, description="A state report matching a command sent this recently is its echo"
+    )
+    required_channels: list[str] = Field(
+        default_factory=list, description="Channels that must be live for a command (else: no command)"
+    )
+
+
+class RecorderSettings(_Strict):
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; None = sqlite:///<state_dir>/edge-agent.db"
+    )
+    flush_interval_seconds: float = Field(default=1.0, gt=0, description="Writer commits at least this often")
+    batch_rows: int = Field(default=500, ge=1, description="Writer commits when this many rows are queued")
+    queue_size: int = Field(default=100_000, ge=100, description="Bounded write queue (rows beyond are dropped)")
+    retention_days: float = Field(default=30.0, gt=0, description="Readings older than this are deleted")
+    retention_interval_seconds: float = Field(default=3600.0, gt=0, description="How often retention runs")
+
+
+class AgentConfig(_Strict):
+    agent_id: str = Field(default_factory=lambda: _default_agent_id(), description="Agent id used in topics")
+    mode: Mode = Field(default="shadow", description="Global mode: off | shadow (new install) | suggest | auto")
+    bundle: Path = Field(description="Model bundle directory (manifest.json + ONNX tiers)")
+    state_dir: Path = Field(default=Path("/var/lib/edge-agent"), description="Directory for the database/state")
+    broker: BrokerSettings = Field(default_factory=BrokerSettings, description="MQTT broker connection")
+    channels: list[ChannelRule] = Field(default_factory=list, description="Sensor topic -> channel rules")
+    field_aliases: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_FIELD_ALIASES.items()},
+        description="JSON field -> alternative names tried when it is missing (firmware drift)",
+    )
+    devices: list[DeviceConfig] = Field(default_factory=list, description="Devices the agent may command")
+    decision_tick_seconds: float = Field(default=60.0, gt=0, description="Periodic decision interval")
+    stats_interval_seconds: float = Field(default=5.0, gt=0, description="Stats publish interval (real s)")
+    command_expiry_seconds: float = Field(
+        default=5.0, gt=0, description="A command not sent within this time is dropped, never sent late"
+    )
+    queue_size: int = Field(default=10_000, ge=10, description="Bounded queue between MQTT and the decider")
+    max_payload_bytes: int = Field(default=65536, ge=64, description="Larger payloads are rejected")
+    publish_decisions: bool = Field(default=True, description="Publish each decision on the decision topic")
+    recorder: RecorderSettings = Field(default_factory=RecorderSettings, description="Database writer")
+    governor: GovernorSettings = Field(default_factory=GovernorSettings, description="Tier governor")
+    process: ProcessPrioritySettings = Field(
+        default_factory=ProcessPrioritySettings, description="Niceness, CPU affinity, inference threads"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level")
+
+    @model_validator(mode="after")
+    def _unique_devices(self) -> AgentConfig:
+        seen: set[str] = set()
+        for d in self.devices:
+            if d.name in seen:
+                raise ValueError(f"device {d.name!r} is listed twice; keep one entry per device")
+            seen.add(d.name)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.agent_id):
+            raise ValueError("agent_id may only hold letters, digits, '_', '.', '-' (it is part of topics)")
+        return self
+
+    @property
+    def database_url(self) -> str:
+        return self.recorder.database_url or f"sqlite:///{self.state_dir / 'edge-agent.db'}"
+
+    def device_mode(self, device: DeviceConfig) -> str:
+        """Effective mode: the more restrictive of the device's and the global mode."""
+        own = device.mode or self.mode
+        return own if MODE_ORDER[own] <= MODE_ORDER[self.mode] else self.mode
+
+    def topics(self) -> dict[str, str]:
+        base = f"edge-agent/{self.agent_id}"
+        return {"availability": f"{base}/availability", "stats": f"{base}/stats", "decision": f"{base}/decision"}
+
+
+def _default_agent_id() -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname().split(".")[0]) or "hub"
+    return name.lower()
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line per problem: `source: key.path: what (fix)`."""
+    lines = []
+    for e in err.errors():
+        key = _dotted(tuple(p for p in e["loc"] if p not in ("function-after",)))
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; `edge-agent check-config` lists the valid keys)"
+        elif e["type"] == "missing":
+            msg = "required key is missing: add it"
+        lines.append(f"{source}: {key or '<top>'}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>", base_dir: Path | None = None) -> AgentConfig:
+    """Validate a config mapping; read secrets; resolve relative paths against `base_dir`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the file must hold a YAML mapping (key: value), not {type(data).__name__}")
+    broker = data.get("broker")
+    if isinstance(broker, dict) and "password" in broker:
+        raise ConfigError(f"{source}: broker.password: do not put secrets inline; use broker.password_file")
+    try:
+        cfg = AgentConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source)) from None
+    if base_dir is not None:
+        cfg = _resolve_paths(cfg, base_dir)
+    if cfg.broker.password_file is not None:
+        try:
+            secret = cfg.broker.password_file.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ConfigError(
+                f"{source}: broker.password_file: cannot read {cfg.broker.password_file} ({e.strerror}); "
+                "fix the path or the file's permissions"
+            ) from None
+        cfg.broker.password = SecretStr(secret)
+    return cfg
+
+
+def _resolve_paths(cfg: AgentConfig, base: Path) -> AgentConfig:
+    def fix(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else (base / p)
+
+    cfg.bundle = fix(cfg.bundle) or cfg.bundle
+    cfg.state_dir = fix(cfg.state_dir) or cfg.state_dir
+    cfg.broker.password_file = fix(cfg.broker.password_file)
+    if cfg.broker.tls is not None:
+        t = cfg.broker.tls
+        t.ca_file, t.cert_file, t.key_file = fix(t.ca_file), fix(t.cert_file), fix(t.key_file)
+    return cfg
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read and validate a YAML config file (raises ConfigError with the key and the fix)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror}); check the path") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)}); fix the syntax") from None
+    return parse_config(data if data is not None else {}, str(path), base_dir=path.parent)
+
+
+def redacted_dump(cfg: AgentConfig) -> dict[str, Any]:
+    """The resolved config as plain data, secrets replaced by '***'."""
+    data = cfg.model_dump(mode="json")
+    if data["broker"].get("password") is not None:
+        data["broker"]["password"] = "***"
+    data["database_url"] = re.sub(r"//([^:/@]+):([^@]+)@", r"//\1:***@", cfg.database_url)
+    if cfg.recorder.database_url:
+        data["recorder"]["database_url"] = data["database_url"]
+    return data

@@ -1,0 +1,160 @@
+"""The rolling window: a per-channel ring buffer on the bundle's time step, with the stale mask (pure).
+
+Readings land in the step `floor(t / step_seconds)`. Event channels (motion, contact) keep the max within a
+step, others the last value. A snapshot at time `now` covers the `window` steps ending with the step that
+holds `now`, oldest first; gaps are forward-filled, and the steps before a channel's first value are
+back-filled (or filled with its last value from before the window). A channel is live while its last report
+is at most `stale_after` seconds old; `calendar.*` channels are computed from the clock (local time) and are
+always live. Every method takes clock values; nothing here reads the time or sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+EVENT_KINDS = frozenset({"motion", "contact"})
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedStep:
+    """A step a channel has moved past: one downsampled reading for the recorder."""
+
+    channel: int
+    ts: float  # start of the step, epoch seconds
+    value: float
+
+
+def local_offset_seconds(t: float) -> float:
+    """UTC offset of the local time zone at `t` (seconds east of UTC)."""
+    return float(time.localtime(t).tm_gmtoff)
+
+
+def calendar_values(names: Sequence[str], times: np.ndarray, utc_offset: float) -> np.ndarray:
+    """Calendar channel values at epoch `times` [T] -> [len(names), T] (same formulas as `calendar_value`)."""
+    tloc = times + utc_offset
+    hour = np.mod(tloc, 86400.0) / 3600.0
+    weekday = np.mod(np.floor(tloc / 86400.0) + 3.0, 7.0)  # 1970-01-01 was a Thursday (Monday = 0)
+    out = np.zeros((len(names), times.shape[0]), dtype=np.float64)
+    for i, n in enumerate(names):
+        if n == "calendar.tod_sin":
+            out[i] = np.sin(2 * np.pi * hour / 24.0)
+        elif n == "calendar.tod_cos":
+            out[i] = np.cos(2 * np.pi * hour / 24.0)
+        elif n == "calendar.dow_sin":
+            out[i] = np.sin(2 * np.pi * weekday / 7.0)
+        elif n == "calendar.dow_cos":
+            out[i] = np.cos(2 * np.pi * weekday / 7.0)
+        else:
+            raise KeyError(f"unknown calendar channel {n!r}")
+    return out
+
+
+class Window:
+    """Ring buffer of `length` steps for every channel."""
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        kinds: Sequence[str],
+        step_seconds: float,
+        length: int,
+        stale_after: Sequence[float],
+    ) -> None:
+        self.names = list(names)
+        self.step = float(step_seconds)
+        self.length = int(length)
+        c = len(self.names)
+        self._event = np.array([k in EVENT_KINDS for k in kinds], dtype=bool)
+        self._calendar = [i for i, k in enumerate(kinds) if k == "calendar"]
+        self._stale_after = np.asarray(stale_after, dtype=np.float64)  # [C]
+        self._buf = np.full((c, self.length), np.nan)  # [C, W] value per slot
+        self._buf_step = np.full((c, self.length), -1, dtype=np.int64)  # [C, W] absolute step held by slot
+        self._cur_step = np.full(c, -1, dtype=np.int64)  # [C] newest step written
+        self._carry_step = np.full(c, -1, dtype=np.int64)  # [C] newest step evicted from the ring
+        self._carry_val = np.full(c, np.nan)
+        self.last_time = np.full(c, -np.inf)  # [C] time of the last report
+        self.last_value = np.full(c, np.nan)  # [C]
+
+    def update(self, ch: int, value: float, t: float) -> ClosedStep | None:
+        """Write a reading; returns the channel's previous step if this reading moved past it."""
+        s = int(t // self.step)
+        slot = s % self.length
+        closed = None
+        prev = int(self._cur_step[ch])
+        if prev >= 0 and s > prev:
+            closed = ClosedStep(ch, prev * self.step, float(self._buf[ch, prev % self.length]))
+        held = int(self._buf_step[ch, slot])
+        if held == s:
+            old = self._buf[ch, slot]
+            self._buf[ch, slot] = max(old, value) if self._event[ch] else value
+        elif held < s:
+            if held >= 0 and held > self._carry_step[ch]:
+                self._carry_step[ch] = held
+                self._carry_val[ch] = self._buf[ch, slot]
+            self._buf[ch, slot] = value
+            self._buf_step[ch, slot] = s
+        # else: a late reading older than the slot's step: dropped (the ring has moved on)
+        if s > prev:
+            self._cur_step[ch] = s
+        if t >= self.last_time[ch]:
+            self.last_time[ch] = t
+            self.last_value[ch] = value
+        return closed
+
+    def open_steps(self) -> list[ClosedStep]:
+        """The newest (still open) step of every channel that has one: flushed to the recorder on stop."""
+        out = []
+        for ch in np.nonzero(self._cur_step >= 0)[0]:
+            s = int(self._cur_step[ch])
+            out.append(ClosedStep(int(ch), s * self.step, float(self._buf[ch, s % self.length])))
+        return out
+
+    def live(self, now: float) -> np.ndarray:
+        """[C] bool: reported within its stale limit (calendar channels always live)."""
+        live = (now - self.last_time) <= self._stale_after
+        live[self._calendar] = True
+        return live
+
+    def snapshot(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Raw values x [C, W] float32 (NaN where never reported) and mask [C] float32 (1 live, 0 stale)."""
+        w = self.length
+        s_now = int(now // self.step)
+        steps = np.arange(s_now - w + 1, s_now + 1, dtype=np.int64)  # [W] oldest first
+        slots = steps % w
+        vals = self._buf[:, slots]  # [C, W]
+        valid = self._buf_step[:, slots] == steps[None, :]  # [C, W]
+        pos = np.where(valid, np.arange(w)[None, :], -1)
+        np.maximum.accumulate(pos, axis=1, out=pos)  # index of the last valid step at or before each step
+        ffilled = np.take_along_axis(vals, np.maximum(pos, 0), axis=1)  # [C, W]
+        # value just before the window: newest ring entry older than the window, or the evicted carry
+        start = s_now - w + 1
+        old_steps = np.where((self._buf_step >= 0) & (self._buf_step < start), self._buf_step, -1)  # [C, W]
+        j = np.argmax(old_steps, axis=1)  # [C]
+        rows = np.arange(len(self.names))
+        pre_step = old_steps[rows, j]
+        pre_val = np.where(pre_step >= 0, self._buf[rows, j], np.nan)
+        use_carry = (self._carry_step > pre_step) & (self._carry_step < start)
+        pre_val = np.where(use_carry, self._carry_val, pre_val)  # [C]
+        first_idx = np.argmax(valid, axis=1)  # [C]
+        first_val = np.where(valid.any(axis=1), vals[rows, first_idx], np.nan)  # [C]
+        before = np.where(np.isnan(pre_val), first_val, pre_val)  # [C]
+        x = np.where(pos >= 0, ffilled, before[:, None])  # [C, W]
+        if self._calendar:
+            times = steps.astype(np.float64) * self.step
+            names = [self.names[i] for i in self._calendar]
+            x[self._calendar] = calendar_values(names, times, local_offset_seconds(now))
+        mask = self.live(now).astype(np.float32)
+        return x.astype(np.float32), mask
+
+
+def pool_time(x: np.ndarray, factor: int) -> np.ndarray:
+    """[C, W] -> [C, W // factor]: mean of `factor` consecutive steps, groups aligned at the newest step."""
+    if factor == 1:
+        return x
+    c, w = x.shape
+    n = w // factor
+    return x[:, w - n * factor :].reshape(c, n, factor).mean(axis=2)
