@@ -1,0 +1,196 @@
+"""Write a model bundle (the tier ladder + manifest.json + model.pt) atomically; load its torch models back.
+
+Tiers (see DESIGN.md): `full` fp32 full.onnx; `int8` = full quantized; `coarse` = the coarse model (time
+factor 4, trained at the pooled resolution) quantized; `focused` = the coarse file fed only the top-k channels
+(`channel_budget`); `sparse` = the focused setup run every 5th periodic tick. `model.pt` carries both torch
+models (state dict + config) for evaluation and retraining; the runtime reads only the manifest's files.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge_agent.manifest import (
+    MANIFEST_NAME,
+    ChannelSpec,
+    DeviceSpec,
+    Manifest,
+    TierSpec,
+    sha256_file,
+    write_manifest,
+)
+from training.export import export_onnx, fsync_dir, parity, quantize_int8
+from training.model import CatVsn, ModelConfig, pool_time
+from training.ortrun import make_session, ort_latency, run_batched
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pt"
+SPARSE_EVERY = 5  # the sparse tier runs on every 5th periodic tick
+
+
+@dataclass
+class BundleSpec:
+    """Everything the manifest needs besides the models."""
+
+    version: str
+    dataset: str
+    step_seconds: float
+    window: int
+    channels: list[ChannelSpec]
+    devices: list[DeviceSpec]
+    channel_budget: int  # k of the focused/sparse tiers
+    training_span: tuple[str, str] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    created: str | None = None  # ISO 8601 UTC; None = now (fixed for a reproducible demo bundle)
+
+
+def default_budget(n_channels: int) -> int:
+    """Top-k of the focused tier: 3 of 5 (UCI), 8 of a home's ~16, never more than C - 1 (if C > 1)."""
+    if n_channels <= 2:
+        return 1
+    return max(1, min(8, round(0.6 * n_channels), n_channels - 1))
+
+
+def save_models(path: Path, full: CatVsn, coarse: CatVsn, time_factor: int) -> None:
+    torch.save(
+        {
+            "full": {"config": full.cfg.to_dict(), "state": full.state_dict()},
+            "coarse": {"config": coarse.cfg.to_dict(), "state": coarse.state_dict()},
+            "time_factor": time_factor,
+        },
+        path,
+    )
+
+
+def load_models(bundle_dir: Path) -> tuple[CatVsn, CatVsn, int]:
+    """(full model, coarse model, time factor) from `bundle_dir/model.pt`, in eval mode."""
+    blob = torch.load(Path(bundle_dir) / MODEL_FILE, map_location="cpu", weights_only=False)
+    models = []
+    for key in ("full", "coarse"):
+        m = CatVsn(ModelConfig.from_dict(blob[key]["config"]))
+        m.load_state_dict(blob[key]["state"])
+        models.append(m.eval())
+    return models[0], models[1], int(blob["time_factor"])
+
+
+def _agreement(a: np.ndarray, b: np.ndarray, devices: list[DeviceSpec]) -> float:
+    """Fraction of (window, device) decisions that agree between two `devices` outputs [N, D]."""
+    same = []
+    for k, dev in enumerate(devices):
+        if dev.kind == "binary":
+            same.append((a[:, k] >= dev.threshold) == (b[:, k] >= dev.threshold))
+        elif dev.kind == "level":
+            same.append(np.rint(a[:, k]) == np.rint(b[:, k]))
+        else:
+            same.append(np.abs(a[:, k] - b[:, k]) < 0.25)
+    return float(np.mean(np.stack(same)))
+
+
+def write_bundle(
+    out_dir: Path,
+    spec: BundleSpec,
+    full: CatVsn,
+    coarse: CatVsn,
+    time_factor: int,
+    pool: tuple[np.ndarray, np.ndarray, np.ndarray],
+    latency_runs: int = 1000,
+) -> Manifest:
+    """Export, quantize, check, time and write the bundle to `out_dir` (temp dir + rename).
+
+    pool: normalized validation windows (x [N, C, T], mask [N, C], ids [N, C]) used for the int8 agreement
+    check and the latency measurement.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).exists():
+        raise FileExistsError(f"{out_dir} exists and is not a model bundle; pick an empty or new directory")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        manifest = _build(tmp, spec, full, coarse, time_factor, pool, latency_runs)
+        tmp.chmod(0o755)  # mkdtemp makes it 0700; the service user must be able to read the bundle
+        fsync_dir(tmp)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("wrote bundle %s (%s)", out_dir, ", ".join(t.name for t in manifest.tiers))
+    return manifest
+
+
+def _build(
+    tmp: Path,
+    spec: BundleSpec,
+    full: CatVsn,
+    coarse: CatVsn,
+    time_factor: int,
+    pool: tuple[np.ndarray, np.ndarray, np.ndarray],
+    latency_runs: int,
+) -> Manifest:
+    full, coarse = full.eval(), coarse.eval()
+    export_onnx(full, tmp / "full.onnx")
+    quantize_int8(tmp / "full.onnx", tmp / "int8.onnx")
+    coarse_fp32 = tmp / "coarse-fp32.onnx"
+    export_onnx(coarse, coarse_fp32)
+    quantize_int8(coarse_fp32, tmp / "coarse.onnx")
+    metrics = dict(spec.metrics)
+    metrics["onnx_max_abs_error"] = max(parity(full, tmp / "full.onnx"), parity(coarse, coarse_fp32))
+    coarse_fp32.unlink()
+    save_models(tmp / MODEL_FILE, full, coarse, time_factor)
+
+    x, mask, ids = pool
+    xc = pool_time(torch.from_numpy(x), time_factor).numpy()  # [N, C, T // f]
+    ref = run_batched(make_session(tmp / "full.onnx"), x, mask, ids)[0]
+    q = run_batched(make_session(tmp / "int8.onnx"), x, mask, ids)[0]
+    metrics["int8_max_abs_error"] = float(np.abs(ref - q).max())
+    metrics["int8_agreement_val"] = _agreement(ref, q, spec.devices)
+    k = spec.channel_budget
+    lat_pool = min(len(x), 64)
+    files = {"full": "full.onnx", "int8": "int8.onnx", "coarse": "coarse.onnx"}
+    tiers: list[TierSpec] = []
+    for name, file, prec, tf, budget, every in [
+        ("full", files["full"], "fp32", 1, None, 1),
+        ("int8", files["int8"], "int8", 1, None, 1),
+        ("coarse", files["coarse"], "int8", time_factor, None, 1),
+        ("focused", files["coarse"], "int8", time_factor, k, 1),
+        ("sparse", files["coarse"], "int8", time_factor, k, SPARSE_EVERY),
+    ]:
+        xt = xc if tf > 1 else x
+        c = budget or x.shape[1]
+        lat = ort_latency(make_session(tmp / file), xt[:lat_pool, :c], mask[:lat_pool, :c], ids[:lat_pool, :c],
+                          n=latency_runs)
+        tiers.append(
+            TierSpec(
+                name=name, file=file, sha256=sha256_file(tmp / file), precision=prec, time_factor=tf,
+                channel_budget=budget, every_n_ticks=every,
+                latency_us_p50=round(lat["p50"], 1), latency_us_p99=round(lat["p99"], 1),
+            )
+        )
+    manifest = Manifest(
+        version=spec.version,
+        created=spec.created or datetime.now(UTC).isoformat(timespec="seconds"),
+        dataset=spec.dataset,
+        step_seconds=spec.step_seconds,
+        window=spec.window,
+        channels=spec.channels,
+        devices=spec.devices,
+        tiers=tiers,
+        training_span=spec.training_span,
+        metrics={k: float(v) for k, v in metrics.items()},
+    )
+    write_manifest(tmp, manifest)
+    return manifest

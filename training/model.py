@@ -1,0 +1,223 @@
+"""The channel-as-token attention model (CAT-VSN): config, torch module, pooling helper.
+
+Each channel is one token: a per-channel temporal encoder with shared weights turns the channel's own window
+into a vector z_c (+ channel-identity and kind embeddings, + RevIN-style window mean/std scalars). One
+self-attention layer mixes the channel tokens into h_c, used ONLY to compute, per device, a readout
+attention w_kc over the live channels. The device output is an exact attention-weighted sum of per-channel
+values computed from the unmixed z_c, so w_kc is the explanation the runtime publishes (faithful by
+construction; measured by `faithfulness_top1` in the evaluation).
+
+Inputs and outputs follow `edge_agent.manifest` (x [B,C,T] normalized, mask [B,C], channel_ids [B,C] ->
+devices [B,D], confidence [B,D], attention [B,D,C]).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, get_args
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edge_agent.manifest import ChannelKind
+
+KINDS: tuple[str, ...] = get_args(ChannelKind)
+NEG = -1e9  # masked attention logit: finite, so an all-masked row stays finite (no NaN)
+
+
+@dataclass
+class DeviceHead:
+    name: str
+    kind: str = "binary"  # binary | level | setpoint
+    levels: int = 2  # level devices: number of classes 0..levels-1
+    mean: float = 0.0  # setpoint: training-label mean (the head predicts (y - mean) / std)
+    std: float = 1.0
+    min_value: float | None = None  # setpoint clamp
+    max_value: float | None = None
+
+    @property
+    def n_out(self) -> int:
+        return self.levels if self.kind == "level" else 1
+
+
+@dataclass
+class ModelConfig:
+    channel_kinds: list[str]  # kind of each manifest channel, in manifest order (indexed by channel_ids)
+    devices: list[DeviceHead]
+    window: int = 64  # time steps fed to THIS model (the coarse model gets window // time_factor)
+    patch: int = 8  # steps per patch; window % patch == 0
+    d: int = 32  # token width: 32 keeps the model ~30-60k params, 50-100 us in onnxruntime
+    heads: int = 4
+    ff_mult: int = 2
+    dropout: float = 0.05  # small: the model is tiny and channel dropout already regularizes
+    time_factor: int = 1  # fine steps merged per input step (1 = full, 4 = coarse); informational
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.devices = [d if isinstance(d, DeviceHead) else DeviceHead(**d) for d in self.devices]
+        if self.window % self.patch:
+            raise ValueError(f"window {self.window} is not a multiple of patch {self.patch}")
+        if self.d % self.heads:
+            raise ValueError(f"d {self.d} is not a multiple of heads {self.heads}")
+        unknown = [k for k in self.channel_kinds if k not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown channel kinds {unknown}")
+
+    @property
+    def n_patches(self) -> int:
+        return self.window // self.patch
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return cls(**d)
+
+
+def pool_time(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Mean of groups of `factor` steps aligned at the newest step: [..., T] -> [..., T // factor]."""
+    if factor == 1:
+        return x
+    t = x.shape[-1] // factor * factor
+    x = x[..., x.shape[-1] - t :]  # drop the oldest remainder
+    return x.reshape(*x.shape[:-1], t // factor, factor).mean(-1)
+
+
+class ChannelEncoder(nn.Module):
+    """Per-channel temporal encoder (shared weights): [B, C, T] -> [B, C, d]."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d, p, n = cfg.d, cfg.patch, cfg.n_patches
+        self.patch = p
+        self.embed = nn.Linear(p, d)
+        self.pos = nn.Parameter(torch.zeros(n, d))
+        self.mix = nn.Linear(n * d, d)
+        self.stats = nn.Linear(2, d)  # RevIN-style scalars: window mean and log std
+        self.out = nn.Linear(d, d)
+        self.norm = nn.LayerNorm(d)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, c, t = x.shape
+        mean = x.mean(-1, keepdim=True)  # [B, C, 1]
+        std = ((x - mean).pow(2).mean(-1, keepdim=True) + 1e-4).sqrt()  # [B, C, 1]
+        shape = x - mean  # level removed; scale kept (global z units), so flat noisy channels stay small
+        patches = shape.reshape(b, c, t // self.patch, self.patch)  # [B, C, P, p]
+        e = F.gelu(self.embed(patches) + self.pos)  # [B, C, P, d]
+        e = self.mix(e.flatten(2))  # [B, C, d]
+        s = self.stats(torch.cat([mean, std.log()], -1))  # [B, C, d]
+        z = self.out(self.drop(F.gelu(e + s)))  # [B, C, d]
+        return self.norm(z) * mask.unsqueeze(-1)
+
+
+class ChannelAttention(nn.Module):
+    """One pre-norm transformer layer across channel tokens with a key-padding mask: [B, C, d] -> [B, C, d]."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d = cfg.d
+        self.heads = cfg.heads
+        self.norm1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.norm2 = nn.LayerNorm(d)
+        self.ff = nn.Sequential(nn.Linear(d, cfg.ff_mult * d), nn.GELU(), nn.Linear(cfg.ff_mult * d, d))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, c, d = z.shape
+        hd = d // self.heads
+        q, k, v = self.qkv(self.norm1(z)).chunk(3, dim=-1)  # 3 x [B, C, d]
+        q = q.reshape(b, c, self.heads, hd).transpose(1, 2)  # [B, H, C, hd]
+        k = k.reshape(b, c, self.heads, hd).transpose(1, 2)
+        v = v.reshape(b, c, self.heads, hd).transpose(1, 2)
+        logits = q @ k.transpose(-1, -2) / math.sqrt(hd)  # [B, H, C, C]
+        logits = logits.masked_fill(mask[:, None, None, :] < 0.5, NEG)
+        a = torch.softmax(logits, -1)
+        mixed = (a @ v).transpose(1, 2).reshape(b, c, d)  # [B, C, d]
+        h = z + self.drop(self.proj(mixed))
+        return h + self.drop(self.ff(self.norm2(h)))
+
+
+class CatVsn(nn.Module):
+    """Channel-as-token encoder + per-device variable-selection readout (see module docstring)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d
+        n_ch = len(cfg.channel_kinds)
+        self.encoder = ChannelEncoder(cfg)
+        self.channel_emb = nn.Embedding(n_ch, d)
+        self.kind_emb = nn.Embedding(len(KINDS), d)
+        self.register_buffer(
+            "kind_of", torch.tensor([KINDS.index(k) for k in cfg.channel_kinds], dtype=torch.long)
+        )
+        self.context = ChannelAttention(cfg)
+        self.key_norm = nn.LayerNorm(d)
+        self.key = nn.Linear(d, d)
+        n_dev = len(cfg.devices)
+        self.query = nn.Parameter(torch.randn(n_dev, d) / math.sqrt(d))
+        # Per-channel values from the UNMIXED tokens: [B, C, d] -> [B, C, O], O = sum of heads' outputs.
+        n_out = sum(h.n_out for h in cfg.devices)
+        self.value = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, n_out))
+        self.value_bias = nn.Parameter(torch.zeros(n_out))
+        out_dev = [i for i, h in enumerate(cfg.devices) for _ in range(h.n_out)]
+        self.register_buffer("out_device", torch.tensor(out_dev, dtype=torch.long))  # [O]
+
+    def raw(
+        self, x: torch.Tensor, mask: torch.Tensor, channel_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training view: (raw outputs [B, O], attention [B, D, C], per-channel values [B, C, O])."""
+        mask = mask.to(x.dtype)
+        x = x * mask.unsqueeze(-1)  # masked channels carry no signal, whatever was fed
+        z = self.encoder(x, mask)  # [B, C, d]
+        z = z + self.channel_emb(channel_ids) + self.kind_emb(self.kind_of[channel_ids])  # [B, C, d]
+        h = self.context(z, mask)  # [B, C, d]
+        keys = self.key(self.key_norm(h))  # [B, C, d]
+        logits = torch.einsum("kd,bcd->bkc", self.query, keys) / math.sqrt(self.cfg.d)  # [B, D, C]
+        logits = logits.masked_fill(mask[:, None, :] < 0.5, NEG)
+        att = torch.softmax(logits, -1) * mask[:, None, :]  # [B, D, C]; all-masked -> zeros
+        values = self.value(z)  # [B, C, O], each from its own channel only
+        w = att[:, self.out_device, :]  # [B, O, C]
+        out = (w * values.transpose(1, 2)).sum(-1) + self.value_bias  # [B, O]
+        return out, att, values
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, channel_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Bundle contract: (devices [B, D], confidence [B, D], attention [B, D, C])."""
+        out, att, values = self.raw(x, mask, channel_ids)
+        devs, confs = [], []
+        o = 0
+        for k, head in enumerate(self.cfg.devices):
+            n = head.n_out
+            r = out[:, o : o + n]  # [B, n]
+            if head.kind == "binary":
+                p = torch.sigmoid(r[:, 0])
+                devs.append(p)
+                confs.append(torch.maximum(p, 1 - p))
+            elif head.kind == "level":
+                probs = torch.softmax(r, -1)  # [B, L]
+                levels = torch.arange(n, dtype=probs.dtype)
+                devs.append((probs * levels).sum(-1))
+                confs.append(probs.max(-1).values)
+            else:
+                y = r[:, 0] * head.std + head.mean
+                lo = head.min_value if head.min_value is not None else -1e9
+                hi = head.max_value if head.max_value is not None else 1e9
+                devs.append(y.clamp(lo, hi))
+                # spread: attention-weighted dispersion of the per-channel proposals (normalized units)
+                v = values[:, :, o] + self.value_bias[o]  # [B, C]
+                spread = (att[:, k, :] * (v - r[:, :1]).pow(2)).sum(-1).sqrt()
+                confs.append(1 - torch.tanh(spread))
+            o += n
+        return torch.stack(devs, -1), torch.stack(confs, -1), att
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
