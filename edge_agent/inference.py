@@ -1,0 +1,137 @@
+"""Inference: load a model bundle (manifest + one ONNX file per tier), verify it, and run onnxruntime.
+
+Loading checks the manifest, then every tier's file and sha256 (a mismatch is refused with a message naming
+the file and the fix), then opens one session per distinct file (CPUExecutionProvider only, sequential,
+`threads` intra-op threads) and warms each up once. `run` normalizes raw readings with the manifest's
+mean/std (masked or missing -> 0) and returns device outputs, confidence and attention.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from pydantic import ValidationError
+
+from edge_agent.manifest import MANIFEST_NAME, Manifest, TierSpec, read_manifest, sha256_file
+
+logger = logging.getLogger(__name__)
+
+INPUTS = ("x", "mask", "channel_ids")
+OUTPUTS = ("devices", "confidence", "attention")
+
+
+class BundleError(Exception):
+    """The bundle cannot be used; the message names the file and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOutput:
+    devices: np.ndarray  # [D] float32: probability / expected level / setpoint per device
+    confidence: np.ndarray  # [D] float32, 0..1
+    attention: np.ndarray  # [D, C_fed] float32, rows sum to 1 over live fed channels
+
+
+class Bundle:
+    """A verified bundle with open sessions, ready to run any of its tiers."""
+
+    def __init__(self, path: Path, manifest: Manifest, sessions: dict[str, ort.InferenceSession]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self._sessions = sessions  # tier name -> session
+        self.mean = np.array([c.mean for c in manifest.channels], dtype=np.float32)  # [C]
+        self.std = np.array([c.std for c in manifest.channels], dtype=np.float32)  # [C]
+        self.tiers = [t.name for t in manifest.tiers]
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def tier(self, name: str) -> TierSpec:
+        return self.manifest.tier(name)
+
+    @classmethod
+    def load(cls, path: str | Path, threads: int = 1) -> Bundle:
+        """Verify and open a bundle directory (raises BundleError)."""
+        path = Path(path)
+        mpath = path / MANIFEST_NAME
+        if not mpath.is_file():
+            raise BundleError(f"{mpath}: missing; point `bundle:` at a model bundle directory (manifest.json + ONNX)")
+        try:
+            manifest = read_manifest(path)
+        except ValidationError as e:
+            first = e.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            raise BundleError(f"{mpath}: invalid manifest at {key}: {first['msg']}; rebuild the bundle") from None
+        except ValueError as e:
+            raise BundleError(f"{mpath}: not valid JSON ({e}); rebuild or re-copy the bundle") from None
+        by_file: dict[str, ort.InferenceSession] = {}
+        sessions: dict[str, ort.InferenceSession] = {}
+        for tier in manifest.tiers:
+            f = path / tier.file
+            if not f.is_file():
+                raise BundleError(f"{f}: tier {tier.name!r} file is missing; re-copy the bundle")
+            digest = sha256_file(f)
+            if digest != tier.sha256:
+                raise BundleError(
+                    f"{f}: sha256 mismatch for tier {tier.name!r} (manifest {tier.sha256[:12]}..., file "
+                    f"{digest[:12]}...): the file is corrupt or was changed; re-copy or rebuild the bundle"
+                )
+            if digest not in by_file:
+                by_file[digest] = _open_session(f, threads)
+            sessions[tier.name] = by_file[digest]
+        bundle = cls(path, manifest, sessions)
+        bundle._warm_up()
+        logger.info("bundle %s loaded from %s: %d channels, %d devices, tiers %s",
+                    manifest.version, path, len(manifest.channels), len(manifest.devices), bundle.tiers)
+        return bundle
+
+    def _warm_up(self) -> None:
+        c = len(self.manifest.channels)
+        for t in self.manifest.tiers:
+            steps = max(1, self.manifest.window // t.time_factor)
+            fed = min(c, t.channel_budget or c)
+            try:
+                self.run(t.name, np.zeros((fed, steps), np.float32), np.ones(fed, np.float32),
+                         np.arange(fed, dtype=np.int64))
+            except (ort.capi.onnxruntime_pybind11_state.Fail, ValueError, RuntimeError) as e:  # type: ignore[attr-defined]
+                raise BundleError(
+                    f"{self.path / t.file}: tier {t.name!r} does not run with the contract's inputs ({e}); "
+                    "rebuild the bundle"
+                ) from None
+
+    def run(self, tier: str, x_raw: np.ndarray, mask: np.ndarray, channel_ids: np.ndarray) -> ModelOutput:
+        """Run one tier on raw readings x_raw [C_fed, T] with mask [C_fed] and channel_ids [C_fed]."""
+        ids = np.asarray(channel_ids, dtype=np.int64)  # [C_fed]
+        x = (np.asarray(x_raw, dtype=np.float32) - self.mean[ids, None]) / self.std[ids, None]  # [C_fed, T]
+        m = np.asarray(mask, dtype=np.float32)  # [C_fed]
+        x = np.where((m[:, None] > 0) & np.isfinite(x), x, 0.0).astype(np.float32)
+        feeds = {"x": x[None], "mask": m[None], "channel_ids": ids[None]}  # batch of 1
+        devices, confidence, attention = self._sessions[tier].run(list(OUTPUTS), feeds)
+        return ModelOutput(devices[0], confidence[0], attention[0])
+
+
+def _open_session(f: Path, threads: int) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-wait on a shared hub
+    so.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(os.fspath(f), sess_options=so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own untyped errors for any bad model file
+        raise BundleError(f"{f}: onnxruntime cannot load it ({str(e).splitlines()[0][:200]}); rebuild the bundle") from None
+    names_in = {i.name for i in sess.get_inputs()}
+    names_out = {o.name for o in sess.get_outputs()}
+    if not set(INPUTS) <= names_in or not set(OUTPUTS) <= names_out:
+        raise BundleError(
+            f"{f}: inputs {sorted(names_in)} / outputs {sorted(names_out)} do not match the bundle contract "
+            f"({list(INPUTS)} -> {list(OUTPUTS)}); rebuild the bundle"
+        )
+    return sess
