@@ -5,10 +5,12 @@
 Reading: pandas `read_csv` in chunks of `chunksize` rows; clean numeric columns take the C parser's fast path.
 Rows are written into arrays preallocated from a line count, so memory is bounded per row:
 
-    peak ≈ rows_in · (12 + 4·K [+ 8 while sorting out-of-order rows]) + G · 4·K + one chunk
-           K = channel + device columns, G = grid rows (≈ rows_in for a 1/step log); one chunk ≈ 60·K·chunksize B
+    peak ≈ bytes_per_row(K) · rows + one chunk,   bytes_per_row(K) = 8·K + 64
+           (raw rows: 8 time + 4·K values + 4 offset; grid: 4·K values + 4 offset + 8 slot index;
+            one column's resampling transients ~40), K = channel + device columns, for a log with about one
+           row per step; one chunk ≈ 100·K·chunksize bytes of pandas frame, independent of the file length.
 
-e.g. 2M rows × 22 columns ≈ 0.4 GB. The result keeps only G · (4·K + 4) bytes.
+e.g. 2M rows × 22 columns ≈ 0.5 GB. The result keeps only rows · (4·K + 4) bytes.
 
 Cell policy:
 * empty / NA cell: missing (NaN), later carried forward up to the sidecar's `ffill_limit_seconds`.
@@ -46,6 +48,11 @@ log = logging.getLogger(__name__)
 
 CHUNKSIZE = 200_000
 _BOOL_WORDS = {"on": 1.0, "off": 0.0, "true": 1.0, "false": 0.0}
+
+
+def bytes_per_row(k: int) -> int:
+    """Documented bound on peak loader memory per row, for K channel + device columns (see module doc)."""
+    return 8 * k + 64
 
 
 def count_lines(path: Path) -> int:
@@ -122,7 +129,7 @@ def _check_device(v: np.ndarray, dev: DeviceInfo, path: Path, line0: int) -> Non
     if not ok.all():
         i = int(np.argmin(ok))
         raise DataError(
-            f"{path}: device column {dev.name!r} line {line0 + i}: value {v[i]!r} is not {want}; "
+            f"{path}: device column {dev.name!r} line {line0 + i}: value {float(v[i]):g} is not {want}; "
             "fix the value or the device kind/levels in the sidecar"
         )
 

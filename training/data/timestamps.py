@@ -116,6 +116,7 @@ class TimestampParser:
             ok = wall != np.iinfo(np.int64).min
             utc = wall if self.zone is None else self._localize(wall, ok)
             ok &= utc != np.iinfo(np.int64).min
+        ok &= s.str.match(r"\d{4}-\d\d-\d\d", na=False).to_numpy()  # pandas also parses 'now', 'today'
         n_bad_parse = int((~ok).sum())
         if n_bad_parse:
             bad_parse = ~ok
