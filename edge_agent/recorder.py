@@ -1,0 +1,282 @@
+"""Recorder: the SQLAlchemy Core schema and a single writer thread that batches rows into the database.
+
+Callers never wait on disk: `add(table, row)` puts the row in a bounded queue (full -> dropped and counted).
+The writer commits every `flush_interval_seconds` or `batch_rows` rows; overrides (the training labels) and
+model versions are committed at once. SQLite gets WAL + synchronous=NORMAL through a connect event. All
+timestamps are epoch-float seconds of the agent's clock. `flush()` waits until everything queued is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+logger = logging.getLogger(__name__)
+
+metadata = MetaData()
+
+readings = Table(
+    "readings", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ts", Float, nullable=False, index=True),
+    Column("channel", String(128), nullable=False),
+    Column("value", Float, nullable=False),
+)
+decisions = Table(
+    "decisions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ts", Float, nullable=False, index=True),
+    Column("device", String(128), nullable=False),
+    Column("output", Float, nullable=False),  # raw model output
+    Column("target", Float, nullable=False),  # value after policy (hysteresis, clamps)
+    Column("confidence", Float),
+    Column("sent", Boolean, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("trigger", String(160)),
+    Column("model_version", String(128), nullable=False),
+    Column("latency_ms", Float),
+    Column("attention", Text),  # JSON: [[channel, weight], ...] top channels
+)
+commands = Table(
+    "commands", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ts", Float, nullable=False, index=True),
+    Column("device", String(128), nullable=False),
+    Column("topic", String(256), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("status", String(32), nullable=False),  # sent | dropped-disconnected | expired | dropped-queue-full
+)
+overrides = Table(
+    "overrides", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ts", Float, nullable=False, index=True),
+    Column("device", String(128), nullable=False),
+    Column("value", Float, nullable=False),  # what the person set: the label
+    Column("previous", Float),
+    Column("agent_target", Float),  # the agent's last decided value for the device
+    Column("agent_output", Float),  # the model's raw output then
+    Column("decision_ts", Float),
+    Column("model_version", String(128)),
+    Column("hold_until", Float),
+)
+model_versions = Table(
+    "model_versions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", String(128), nullable=False),
+    Column("loaded_at", Float, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("manifest", Text, nullable=False),
+)
+tier_changes = Table(
+    "tier_changes", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("old", String(16), nullable=False),
+    Column("new", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("signal", String(32), nullable=False),
+    Column("value", Float),
+)
+agent_state = Table(
+    "agent_state", metadata,
+    Column("key", String(128), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+URGENT_TABLES = frozenset({"overrides", "model_versions"})
+_STOP = object()
+
+
+def make_engine(url: str) -> Engine:
+    """Engine for `url`; SQLite gets its directory created and WAL + synchronous=NORMAL + busy timeout."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_con: Any, _rec: Any) -> None:
+            cur = dbapi_con.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+    return engine
+
+
+class Recorder:
+    """Owns the engine and the writer thread."""
+
+    def __init__(self, url: str, *, flush_interval: float = 1.0, batch_rows: int = 500,
+                 queue_size: int = 100_000) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        metadata.create_all(self.engine)
+        self.flush_interval = flush_interval
+        self.batch_rows = batch_rows
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self.dropped = 0
+        self.written = 0
+        self.errors = 0
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+
+    # ---- producers (any thread) ------------------------------------------------------------------------
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        """Queue one row; urgent tables (overrides, model versions) wait briefly for room rather than drop."""
+        try:
+            if table in URGENT_TABLES:
+                self._q.put((table, row), timeout=2.0)
+            else:
+                self._q.put_nowait((table, row))
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 10_000 == 0:
+                logger.warning("recorder: write queue full, %d rows dropped so far (disk too slow?)", self.dropped)
+
+    def call(self, fn: Callable[[Connection], None]) -> None:
+        """Run `fn(conn)` on the writer thread in its own transaction (retention and other maintenance)."""
+        self._q.put(("__call__", fn))
+
+    def set_state(self, key: str, value: Any, now: float) -> None:
+        """Upsert agent_state[key] = JSON(value)."""
+        self.add("agent_state", {"key": key, "value": json.dumps(value), "updated": now})
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is committed."""
+        done = threading.Event()
+        try:
+            self._q.put(("__flush__", done), timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.flush(timeout)
+        self._q.put(_STOP)
+        self._thread.join(timeout)
+        self.engine.dispose()
+
+    def queue_depth(self) -> int:
+        return self._q.qsize()
+
+    # ---- readers ---------------------------------------------------------------------------------------
+    def get_state(self, key: str) -> Any:
+        with self.engine.connect() as conn:
+            v = conn.execute(select(agent_state.c.value).where(agent_state.c.key == key)).scalar()
+        return None if v is None else json.loads(v)
+
+    def count(self, table: str) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(metadata.tables[table])).scalar() or 0)
+
+    # ---- writer thread ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        pending: dict[str, list[dict[str, Any]]] = {}
+        n = 0
+        deadline = time.monotonic() + self.flush_interval
+        while True:
+            timeout = max(0.0, deadline - time.monotonic())
+            try:
+                item = self._q.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            now_commit = False
+            if item is _STOP:
+                self._commit(pending)
+                return
+            if item is not None:
+                kind, payload = item
+                if kind == "__flush__":
+                    self._commit(pending)
+                    pending, n = {}, 0
+                    payload.set()
+                    continue
+                if kind == "__call__":
+                    self._commit(pending)
+                    pending, n = {}, 0
+                    self._guarded(payload)
+                    continue
+                pending.setdefault(kind, []).append(payload)
+                n += 1
+                now_commit = kind in URGENT_TABLES or n >= self.batch_rows
+            if now_commit or time.monotonic() >= deadline:
+                self._commit(pending)
+                pending, n = {}, 0
+                deadline = time.monotonic() + self.flush_interval
+
+    def _guarded(self, fn: Callable[[Connection], None]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                fn(conn)
+        except SQLAlchemyError as e:
+            self.errors += 1
+            logger.error("recorder: maintenance job failed: %s", e)
+
+    def _commit(self, pending: dict[str, list[dict[str, Any]]]) -> None:
+        if not pending:
+            return
+        try:
+            with self.engine.begin() as conn:
+                for table, rows in pending.items():
+                    if table == "agent_state":
+                        latest = {r["key"]: r for r in rows}
+                        conn.execute(delete(agent_state).where(agent_state.c.key.in_(list(latest))))
+                        conn.execute(insert(agent_state), list(latest.values()))
+                    else:
+                        conn.execute(insert(metadata.tables[table]), rows)
+            self.written += sum(len(r) for r in pending.values())
+        except SQLAlchemyError as e:
+            self.errors += 1
+            lost = sum(len(r) for r in pending.values())
+            logger.error("recorder: commit of %d rows failed (%s); rows dropped, writer goes on", lost, e)
+        except Exception:  # thread boundary: never let the writer die silently
+            self.errors += 1
+            logger.exception("recorder: unexpected error in the writer; batch dropped")
+
+
+def retention_job(rec: Recorder, clock: Callable[[], float], days: float) -> Callable[[], None]:
+    """A scheduler job that deletes readings older than `days` (on the writer thread)."""
+
+    def job() -> None:
+        cutoff = clock() - days * 86400.0
+
+        def _delete(conn: Connection) -> None:
+            res = conn.execute(delete(readings).where(readings.c.ts < cutoff))
+            if res.rowcount:
+                logger.info("retention: deleted %d readings older than %.0f days", res.rowcount, days)
+
+        rec.call(_delete)
+
+    return job

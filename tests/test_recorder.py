@@ -1,0 +1,81 @@
+"""Recorder: WAL SQLite, batched writer thread, urgent overrides, agent_state upsert, retention job."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from edge_agent.recorder import Recorder, retention_job
+from edge_agent.scheduler import JOB_DEFAULTS, Scheduler
+
+pytestmark = pytest.mark.integration
+
+
+def test_batched_rows_flushed_and_wal(tmp_path: Path) -> None:
+    """Rows land in one batch; flush() waits for them; the file is in WAL mode."""
+    rec = Recorder(f"sqlite:///{tmp_path / 'a.db'}", flush_interval=30.0, batch_rows=10_000)
+    for i in range(1000):
+        rec.add("readings", {"ts": float(i), "channel": "x.t", "value": 1.0})
+    assert rec.flush(5.0)
+    assert rec.count("readings") == 1000
+    with rec.engine.connect() as c:
+        assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    rec.close()
+
+
+def test_override_committed_without_waiting_for_the_batch(tmp_path: Path) -> None:
+    """An override (training label) is committed at once even with a long flush interval."""
+    rec = Recorder(f"sqlite:///{tmp_path / 'a.db'}", flush_interval=60.0, batch_rows=10_000)
+    rec.add("overrides", {"ts": 1.0, "device": "l", "value": 0.0, "previous": 1.0})
+    deadline = time.monotonic() + 5
+    while rec.count("overrides") == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rec.count("overrides") == 1
+    rec.close()
+
+
+def test_agent_state_upsert(tmp_path: Path) -> None:
+    """agent_state keeps the latest value per key, across recorder instances."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    rec = Recorder(url)
+    rec.set_state("k", {"a": 1}, 1.0)
+    rec.set_state("k", {"a": 2}, 2.0)
+    rec.flush()
+    rec.set_state("k", {"a": 3}, 3.0)
+    rec.close()
+    rec2 = Recorder(url)
+    assert rec2.get_state("k") == {"a": 3} and rec2.get_state("nope") is None
+    rec2.close()
+
+
+def test_full_queue_drops_and_counts(tmp_path: Path) -> None:
+    """A full queue drops rows and counts them instead of blocking the caller."""
+    rec = Recorder(f"sqlite:///{tmp_path / 'a.db'}", queue_size=100)
+    for i in range(5000):
+        rec.add("readings", {"ts": float(i), "channel": "c", "value": 0.0})
+    rec.flush()
+    assert rec.dropped > 0 and rec.count("readings") + rec.dropped == 5000
+    rec.close()
+
+
+def test_retention_deletes_old_readings_via_scheduler(tmp_path: Path) -> None:
+    """The retention job, run by the scheduler, deletes readings older than the limit only."""
+    rec = Recorder(f"sqlite:///{tmp_path / 'a.db'}")
+    now = 10 * 86400.0
+    rec.add("readings", {"ts": now - 3 * 86400, "channel": "c", "value": 0.0})
+    rec.add("readings", {"ts": now - 1 * 86400, "channel": "c", "value": 0.0})
+    rec.flush()
+    s = Scheduler()
+    s.every(3600, retention_job(rec, lambda: now, days=2), "retention", run_now=True)
+    assert JOB_DEFAULTS["max_instances"] == 1 and s.jobs() == ["retention"]
+    s.start()
+    deadline = time.monotonic() + 5
+    while rec.count("readings") != 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    s.stop()
+    rec.flush()
+    assert rec.count("readings") == 1
+    rec.close()
