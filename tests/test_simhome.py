@@ -54,14 +54,17 @@ def test_history_csv_and_sidecar_match(tmp_path):
 
 @pytest.mark.parametrize(("day", "hours"), [(dt.date(2022, 3, 27), 23), (dt.date(2022, 10, 30), 25)])
 def test_dst_days_have_23_or_25_hours_with_offsets(tmp_path, day, hours):
-    home = SimHome(5, dt.datetime(day.year, day.month, day.day, tzinfo=TZ), dropouts=False)
+    home = SimHome(5, dt.datetime(day.year, day.month, day.day, tzinfo=TZ))
     frame = next(home.days(1, warmup_days=0))
     assert len(frame.plan) == hours * 60
     path = write_history(tmp_path / "d.csv", 1, seed=5, start=day.isoformat())
     _, rows = _read(path)
     stamps = [dt.datetime.fromisoformat(r[0]) for r in rows]
     utc = [s.timestamp() for s in stamps]
-    assert all(b - a == 60 for a, b in zip(utc, utc[1:], strict=False)) or len(rows) < hours * 60  # hub gap
+    steps = np.diff(np.array(utc))
+    assert (steps > 0).all() and (steps % 60 == 0).all()  # no duplicated or shifted row across DST
+    assert len(rows) == int(frame.plan.hub_ok.sum())  # only hub outages leave rows out
+    assert stamps[0] == dt.datetime(day.year, day.month, day.day, tzinfo=TZ) or not frame.plan.hub_ok[0]
     offsets = {s.utcoffset() for s in stamps}
     assert offsets == {dt.timedelta(hours=1), dt.timedelta(hours=2)}
     walls = [s.replace(tzinfo=None) for s in stamps]
@@ -172,5 +175,7 @@ def test_cli_history_and_bad_input(tmp_path, capsys):
     assert cli_main(["history", "--days", "0", "--out", str(out)]) == 2
     assert cli_main(["history", "--days", "1", "--out", str(out), "--start", "yesterday"]) == 2
     assert cli_main(["history", "--days", "1", "--out", str(out), "--timezone", "Mars/Olympus"]) == 2
+    assert cli_main(["history", "--days", "1", "--out", str(tmp_path)]) == 2  # a directory
+    assert not list(tmp_path.glob("*.tmp"))
     err = capsys.readouterr().err
     assert "--start" in err and "YYYY-MM-DD" in err and "Traceback" not in err

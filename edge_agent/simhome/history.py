@@ -123,15 +123,17 @@ def write_history(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     rows = 0
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(header() + "\n")
-        for k, frame in enumerate(home.days(days)):
-            text = format_rows(frame)
-            rows += int(frame.plan.hub_ok.sum())
-            f.write(text)
-            if progress is not None:
-                progress(k + 1, days)
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(header() + "\n")
+            for k, frame in enumerate(home.days(days)):
+                f.write(format_rows(frame))
+                rows += int(frame.plan.hub_ok.sum())
+                if progress is not None:
+                    progress(k + 1, days)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     sidecar_path(path).write_text(
         make_sidecar(timezone, step_seconds).model_dump_json(indent=2) + "\n", encoding="utf-8"
     )
