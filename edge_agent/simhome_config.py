@@ -1,0 +1,57 @@
+"""Build a complete agent config for the simulated home from its topology and a model bundle.
+
+Used by the demo and the integration tests: every sensor field of `topology()` becomes a channel rule (only
+channels the bundle knows), every device gets its state/command topics and payload values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edge_agent.config import AgentConfig, parse_config
+from edge_agent.manifest import read_manifest
+from edge_agent.simhome.layout import Topology, topology
+
+
+def simhome_config_dict(
+    bundle: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 1883,
+    state_dir: Path,
+    agent_id: str = "demo",
+    mode: str = "auto",
+    topo: Topology | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """The config as a plain mapping (YAML-ready); `overrides` replace top-level keys."""
+    topo = topo or topology()
+    known = {c.name for c in read_manifest(bundle).channels}
+    channels = [
+        {"topic": s.topic, "channel": s.channel, "field": s.field, "invert": s.invert}
+        for s in topo.sensors if s.channel in known
+    ]
+    devices = []
+    for d in topo.devices:
+        dev: dict[str, Any] = {"name": d.name, "state_topic": d.state_topic, "command_topic": d.command_topic,
+                               "field": d.field}
+        if d.value_map:
+            dev["values"] = [k for k, _ in sorted(d.value_map.items(), key=lambda kv: kv[1])]
+        if d.min_value is not None:
+            dev["min_value"] = d.min_value
+        if d.max_value is not None:
+            dev["max_value"] = d.max_value
+        devices.append(dev)
+    data: dict[str, Any] = {
+        "agent_id": agent_id, "mode": mode, "bundle": str(bundle), "state_dir": str(state_dir),
+        "broker": {"host": host, "port": port, "reconnect_min_seconds": 0.2, "reconnect_max_seconds": 2.0},
+        "channels": channels, "devices": devices,
+    }
+    data.update(overrides)
+    return data
+
+
+def simhome_config(bundle: Path, **kw: Any) -> AgentConfig:
+    """Validated `AgentConfig` for the simulated home (see `simhome_config_dict`)."""
+    return parse_config(simhome_config_dict(bundle, **kw), "<simhome>")

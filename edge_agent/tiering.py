@@ -1,0 +1,33 @@
+"""Feeding a tier: which channels (all, or the channel budget's top-k plus the triggering ones) and how many
+time steps (the tier's `time_factor` pooling), then one run of the bundle. Pure apart from the model run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from edge_agent.focus import AttentionTracker
+from edge_agent.inference import Bundle, ModelOutput
+from edge_agent.manifest import TierSpec
+from edge_agent.window import pool_time
+
+
+def select_channels(tier: TierSpec, n_channels: int, tracker: AttentionTracker, triggered: Iterable[int]) -> np.ndarray:
+    """Channel ids [C_fed] for `tier`: all, or the tracker's top-k plus the channels an event fired on."""
+    if tier.channel_budget is None or tier.channel_budget >= n_channels:
+        return np.arange(n_channels, dtype=np.int64)
+    chosen = set(tracker.top_k(tier.channel_budget)) | set(triggered)
+    return np.array(sorted(chosen), dtype=np.int64)
+
+
+def run_tier(
+    bundle: Bundle,
+    tier: TierSpec,
+    x: np.ndarray,
+    mask: np.ndarray,
+    ids: np.ndarray,
+) -> ModelOutput:
+    """x [C, W] raw, mask [C]; feeds x[ids] pooled to [C_fed, W // time_factor]."""
+    xs = pool_time(x[ids], tier.time_factor)  # [C_fed, W // f]
+    return bundle.run(tier.name, xs, mask[ids], ids)
