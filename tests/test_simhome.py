@@ -179,3 +179,17 @@ def test_cli_history_and_bad_input(tmp_path, capsys):
     assert not list(tmp_path.glob("*.tmp"))
     err = capsys.readouterr().err
     assert "--start" in err and "YYYY-MM-DD" in err and "Traceback" not in err
+
+
+def test_two_occupants_and_trips():
+    home = SimHome(1, dt.datetime(2022, 1, 3, tzinfo=TZ), n_occupants=2, dropouts=False)
+    frames = list(home.days(7, warmup_days=0))
+    occ = np.concatenate([f.plan.occ for f in frames], axis=1)  # [R, n]
+    assert occ.sum(axis=0).max() == 2 and occ.max() == 2
+    from edge_agent.simhome.routine import on_trip, trips
+
+    first, last = trips(1, 2022)[0]
+    away = SimHome(1, dt.datetime.combine(first + dt.timedelta(days=1), dt.time(), TZ), dropouts=False)
+    frame = next(away.days(1, warmup_days=0))
+    assert on_trip(1, frame.plan.date) and frame.plan.home.max() == 0
+    assert frame.devices[:, DEVICE_NAMES.index("living.light")].max() == 0.0

@@ -241,7 +241,7 @@ class SimHome:
         k = DEVICE_INDEX[name]
         spec = DEVICES[k]
         if spec.kind == "setpoint":
-            v = float(np.clip(round(float(value) * 2) / 2, SETPOINT_MIN, SETPOINT_MAX))
+            v = float(np.clip(round(float(value), 1), SETPOINT_MIN, SETPOINT_MAX))
         else:
             v = float(np.clip(round(float(value)), 0, spec.levels - 1))
         self.device_state[k] = v
