@@ -1,0 +1,238 @@
+"""Command line: `edge-agent run | check-config | status | demo`.
+
+Bad input (config, bundle, database) is one clear message on stderr and exit code 2, never a traceback.
+`run` stays in the foreground, logs to stderr, and stops cleanly on SIGTERM/SIGINT (recorder flushed,
+`offline` published). `status` reads the retained stats topic, or falls back to the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge_agent.config import AgentConfig, ConfigError, load_config, redacted_dump
+
+logger = logging.getLogger(__name__)
+
+EXIT_BAD_INPUT = 2
+
+
+def _fail(msg: str) -> int:
+    print(f"edge-agent: {msg}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from edge_agent.agent import Agent
+    from edge_agent.inference import BundleError
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        return _fail(f"config error:\n{e}")
+    _setup_logging(args.log_level or cfg.log_level)
+    try:
+        agent = Agent(cfg)
+    except BundleError as e:
+        return _fail(f"bundle error: {e}")
+    except (SQLAlchemyError, OSError) as e:
+        return _fail(f"cannot open the database {redacted_dump(cfg)['database_url']} ({e.__class__.__name__}: "
+                     f"{str(e).splitlines()[0]}); fix recorder.database_url or the state_dir permissions")
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        logger.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    agent.start()
+    while not stop.wait(0.5):
+        pass
+    agent.stop()
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from edge_agent.inference import Bundle, BundleError
+
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as e:
+        return _fail(f"config error:\n{e}")
+    problems = []
+    try:
+        bundle = Bundle.load(cfg.bundle)
+    except BundleError as e:
+        return _fail(f"bundle error: {e}")
+    known = set(bundle.manifest.channel_index())
+    devices = {d.name for d in bundle.manifest.devices}
+    for i, r in enumerate(cfg.channels):
+        if r.channel not in known:
+            problems.append(f"channels[{i}].channel: {r.channel!r} is not in the bundle (has {sorted(known)})")
+    for i, d in enumerate(cfg.devices):
+        if d.name not in devices:
+            problems.append(f"devices[{i}].name: {d.name!r} is not decided by the bundle (has {sorted(devices)})")
+    print(yaml.safe_dump(redacted_dump(cfg), sort_keys=False, allow_unicode=True), end="")
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    print(f"# config OK; bundle {bundle.version} verified ({len(bundle.tiers)} tiers)", file=sys.stderr)
+    return 0
+
+
+def _stats_from_broker(cfg: AgentConfig, timeout: float) -> tuple[dict[str, Any] | None, str | None]:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    topics = cfg.topics()
+    got: dict[str, Any] = {}
+    done = threading.Event()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    b = cfg.broker
+    if b.username:
+        c.username_pw_set(b.username, b.password.get_secret_value() if b.password else None)
+    if b.tls is not None:
+        c.tls_set(ca_certs=b.tls.ca_file and str(b.tls.ca_file), certfile=b.tls.cert_file and str(b.tls.cert_file),
+                  keyfile=b.tls.key_file and str(b.tls.key_file))
+
+    def _on_msg(_c: Any, _u: Any, msg: Any) -> None:
+        got[msg.topic] = msg.payload
+        if topics["stats"] in got and topics["availability"] in got:
+            done.set()
+
+    c.on_message = _on_msg
+    c.on_connect = lambda cl, *_: cl.subscribe([(topics["stats"], 0), (topics["availability"], 0)])
+    try:
+        c.connect(b.host, b.port, keepalive=10)
+    except OSError:
+        return None, None
+    c.loop_start()
+    done.wait(timeout)
+    c.loop_stop()
+    c.disconnect()
+    stats = None
+    if topics["stats"] in got:
+        try:
+            stats = json.loads(got[topics["stats"]])
+        except ValueError:
+            stats = None
+    avail = got.get(topics["availability"])
+    return stats, avail.decode(errors="replace") if avail is not None else None
+
+
+def _state_from_db(cfg: AgentConfig) -> dict[str, Any] | None:
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from edge_agent.recorder import decisions, make_engine, overrides, tier_changes
+
+    url = cfg.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    try:
+        eng = make_engine(url)
+        with eng.connect() as c:
+            last = c.execute(select(decisions.c.device, func.max(decisions.c.ts)).group_by(decisions.c.device)).all()
+            devs = {}
+            for dev, ts in last:
+                row = c.execute(select(decisions).where(decisions.c.device == dev, decisions.c.ts == ts)).mappings().first()
+                devs[dev] = dict(row) if row else {}
+            n_over = c.execute(select(func.count()).select_from(overrides)).scalar()
+            tier = c.execute(select(tier_changes).order_by(tier_changes.c.ts.desc()).limit(1)).mappings().first()
+        eng.dispose()
+    except SQLAlchemyError:
+        return None
+    return {"devices": devs, "overrides": n_over, "last_tier_change": dict(tier) if tier else None}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        return _fail(f"config error:\n{e}")
+    console = Console()
+    stats, avail = _stats_from_broker(cfg, args.timeout)
+    if stats is not None:
+        t = Table(title=f"edge-agent {cfg.agent_id}: {avail or '?'} (from the stats topic)")
+        t.add_column("metric")
+        t.add_column("value")
+        for k in ("tier", "mode", "model_version", "connected", "msgs_per_s", "received", "invalid",
+                  "unknown_topic", "dropped", "queue_depth", "decisions", "commands", "overrides",
+                  "latency_ms_p50", "latency_ms_p99", "cpu_percent", "rss_mb", "uptime_s"):
+            t.add_row(k, str(stats.get(k)))
+        console.print(t)
+        return 0
+    db = _state_from_db(cfg)
+    if db is None:
+        print(f"edge-agent: no stats on {cfg.broker.host}:{cfg.broker.port} and no database at "
+              f"{redacted_dump(cfg)['database_url']}; is the agent running?", file=sys.stderr)
+        return 1
+    t = Table(title=f"edge-agent {cfg.agent_id}: broker unreachable or no stats; last state from the database")
+    for col in ("device", "time", "value", "mode", "tier", "reason", "sent"):
+        t.add_column(col)
+    for dev, r in sorted(db["devices"].items()):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.get("ts", 0)))
+        t.add_row(dev, when, f"{r.get('target')}", str(r.get("mode")), str(r.get("tier")), str(r.get("reason")),
+                  str(r.get("sent")))
+    console.print(t)
+    console.print(f"overrides recorded: {db['overrides']}; last tier change: {db['last_tier_change']}")
+    return 0
+
+
+def cmd_demo(argv: list[str]) -> int:
+    try:
+        from edge_agent import demo  # type: ignore[attr-defined]
+    except ImportError as e:
+        return _fail(f"the demo is not available in this build ({e})")
+    return int(demo.main(argv) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edge-agent", description="Smart-home controller with an attention model")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the agent in the foreground")
+    r.add_argument("--config", required=True, help="YAML config file")
+    r.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override log_level")
+    c = sub.add_parser("check-config", help="validate a config (and its bundle), print it with secrets redacted")
+    c.add_argument("file", help="YAML config file")
+    s = sub.add_parser("status", help="show the running agent's state (stats topic, else the database)")
+    s.add_argument("--config", required=True, help="YAML config file")
+    s.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the retained stats")
+    sub.add_parser("demo", help="simulated home + agent + live view (options: edge-agent demo --help)",
+                   add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "demo":
+        return cmd_demo(argv[1:])
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on bad usage already; keep its code
+        return int(e.code or 0)
+    handlers = {"run": cmd_run, "check-config": cmd_check_config, "status": cmd_status}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
