@@ -81,6 +81,7 @@ class MqttLink:
         self._commands: dict[int, float] = {}  # mid -> created (agent clock), for the reconnect purge
         self._outbox: deque[_Pending] = deque()
         self._v5 = settings.protocol == "5"
+        self._stopping = False
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -126,6 +127,7 @@ class MqttLink:
                 info.wait_for_publish(timeout)
             except (RuntimeError, ValueError) as e:
                 logger.warning("mqtt: offline message not confirmed before disconnect (%s)", e)
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -243,6 +245,8 @@ class MqttLink:
     def _on_disconnect(self, _c: Any, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
         try:
             self.connected.clear()
+            if self._stopping:
+                return
             self.counters.disconnects += 1
             logger.warning("mqtt: disconnected from %s:%s (%s); reconnecting with backoff",
                            self.settings.host, self.settings.port, reason)

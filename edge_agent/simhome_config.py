@@ -23,9 +23,13 @@ def simhome_config_dict(
     agent_id: str = "demo",
     mode: str = "auto",
     topo: Topology | None = None,
+    echo_window_seconds: float = 120.0,
     **overrides: Any,
 ) -> dict[str, Any]:
-    """The config as a plain mapping (YAML-ready); `overrides` replace top-level keys."""
+    """The config as a plain mapping (YAML-ready); `overrides` replace top-level keys.
+
+    Times are on the simulation's clock: at speed 300 the driver's 20 ms tick is 6 sim-seconds, so the echo
+    window is wide (a person's change back to another value is still an override)."""
     topo = topo or topology()
     known = {c.name for c in read_manifest(bundle).channels}
     channels = [
@@ -35,7 +39,7 @@ def simhome_config_dict(
     devices = []
     for d in topo.devices:
         dev: dict[str, Any] = {"name": d.name, "state_topic": d.state_topic, "command_topic": d.command_topic,
-                               "field": d.field}
+                               "field": d.field, "echo_window_seconds": echo_window_seconds}
         if d.value_map:
             dev["values"] = [k for k, _ in sorted(d.value_map.items(), key=lambda kv: kv[1])]
         if d.min_value is not None:

@@ -143,3 +143,30 @@ def home_bundle(out: Path, **kw: object) -> Path:
     bias = np.array([-4.0, -1.5, 0.0])
     return build_bundle(out, HOME_CHANNELS, HOME_DEVICES, w, bias, scale=np.array([1.0, 3.0, 10.0]),
                         offset=np.array([0.0, 0.0, 15.0]), **kw)  # type: ignore[arg-type]
+
+
+def simhome_bundle(out: Path, **kw: object) -> Path:
+    """A bundle over the simulated home's channels and devices: each room's light follows motion in the dark,
+    the bedroom fan follows humidity, the heating follows the living-room temperature."""
+    from edge_agent.simhome.layout import CHANNELS, DEVICES
+
+    scale = {"illuminance": 100.0, "temperature": 5.0, "humidity": 20.0, "co2": 300.0, "power": 1000.0}
+    mean = {"temperature": 20.0, "humidity": 50.0, "co2": 600.0, "power": 500.0}
+    chans = [ChannelSpec(name=c.name, kind=c.kind, unit=c.unit, mean=mean.get(c.kind, 0.0),  # type: ignore[arg-type]
+                         std=scale.get(c.kind, 1.0)) for c in CHANNELS]
+    devs = [DeviceSpec(name=d.name, kind=d.kind, unit=d.unit, levels=d.levels, min_value=d.min_value,  # type: ignore[arg-type]
+                       max_value=d.max_value) for d in DEVICES]
+    idx = {c.name: i for i, c in enumerate(chans)}
+    w = np.zeros((len(chans), len(devs)))
+    bias = np.zeros(len(devs))
+    sc, off = np.ones(len(devs)), np.zeros(len(devs))
+    for j, d in enumerate(devs):
+        room = d.name.split(".")[0]
+        if d.kind == "binary":
+            w[idx[f"{room}.motion"], j], w[idx[f"{room}.illuminance"], j], bias[j] = 8.0, -4.0, -4.0
+        elif d.kind == "level":
+            w[idx[f"{room}.humidity"], j], bias[j], sc[j] = 3.0, -1.5, d.levels - 1
+        else:
+            w[idx[f"{room}.temperature"], j], sc[j], off[j] = -2.0, 10.0, 15.0
+    return build_bundle(out, chans, devs, w, bias, scale=sc, offset=off, step_seconds=60.0, window=16,
+                        version="sim-test-1", **kw)  # type: ignore[arg-type]
