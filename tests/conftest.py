@@ -119,8 +119,8 @@ class Observer:
         self.client.publish(topic, data, qos=qos, retain=retain).wait_for_publish(5)
 
     def close(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 @pytest.fixture()
@@ -157,8 +157,8 @@ class EchoDevices:
         self.client.publish(f"zigbee2mqtt/{name}", json.dumps(self.state[name]), qos=1, retain=True).wait_for_publish(5)
 
     def close(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 class JumpClock:
