@@ -1,7 +1,7 @@
 """The MQTT link (paho 2, callback API v2): connect, TLS, credentials, reconnect, subscribe, publish, LWT.
 
 paho's network thread only puts `(topic, payload, monotonic time)` into a bounded queue (full -> counted
-drop); callbacks never raise. Subscriptions are re-issued on every connect. Commands are QoS1, never
+drop; a QoS1 message first waits up to a second, which back-pressures the broker); callbacks never raise. Subscriptions are re-issued on every connect. Commands are QoS1, never
 retained, sent only while connected, through a back-pressure window of in-flight QoS1 publishes; a command
 not sent within `command_expiry_seconds` (agent clock) is dropped and counted, and one paho would re-send
 after a reconnect is removed first if it expired meanwhile: a command never goes out on a stale basis.
@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 PAHO_QUEUE_LIMIT = 1000  # paho's own outgoing queue bound: memory stays bounded during an outage
 EARLY_ACK_TTL = 10.0  # seconds an on_publish for a not-yet-registered mid is remembered
+# A QoS1 message waits this long for room in a full inbox: paho acks only after on_message returns, so the
+# broker's in-flight limit then slows the stream down (back-pressure, no loss); far below the keepalive.
+QOS1_BLOCK_SECONDS = 1.0
 
 
 @dataclass
@@ -256,7 +259,11 @@ class MqttLink:
     def _on_message(self, _c: Any, _ud: Any, msg: mqtt.MQTTMessage) -> None:
         try:
             self.counters.received += 1
-            self.inbox.put_nowait((msg.topic, msg.payload, time.monotonic()))
+            item = (msg.topic, msg.payload, time.monotonic())
+            if msg.qos > 0:
+                self.inbox.put(item, timeout=QOS1_BLOCK_SECONDS)
+            else:
+                self.inbox.put_nowait(item)
         except queue.Full:
             self.counters.dropped += 1
             if self._limiter.allow("inbox-full", time.monotonic()):
