@@ -78,18 +78,23 @@ class WindowSampler:
         if ends.size and (ends.min() < self.window - 1 or ends.max() >= len(self.log)):
             raise IndexError(f"window ends must be in {self.window - 1}..{len(self.log) - 1}")
         t = self.window
-        w = self.values[ends[:, None] + self._offsets].transpose(0, 2, 1)  # [B, C, T]
-        valid = ~np.isnan(w)  # [B, C, T]
-        mask = valid[..., t - self.stale_steps:].any(axis=-1)  # [B, C]
-        steps = np.arange(t, dtype=np.int64)
-        pos = np.where(valid, steps, -1)  # [B, C, T]
-        np.maximum.accumulate(pos, axis=-1, out=pos)
-        first = np.argmax(valid, axis=-1)  # [B, C] first valid step (0 if none)
-        pos = np.where(pos < 0, first[..., None], pos)
-        x = np.take_along_axis(w, pos, axis=-1)  # [B, C, T]
-        x[~mask] = 0.0
-        return (np.ascontiguousarray(x, dtype=np.float32), mask.astype(np.float32),
-                self.labels[ends].astype(np.float32, copy=True))
+        x = self.values[ends[:, None] + self._offsets].transpose(0, 2, 1).copy()  # [B, C, T]
+        mask = np.ones(x.shape[:2], dtype=bool)  # [B, C]
+        holes = np.isnan(x).any(axis=-1)  # [B, C]; most rows of a clean log have none: no work
+        if holes.any():
+            bi, ci = np.nonzero(holes)
+            w = x[bi, ci]  # [H, T] only the rows with a missing step
+            valid = ~np.isnan(w)
+            live = valid[:, t - self.stale_steps:].any(axis=-1)  # [H]
+            pos = np.where(valid, np.arange(t, dtype=np.int64), -1)
+            np.maximum.accumulate(pos, axis=-1, out=pos)  # last valid step at or before each step
+            first = np.argmax(valid, axis=-1)  # [H] first valid step (leading NaNs back-filled from it)
+            pos = np.where(pos < 0, first[:, None], pos)
+            filled = np.take_along_axis(w, pos, axis=-1)
+            filled[~live] = 0.0
+            x[bi, ci] = filled
+            mask[bi, ci] = live
+        return x, mask.astype(np.float32), self.labels[ends].astype(np.float32, copy=True)
 
     def iter_batches(self, batch_size: int, *, ends: np.ndarray | None = None, shuffle: bool = False,
                      rng: np.random.Generator | None = None
