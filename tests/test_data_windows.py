@@ -136,3 +136,21 @@ def test_normalize_and_coarsen():
     c = coarsen_time(x, 3)  # 8 // 3 = 2 groups aligned at the newest step: steps 2-4 and 5-7
     assert c.shape == (2, 2, 2) and c[0, 0].tolist() == [3.0, 6.0]
     assert math.isclose(float(coarsen_time(x, 1).sum()), float(x.sum()))
+
+
+def test_sim_history_across_spring_forward(tmp_path):
+    from edge_agent.simhome.history import write_history
+
+    csv = write_history(tmp_path / "h.csv", 4, seed=3, start="2022-03-25", dropouts=False)
+    log = load_dataset(str(csv))["all"]
+    # 4 local days, one of 23 hours: one row per UTC minute, nothing shifted or duplicated
+    assert len(log) == 4 * 1440 - 60 and log.stats["duplicates"] == 0 and log.stats["gaps"] == 0
+    assert sorted(set(log.utc_offset_seconds.tolist())) == [3600, 7200]
+    hour, wd = hour_and_weekday(log)
+    assert hour[0] == 0.0 and wd[0] == 4  # Friday 2022-03-25 00:00 local
+    jump = int(np.argmax(log.utc_offset_seconds == 7200))
+    assert hour[jump - 1] == pytest.approx(1 + 59 / 60) and hour[jump] == 3.0
+    sim = load_dataset("sim:2:1")["all"]
+    assert sim.name == "sim:2:1" and len(sim.devices) >= 3 and len(sim.channels) >= 6
+    with pytest.raises(DataError, match="sim:DAYS"):
+        load_dataset("sim:two")

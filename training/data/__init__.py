@@ -3,7 +3,8 @@
 Public API (the trainer, evaluator, baselines and CLI use only these names):
 
     DataError                          one-line bad-input error (CLI prints it, exits 2)
-    load_dataset(spec, ...)            'uci-occupancy' -> {'train','test','test2'}; CSV path -> {'all'}
+    load_dataset(spec, ...)            'uci-occupancy' -> {'train','test','test2'}; 'sim[:DAYS[:SEED]]' or
+                                       a CSV path -> {'all'}
     split_log(log, split)              -> {'train','val','test'} by local dates or fractions
     WindowSampler(log, window)         .ends int64 [M], .batch(ends) -> x [B,C,T], mask [B,C], labels [B,D]
     normalize, coarsen_time, channel_moments
@@ -33,7 +34,8 @@ from training.data.uci import load_uci
 from training.data.windows import WindowSampler, channel_moments, coarsen_time, normalize
 from training.sensorlog import SensorLog
 
-BUILTIN_DATASETS: tuple[str, ...] = (UCI_NAME,)
+BUILTIN_DATASETS: tuple[str, ...] = (UCI_NAME, "sim")
+SIM_DEFAULT_DAYS = 28
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -71,16 +73,39 @@ def drop_channels(log: SensorLog, names: Sequence[str]) -> SensorLog:
     return replace(log, values=log.values[:, keep], channels=[log.channels[i] for i in keep], stats=dict(log.stats))
 
 
+def _load_sim(spec: str) -> SensorLog:
+    import tempfile
+
+    from edge_agent.simhome.history import write_history
+
+    parts = spec.split(":")[1:]
+    try:
+        days = int(parts[0]) if parts and parts[0] else SIM_DEFAULT_DAYS
+        seed = int(parts[1]) if len(parts) > 1 else 0
+        if days < 1 or len(parts) > 2:
+            raise ValueError
+    except ValueError:
+        raise DataError(f"dataset {spec!r}: write sim, sim:DAYS or sim:DAYS:SEED (e.g. sim:28:0)") from None
+    with tempfile.TemporaryDirectory(prefix="edge-agent-sim-") as tmp:
+        path = write_history(Path(tmp) / f"sim-{days}d-seed{seed}.csv", days, seed=seed)
+        log = load_csv(path)
+    log.name = f"sim:{days}:{seed}"
+    return log
+
+
 def load_dataset(spec: str, *, data_dir: Path | None = None, sidecar: Path | None = None,
                  timezone: str | None = None, drop_channels: Sequence[str] = ()) -> dict[str, SensorLog]:
     """Load a dataset by name or path.
 
     `spec`: 'uci-occupancy' -> {'train', 'test', 'test2'} (files in `data_dir`, $EDGE_AGENT_UCI_DIR or
-    ../shared/data/uci-occupancy); a CSV path (optionally 'csv:PATH') -> {'all'} using its sidecar
+    ../shared/data/uci-occupancy); 'sim' / 'sim:DAYS' / 'sim:DAYS:SEED' -> {'all'}, a fresh simulated-home
+    history (edge_agent.simhome, 28 days, seed 0 by default) written to a temporary CSV and loaded; a CSV path (optionally 'csv:PATH') -> {'all'} using its sidecar
     (`sidecar` or found next to it) and `timezone` for naive timestamps. `drop_channels` removes channels.
     """
     if spec == UCI_NAME:
         logs = load_uci(data_dir, timezone)
+    elif spec == "sim" or spec.startswith("sim:"):
+        logs = {"all": _load_sim(spec)}
     else:
         path = Path(spec[4:] if spec.startswith("csv:") else spec)
         if not path.is_file():
