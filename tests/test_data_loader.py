@@ -188,3 +188,15 @@ def test_memory_bounded_per_row(tmp_path):
     growth = _peak(big) - _peak(small)
     bound = bytes_per_row(k + 1) * 50_000
     assert growth <= bound, f"peak grew {growth} B for 50k more rows, documented bound {bound} B"
+
+
+def test_device_words_and_sidecar_yaml(tmp_path):
+    csv = tmp_path / "words.csv"
+    csv.write_text("time,t,light\n2024-01-01T00:00Z,1,ON\n2024-01-01T00:01Z,2,off\n2024-01-01T00:02Z,3,1\n")
+    sc = tmp_path / "words.sidecar.yaml"
+    sc.write_text("columns:\n  t: {role: channel}\n  light: {role: device}\n")
+    log = load_csv(csv)  # found by stem; on/off/true/false accepted for devices
+    assert log.labels[:, 0].tolist() == [1.0, 0.0, 1.0] and log.utc_offset_seconds.tolist() == [0, 0, 0]
+    sc.write_text("columns: [t, light]\n")
+    with pytest.raises(DataError, match=r"sidecar .*words.sidecar.yaml: columns: .*fix that key"):
+        load_csv(csv)
