@@ -51,21 +51,19 @@ def _as_us(idx: pd.DatetimeIndex) -> np.ndarray:
     return idx.as_unit("us").asi8.copy()
 
 
+def _offset_seconds(txt: str) -> int:
+    if txt in ("", "Z", "z"):
+        return 0
+    sign = -1 if txt[0] == "-" else 1
+    digits = txt[1:].replace(":", "")
+    return sign * (int(digits[:2]) * 3600 + (int(digits[2:4]) * 60 if len(digits) >= 4 else 0))
+
+
 def _offsets_from_strings(s: pd.Series) -> np.ndarray:
     """int32 [n] UTC offset in seconds parsed from the strings' suffixes (0 for 'Z' or missing)."""
-    part = s.str.extract(_OFFSET_PART, expand=False)
-    out = np.zeros(len(s), dtype=np.int32)
-    p = part.to_numpy(dtype=object, na_value=None)
-    for i in np.flatnonzero(pd.notna(part).to_numpy()):
-        txt = p[i]
-        if txt in ("Z", "z"):
-            continue
-        sign = -1 if txt[0] == "-" else 1
-        digits = txt[1:].replace(":", "")
-        hh = int(digits[:2])
-        mm = int(digits[2:4]) if len(digits) >= 4 else 0
-        out[i] = sign * (hh * 3600 + mm * 60)
-    return out
+    part = s.str.extract(_OFFSET_PART, expand=False).fillna("").to_numpy(dtype=object).astype(str)
+    uniq, inv = np.unique(part, return_inverse=True)  # a log has a handful of distinct offsets
+    return np.array([_offset_seconds(u) for u in uniq], dtype=np.int32)[inv]
 
 
 class TimestampParser:
