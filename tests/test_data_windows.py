@@ -12,6 +12,7 @@ from training.data import (
     DataError,
     WindowSampler,
     add_calendar_channels,
+    channel_moments,
     coarsen_time,
     hour_and_weekday,
     load_dataset,
@@ -154,3 +155,13 @@ def test_sim_history_across_spring_forward(tmp_path):
     assert sim.name == "sim:2:1" and len(sim.devices) >= 3 and len(sim.channels) >= 6
     with pytest.raises(DataError, match="sim:DAYS"):
         load_dataset("sim:two")
+
+
+def test_channel_moments():
+    log = _toy_log()
+    log.values[:, 2] = 5.0  # a constant channel: std floored (the manifest needs std > 0)
+    mean, std = channel_moments(log)
+    v = log.values.astype(np.float64)
+    np.testing.assert_allclose(mean[:2], np.nanmean(v, axis=0)[:2], rtol=1e-6)
+    np.testing.assert_allclose(std[:2], np.nanstd(v, axis=0)[:2], rtol=1e-6)
+    assert mean[2] == 5.0 and std[2] == pytest.approx(1e-6) and mean.dtype == std.dtype == np.float32

@@ -125,7 +125,13 @@ def coarsen_time(x: np.ndarray, factor: int) -> np.ndarray:
 
 def channel_moments(log: SensorLog) -> tuple[np.ndarray, np.ndarray]:
     """(mean float32 [C], std float32 [C]) over non-missing readings; std floored at 1e-6 (manifest needs > 0)."""
-    mean = np.nanmean(log.values, axis=0, dtype=np.float64)
-    std = np.nanstd(log.values, axis=0, dtype=np.float64)
+    n_ch = log.values.shape[1]
+    mean, std = np.full(n_ch, np.nan), np.full(n_ch, np.nan)
+    for c in range(n_ch):  # one column at a time: the transient copy is [N], not [N, C]
+        col = log.values[:, c]
+        col = col[~np.isnan(col)].astype(np.float64)
+        if col.size:
+            mean[c], std[c] = col.mean(), col.std()
+    mean = np.nan_to_num(mean, nan=0.0)
     std = np.where(np.isfinite(std) & (std > 1e-6), std, 1e-6)
     return mean.astype(np.float32), std.astype(np.float32)
