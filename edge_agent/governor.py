@@ -211,6 +211,9 @@ class Governor:
                 self._cpu += a * (float(cpu_percent) - self._cpu)
             self._cpu_at = now
         if latency_ms is not None and self._valid("latency_ms", latency_ms, 0.0, 3.6e6):
+            horizon = now - self.settings.latency_window_seconds
+            while self._latency and self._latency[0][0] < horizon:
+                self._latency.popleft()
             self._latency.append((now, float(latency_ms)))
         if queue_depth is not None and self._valid("queue_depth", queue_depth, 0, 1 << 62):
             self._queue = int(queue_depth)
@@ -227,13 +230,14 @@ class Governor:
         return limit
 
     def latency_p99_ms(self) -> float | None:
-        """p99 of the decisions in the window on the current tier; None with too few samples."""
+        """p99 of the decisions in the window on the current tier; None with too few samples.
+
+        Read-only (a copy of the window), so a live view may call `state()` from another thread."""
         horizon = self._clock() - self.settings.latency_window_seconds
-        while self._latency and self._latency[0][0] < horizon:
-            self._latency.popleft()
-        if len(self._latency) < self.settings.latency_min_samples:
+        recent = [v for t, v in tuple(self._latency) if t >= horizon]
+        if len(recent) < self.settings.latency_min_samples:
             return None
-        return percentile([v for _, v in self._latency], 99.0)
+        return percentile(recent, 99.0)
 
     def _bad_signals(self, p99: float | None) -> dict[str, tuple[float, str]]:
         s = self.settings
