@@ -17,6 +17,9 @@ Rules (defaults in `GovernorSettings`):
   required for the next step up doubles (up to x`max_up_backoff`), and resets after a long calm stay.
 - Latency samples belong to the tier they were measured on: the window is cleared on every change, so a cheap
   tier's fast decisions never count for (or against) another tier.
+- A latency the tier cannot fix is not chased down the ladder: when the p99 on the tier reached by a latency
+  step is not at least `LATENCY_MIN_GAIN` lower than the p99 that caused it, latency is marked "not tier-bound"
+  (one log line) and ignored in both directions until it recovers below the step-up level.
 - `pinned_tier` fixes the tier (a name not in the ladder: one warning, the best tier); `enabled=False` keeps
   the best tier.
 """
@@ -35,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 logger = logging.getLogger(__name__)
 
 LATENCY_WINDOW_MAX_SAMPLES = 4096  # bound on the latency window's memory whatever the decision rate
+LATENCY_MIN_GAIN = 0.1  # a latency step down must cut p99 by 10 % or latency is judged not tier-bound
 
 
 class GovernorSettings(BaseModel):
@@ -65,7 +69,7 @@ class GovernorSettings(BaseModel):
         description="Also step down when p99 > this x the tier's p99 measured at export (manifest); null = off",
     )
     latency_floor_ms: float = Field(
-        default=5.0,
+        default=10.0,
         ge=0,
         description="The tier-relative latency limit is never below this (ms): microsecond jitter is no load",
     )
@@ -172,6 +176,8 @@ class Governor:
         self._latency: deque[tuple[float, float]] = deque(maxlen=LATENCY_WINDOW_MAX_SAMPLES)
         self._bad_since: dict[str, float | None] = {"cpu": None, "latency": None, "queue": None}
         self._good_since: float | None = None
+        self._lat_ref: float | None = None  # p99 that caused the last latency step down, until judged
+        self._lat_futile = False  # latency judged not tier-bound: ignored until it recovers
         self._warned: set[str] = set()
 
     # ---------------------------------------------------------------- inputs
@@ -245,7 +251,7 @@ class Governor:
         if self._cpu is not None and self._cpu > s.cpu_down_percent:
             bad["cpu"] = (self._cpu, f"system CPU {self._cpu:.1f}% > {s.cpu_down_percent:g}%")
         limit = self.latency_limit_ms()
-        if p99 is not None and p99 > limit:
+        if p99 is not None and p99 > limit and not self._lat_futile:
             bad["latency"] = (p99, f"decision latency p99 {p99:.2f} ms > {limit:.2f} ms")
         if self._queue is not None and self._queue > s.queue_down_depth:
             bad["queue"] = (float(self._queue), f"queue depth {self._queue} > {s.queue_down_depth}")
@@ -254,7 +260,7 @@ class Governor:
     def _all_good(self, p99: float | None) -> bool:
         s = self.settings
         cpu_ok = self._cpu is None or self._cpu < s.cpu_up_percent
-        lat_ok = p99 is None or p99 < s.latency_up_fraction * self.latency_limit_ms()
+        lat_ok = p99 is None or self._lat_futile or p99 < s.latency_up_fraction * self.latency_limit_ms()
         queue_ok = self._queue is None or self._queue <= s.queue_up_depth
         return cpu_ok and lat_ok and queue_ok
 
@@ -264,6 +270,7 @@ class Governor:
         """Decide: returns the change made now, or None. Call every `sample_seconds`, after `observe`."""
         now = self._clock()
         p99 = self.latency_p99_ms()
+        self._judge_latency(p99)
         bad = self._bad_signals(p99)
         for name in self._bad_since:
             if name in bad:
@@ -293,6 +300,7 @@ class Governor:
                 if held >= s.down_after_seconds:
                     if self._last_up_at is not None and now - self._last_up_at < s.up_after_seconds * self._up_backoff:
                         self._up_backoff = min(s.max_up_backoff, self._up_backoff * 2.0)
+                    self._lat_ref = value if name == "latency" else None
                     return self._change(self._index + 1, f"{words} for {held:.0f}s", name, value, now)
         # Step up: everything quiet for the (backed-off) quiet time on the current tier.
         if self._index > 0 and self._good_since is not None:
@@ -301,11 +309,27 @@ class Governor:
                 value = self._cpu if self._cpu is not None else 0.0
                 words = f"quiet for {quiet:.0f}s (CPU {value:.1f}% < {s.cpu_up_percent:g}%, latency and queue fine)"
                 self._last_up_at = now
+                self._lat_ref = None
                 return self._change(self._index - 1, words, "quiet", value, now)
         # A long calm stay forgives earlier failed step-ups.
         if self._up_backoff > 1.0 and now - self._since >= s.up_after_seconds * s.max_up_backoff:
             self._up_backoff = 1.0
         return None
+
+    def _judge_latency(self, p99: float | None) -> None:
+        """After a latency step down: did the cheaper tier cut p99? If not, latency is not tier-bound."""
+        if p99 is None:
+            return
+        if self._lat_futile and p99 < self.settings.latency_up_fraction * self.latency_limit_ms():
+            self._lat_futile = False
+            logger.info("governor: decision latency p99 %.2f ms recovered; latency steers the tier again", p99)
+        if self._lat_ref is not None:
+            if p99 > (1.0 - LATENCY_MIN_GAIN) * self._lat_ref:
+                self._lat_futile = True
+                logger.info("governor: latency p99 %.2f ms on tier %s vs %.2f ms before the step down: not "
+                            "tier-bound (scheduling or I/O?), latency no longer steers the tier until it recovers",
+                            p99, self.tier, self._lat_ref)
+            self._lat_ref = None
 
     def _change(self, index: int, reason: str, signal: str, value: float, now: float) -> TierChange:
         change = TierChange(self.tier, self.tiers[index], reason, signal, float(value), now)
@@ -331,6 +355,7 @@ class Governor:
             "cpu_percent": None if self._cpu is None else round(self._cpu, 2),
             "latency_p99_ms": None if p99 is None else round(p99, 3),
             "latency_limit_ms": round(self.latency_limit_ms(), 3),
+            "latency_tier_bound": not self._lat_futile,
             "queue_depth": self._queue,
             "up_backoff": self._up_backoff,
         }

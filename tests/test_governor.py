@@ -268,3 +268,33 @@ def test_invariants_on_random_traces(trace):
     for a, b in zip(changes, changes[1:], strict=False):
         assert b.at - a.at >= s.min_seconds_per_tier
         assert b.old == a.new
+
+
+def test_latency_a_cheaper_tier_cannot_fix_is_not_chased_down(caplog):
+    clock = Clock()
+    gov = Governor(GovernorSettings(), LADDER, clock)
+    changes = run(gov, clock, 30, cpu_percent=30.0, latency_ms=40.0, until_change=True)
+    assert [c.signal for c in changes] == ["latency"] and gov.tier == "int8"
+    # the same latency on the cheaper tier: not tier-bound, so no further step down ...
+    with caplog.at_level(logging.INFO, logger="edge_agent.governor"):
+        changes = run(gov, clock, 55, cpu_percent=30.0, latency_ms=39.0)
+    assert changes == [] and gov.state()["latency_tier_bound"] is False
+    assert sum("not tier-bound" in r.getMessage() for r in caplog.records) == 1
+    # ... and it does not block the way back up once CPU and queue are quiet; back on `full` it stays
+    changes = run(gov, clock, 20, cpu_percent=30.0, latency_ms=39.0)
+    assert [c.new for c in changes] == ["full"]
+    assert run(gov, clock, 120, cpu_percent=30.0, latency_ms=39.0) == []
+    # once latency recovers, it steers again
+    run(gov, clock, 12, cpu_percent=30.0, latency_ms=2.0)
+    assert gov.state()["latency_tier_bound"] is True
+    changes = run(gov, clock, 30, cpu_percent=30.0, latency_ms=40.0, until_change=True)
+    assert [c.signal for c in changes] == ["latency"]
+
+
+def test_latency_that_a_cheaper_tier_fixes_keeps_stepping():
+    clock = Clock()
+    gov = Governor(GovernorSettings(), LADDER, clock)
+    lat = {"full": 60.0, "int8": 45.0, "coarse": 30.0, "focused": 14.0, "sparse": 10.0}
+    changes = run(gov, clock, 120, cpu_percent=30.0, latency_ms=lambda t: lat[gov.tier])
+    assert [c.new for c in changes] == ["int8", "coarse", "focused"]  # 14 ms < 25 ms limit: stops there
+    assert gov.state()["latency_tier_bound"] is True
