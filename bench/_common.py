@@ -32,7 +32,7 @@ class Mosquitto:
         self.port = free_port()
         conf = self.dir / "m.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                        "max_queued_messages 0\nlog_dest none\n")
+                        "max_queued_messages 0\nlog_dest none\nset_tcp_nodelay true\n")
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.proc = subprocess.Popen([exe, "-c", str(conf)])
         deadline = time.monotonic() + 5

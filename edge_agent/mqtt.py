@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 import time
 from collections import deque
@@ -214,6 +215,7 @@ class MqttLink:
                              self.settings.host, self.settings.port, reason, hint)
                 return
             self.counters.connects += 1
+            _no_delay(client)
             self._purge_stale_commands(client)
             for topic in self.subscriptions:
                 client.subscribe(topic, qos=self.settings.subscribe_qos)
@@ -289,6 +291,18 @@ class MqttLink:
                         del self._early[m]
         except Exception:
             self.counters.callback_errors += 1
+
+
+def _no_delay(client: mqtt.Client) -> None:
+    """Disable Nagle: a small command must not wait for the ACK of our previous small packet (~40 ms with
+    delayed ACKs); paho does not set TCP_NODELAY itself."""
+    sock = client.socket()
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as e:
+        logger.debug("mqtt: TCP_NODELAY not set (%s)", e)
 
 
 def _s(p: Any) -> str | None:
