@@ -45,59 +45,25 @@ class GovernorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(default=True, description="Let the governor move between tiers; false = best tier")
-    pinned_tier: str | None = Field(
-        default=None, description="Always use this tier (no switching), e.g. 'int8'; null = governed"
-    )
-    sample_seconds: float = Field(
-        default=1.0, gt=0, le=60, description="How often the agent samples CPU and asks the governor to decide"
-    )
-    cpu_down_percent: float = Field(
-        default=85.0, gt=0, le=100, description="Smoothed system-wide CPU % above which the tier steps down"
-    )
-    cpu_up_percent: float = Field(
-        default=60.0, ge=0, lt=100, description="Smoothed system-wide CPU % below which the tier may step up"
-    )
-    cpu_smoothing_seconds: float = Field(
-        default=3.0, ge=0, description="Time constant of the CPU EWMA (0 = no smoothing)"
-    )
-    latency_down_ms: float = Field(
-        default=25.0, gt=0, description="Own decision latency p99 (ms) above which the tier steps down"
-    )
+    pinned_tier: str | None = Field(default=None, description="Always this tier (no switching); null = governed")
+    sample_seconds: float = Field(default=1.0, gt=0, le=60, description="Seconds between CPU samples/decisions")
+    cpu_down_percent: float = Field(default=85.0, gt=0, le=100, description="Smoothed system CPU %: step down above")
+    cpu_up_percent: float = Field(default=60.0, ge=0, lt=100, description="Smoothed system CPU %: step up below")
+    cpu_smoothing_seconds: float = Field(default=3.0, ge=0, description="CPU EWMA time constant (0 = raw samples)")
+    latency_down_ms: float = Field(default=25.0, gt=0, description="Own decision latency p99 (ms): step down above")
     latency_tier_factor: float | None = Field(
-        default=20.0,
-        gt=1,
-        description="Also step down when p99 > this x the tier's p99 measured at export (manifest); null = off",
-    )
-    latency_floor_ms: float = Field(
-        default=10.0,
-        ge=0,
-        description="The tier-relative latency limit is never below this (ms): microsecond jitter is no load",
-    )
+        default=20.0, gt=1, description="Also step down when p99 > this x the tier's manifest p99; null = off")
+    latency_floor_ms: float = Field(default=10.0, ge=0, description="The tier-relative limit is never below this")
     latency_up_fraction: float = Field(
-        default=0.5, gt=0, lt=1, description="Step up only while latency p99 < this fraction of the limit"
-    )
-    latency_window_seconds: float = Field(
-        default=10.0, gt=0, description="Latency p99 is computed over the decisions of this many seconds"
-    )
-    latency_min_samples: int = Field(
-        default=20, ge=1, description="Fewer decisions than this in the window: the latency signal is ignored"
-    )
-    queue_down_depth: int = Field(
-        default=50, ge=1, description="Pending messages in the agent's queue above which the tier steps down"
-    )
+        default=0.5, gt=0, lt=1, description="Step up only while latency p99 < this fraction of the limit")
+    latency_window_seconds: float = Field(default=10.0, gt=0, description="p99 over the decisions of this window")
+    latency_min_samples: int = Field(default=20, ge=1, description="Fewer decisions in the window: latency ignored")
+    queue_down_depth: int = Field(default=50, ge=1, description="Agent queue depth: step down above")
     queue_up_depth: int = Field(default=0, ge=0, description="Step up only while the queue depth is <= this")
-    down_after_seconds: float = Field(
-        default=5.0, ge=0, description="A signal must stay bad this long (on the current tier) to step down"
-    )
-    up_after_seconds: float = Field(
-        default=60.0, ge=0, description="All signals must stay good this long (on the current tier) to step up"
-    )
-    min_seconds_per_tier: float = Field(
-        default=10.0, ge=0, description="Minimum time between two tier changes, in either direction"
-    )
-    max_up_backoff: float = Field(
-        default=8.0, ge=1, description="Cap on the factor applied to up_after_seconds after failed step-ups"
-    )
+    down_after_seconds: float = Field(default=5.0, ge=0, description="A signal bad this long on the tier: step down")
+    up_after_seconds: float = Field(default=60.0, ge=0, description="All signals good this long on the tier: step up")
+    min_seconds_per_tier: float = Field(default=10.0, ge=0, description="Minimum seconds between two changes")
+    max_up_backoff: float = Field(default=8.0, ge=1, description="Cap on the up_after factor after failed step-ups")
 
     @model_validator(mode="after")
     def _check_hysteresis(self) -> GovernorSettings:
