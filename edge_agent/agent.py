@@ -116,6 +116,7 @@ class Agent:
         self.recorder.add("model_versions", {"version": m.version, "loaded_at": self.clock(),
                                              "path": str(self.bundle.path), "manifest": m.model_dump_json()})
         psutil.cpu_percent(None)  # prime: the first call has no interval to measure
+        release_free_memory()
         self.link.start()
         self.scheduler.start()
         self._thread.start()
@@ -360,6 +361,16 @@ class Agent:
                 "connected": self.link.connected.is_set(), "model_version": self.bundle.version,
                 "devices": devs, "counters": self.counters.as_dict(), "link": vars(self.link.counters).copy(),
                 "governor": self.governor.state()}
+
+
+def release_free_memory() -> None:
+    """Give the heap freed during start-up (imports, model optimization) back to the OS (glibc only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def subscriptions(topics: set[str], extra: list[str]) -> list[str]:
