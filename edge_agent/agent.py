@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import paho.mqtt.client as mqtt_client
 import psutil
 
 from edge_agent.actuate import DeviceRuntime, build_devices
@@ -27,12 +26,12 @@ from edge_agent.governor import Governor
 from edge_agent.inference import Bundle
 from edge_agent.ingest import Ingestor, LogLimiter, PayloadError
 from edge_agent.manifest import FAST_KINDS
-from edge_agent.mqtt import MqttLink
+from edge_agent.mqtt import MqttLink, subscriptions
 from edge_agent.procprio import apply_process_priority
 from edge_agent.publish import Publisher
 from edge_agent.recorder import Recorder, retention_job
 from edge_agent.scheduler import Scheduler
-from edge_agent.stats import Counters, LatencyStats, RateMeter, rss_mb
+from edge_agent.stats import Counters, LatencyStats, RateMeter, release_free_memory, rss_mb
 from edge_agent.tiering import run_tier, select_channels
 from edge_agent.window import Window
 
@@ -258,8 +257,9 @@ class Agent:
         ids = select_channels(tier, len(self.names), self.tracker, triggered or ())
         out = run_tier(self.bundle, tier, x, mask, ids)
         self.tracker.update(out.attention, ids)
+        model_ms = (time.monotonic() - t0) * 1000.0  # message received -> model output
         for d in active:
-            self._apply(d, out, ids, mask, sensors_live, now, tier.name, trigger)
+            self._apply(d, out, ids, mask, sensors_live, now, tier.name, trigger, model_ms)
         ms = (time.monotonic() - t0) * 1000.0
         self.latency.add(ms)
         self.governor.observe(latency_ms=ms)
@@ -268,7 +268,7 @@ class Agent:
             self.first_decision_at = time.monotonic()
 
     def _apply(self, d: DeviceRuntime, out: Any, ids: np.ndarray, mask: np.ndarray, sensors_live: bool,
-               now: float, tier: str, trigger: str) -> None:
+               now: float, tier: str, trigger: str, model_ms: float) -> None:
         dcfg = self.cfg.devices[d.cfg_index]
         mode = self.cfg.device_mode(dcfg)
         output = float(out.devices[d.index])
@@ -307,7 +307,7 @@ class Agent:
         self.recorder.add("decisions", {
             "ts": now, "device": d.name, "output": output, "target": res.target,
             "confidence": payload_d["confidence"], "sent": sent, "reason": res.reason, "mode": mode, "tier": tier,
-            "trigger": trigger[:160], "model_version": self.bundle.version, "latency_ms": None,
+            "trigger": trigger[:160], "model_version": self.bundle.version, "latency_ms": round(model_ms, 3),
             "attention": _dumps(top_list)})
         if self.cfg.publish_decisions:
             self.publisher.decision(d.name, payload_d)
@@ -361,23 +361,6 @@ class Agent:
                 "connected": self.link.connected.is_set(), "model_version": self.bundle.version,
                 "devices": devs, "counters": self.counters.as_dict(), "link": vars(self.link.counters).copy(),
                 "governor": self.governor.state()}
-
-
-def release_free_memory() -> None:
-    """Give the heap freed during start-up (imports, model optimization) back to the OS (glibc only)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
-
-
-def subscriptions(topics: set[str], extra: list[str]) -> list[str]:
-    """Topic filters to subscribe: the extra filters plus the topics none of them covers (a broker delivers
-    a message once per matching subscription, so overlapping filters would double every message)."""
-    own = [t for t in sorted(topics) if not any(mqtt_client.topic_matches_sub(f, t) for f in extra)]
-    return sorted(set(extra)) + own
 
 
 def _dumps(obj: Any) -> str:

@@ -98,7 +98,7 @@ class Bundle:
             try:
                 self.run(t.name, np.zeros((fed, steps), np.float32), np.ones(fed, np.float32),
                          np.arange(fed, dtype=np.int64))
-            except (ort.capi.onnxruntime_pybind11_state.Fail, ValueError, RuntimeError) as e:  # type: ignore[attr-defined]
+            except Exception as e:  # onnxruntime's error classes are untyped; any failure makes the tier unusable
                 raise BundleError(
                     f"{self.path / t.file}: tier {t.name!r} does not run with the contract's inputs ({e}); "
                     "rebuild the bundle"

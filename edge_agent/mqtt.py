@@ -293,6 +293,13 @@ class MqttLink:
             self.counters.callback_errors += 1
 
 
+def subscriptions(topics: set[str], extra: list[str]) -> list[str]:
+    """Topic filters to subscribe: the extra filters plus the topics none of them covers (a broker delivers
+    a message once per matching subscription, so overlapping filters would double every message)."""
+    own = [t for t in sorted(topics) if not any(mqtt.topic_matches_sub(f, t) for f in extra)]
+    return sorted(set(extra)) + own
+
+
 def _no_delay(client: mqtt.Client) -> None:
     """Disable Nagle: a small command must not wait for the ACK of our previous small packet (~40 ms with
     delayed ACKs); paho does not set TCP_NODELAY itself."""

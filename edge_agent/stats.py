@@ -63,3 +63,13 @@ _PROC = psutil.Process()
 
 def rss_mb() -> float:
     return round(_PROC.memory_info().rss / 2**20, 1)
+
+
+def release_free_memory() -> None:
+    """Give the heap freed during start-up (imports, model optimization) back to the OS (glibc only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
