@@ -27,6 +27,7 @@ from edge_agent.manifest import (
     sha256_file,
     write_manifest,
 )
+from training.decisions import agreement
 from training.export import export_onnx, fsync_dir, parity, quantize_int8
 from training.model import CatVsn, ModelConfig, pool_time
 from training.ortrun import make_session, ort_latency, run_batched
@@ -82,19 +83,6 @@ def load_models(bundle_dir: Path) -> tuple[CatVsn, CatVsn, int]:
     return models[0], models[1], int(blob["time_factor"])
 
 
-def _agreement(a: np.ndarray, b: np.ndarray, devices: list[DeviceSpec]) -> float:
-    """Fraction of (window, device) decisions that agree between two `devices` outputs [N, D]."""
-    same = []
-    for k, dev in enumerate(devices):
-        if dev.kind == "binary":
-            same.append((a[:, k] >= dev.threshold) == (b[:, k] >= dev.threshold))
-        elif dev.kind == "level":
-            same.append(np.rint(a[:, k]) == np.rint(b[:, k]))
-        else:
-            same.append(np.abs(a[:, k] - b[:, k]) < 0.25)
-    return float(np.mean(np.stack(same)))
-
-
 def write_bundle(
     out_dir: Path,
     spec: BundleSpec,
@@ -103,11 +91,13 @@ def write_bundle(
     time_factor: int,
     pool: tuple[np.ndarray, np.ndarray, np.ndarray],
     latency_runs: int = 1000,
+    extra_files: dict[str, str] | None = None,
 ) -> Manifest:
     """Export, quantize, check, time and write the bundle to `out_dir` (temp dir + rename).
 
     pool: normalized validation windows (x [N, C, T], mask [N, C], ids [N, C]) used for the int8 agreement
-    check and the latency measurement.
+    check and the latency measurement. extra_files: name -> text written next to the manifest (not read by
+    the runtime), e.g. training.json.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).exists():
@@ -116,6 +106,8 @@ def write_bundle(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         manifest = _build(tmp, spec, full, coarse, time_factor, pool, latency_runs)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
         tmp.chmod(0o755)  # mkdtemp makes it 0700; the service user must be able to read the bundle
         fsync_dir(tmp)
         if out_dir.exists():
@@ -157,7 +149,7 @@ def _build(
     ref = run_batched(make_session(tmp / "full.onnx"), x, mask, ids)[0]
     q = run_batched(make_session(tmp / "int8.onnx"), x, mask, ids)[0]
     metrics["int8_max_abs_error"] = float(np.abs(ref - q).max())
-    metrics["int8_agreement_val"] = _agreement(ref, q, spec.devices)
+    metrics["int8_agreement_val"] = agreement(ref, q, spec.devices)
     k = spec.channel_budget
     lat_pool = min(len(x), 64)
     files = {"full": "full.onnx", "int8": "int8.onnx", "coarse": "coarse.onnx"}

@@ -96,7 +96,7 @@ class ChannelEncoder(nn.Module):
         self.embed = nn.Linear(p, d)
         self.pos = nn.Parameter(torch.zeros(n, d))
         self.mix = nn.Linear(n * d, d)
-        self.stats = nn.Linear(2, d)  # RevIN-style scalars: window mean and log std
+        self.stats = nn.Linear(3, d)  # scalars: newest value, window mean, log std (RevIN-style)
         self.out = nn.Linear(d, d)
         self.norm = nn.LayerNorm(d)
         self.drop = nn.Dropout(cfg.dropout)
@@ -109,7 +109,7 @@ class ChannelEncoder(nn.Module):
         patches = shape.reshape(b, c, t // self.patch, self.patch)  # [B, C, P, p]
         e = F.gelu(self.embed(patches) + self.pos)  # [B, C, P, d]
         e = self.mix(e.flatten(2))  # [B, C, d]
-        s = self.stats(torch.cat([mean, std.log()], -1))  # [B, C, d]
+        s = self.stats(torch.cat([x[..., -1:], mean, std.log()], -1))  # [B, C, d]
         z = self.out(self.drop(F.gelu(e + s)))  # [B, C, d]
         return self.norm(z) * mask.unsqueeze(-1)
 

@@ -1,0 +1,160 @@
+"""`python -m training {train, evaluate, build-demo-bundle}`: argument parsing and the bad-input edge.
+
+Every expected failure (bad dataset, column, cell, split, bundle path) is printed as ONE line on stderr,
+`error: <what> (<where>); <fix>`, and exits 2; a traceback is never shown for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pydantic
+
+from training.data import DataError
+
+logger = logging.getLogger(__name__)
+
+EXIT_BAD_INPUT = 2
+
+
+class BundleError(Exception):
+    """A bundle path that is missing, not a bundle, or inconsistent (one line: which file and the fix)."""
+
+
+def _csv_list(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--dataset", required=required,
+                   help="'uci-occupancy' or the path of a CSV in the generic format (optionally 'csv:PATH')")
+    p.add_argument("--data-dir", help="directory of the uci-occupancy files (default ../shared/data/uci-occupancy)")
+    p.add_argument("--sidecar", help="sidecar JSON/YAML of the CSV (default: found next to it)")
+    p.add_argument("--timezone", help="IANA zone of naive timestamps, e.g. Europe/Brussels")
+    p.add_argument("--split", help="CSV only: train/val/test boundaries, dates '2024-06-30,2024-09-30' or "
+                   "fractions '0.7,0.85' (default 0.7,0.85)")
+    p.add_argument("--drop-channels", default="", help="comma-separated channels to leave out, e.g. Light")
+    p.add_argument("--calendar", default=None,
+                   help="calendar channels to add: 'tod', 'tod,dow' or 'none' (default: none for UCI, tod for CSV)")
+
+
+def _calendar(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = {"tod": ["calendar.tod_sin", "calendar.tod_cos"], "dow": ["calendar.dow_sin", "calendar.dow_cos"]}
+    out: list[str] = []
+    for part in _csv_list(text):
+        if part == "none":
+            continue
+        if part not in names:
+            raise DataError(f"--calendar {text!r}: unknown part {part!r}; use tod, dow, 'tod,dow' or none")
+        out += names[part]
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m training", description="Train, export and evaluate edge-agent models")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and write a bundle (ONNX tiers + manifest.json)")
+    _add_data_args(t, required=True)
+    t.add_argument("--window", type=int, default=64, help="time steps per window (multiple of 8)")
+    t.add_argument("--epochs", type=int, default=15)
+    t.add_argument("--budget-seconds", type=float, default=None, help="wall-clock budget of the training loop")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--d", type=int, default=32, help="token width of the full model")
+    t.add_argument("--batch", type=int, default=128)
+    t.add_argument("--max-windows-per-epoch", type=int, default=200_000)
+    t.add_argument("--threshold-metric", choices=["balanced_accuracy", "f1", "accuracy"],
+                   default="balanced_accuracy", help="what the per-device threshold maximizes on validation")
+    t.add_argument("--latency-runs", type=int, default=1000, help="timed runs per tier for the manifest")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--out", required=True, help="bundle directory to write (replaced atomically)")
+
+    e = sub.add_parser("evaluate", help="evaluate a bundle per tier and split against baselines")
+    e.add_argument("bundle", help="bundle directory (with manifest.json)")
+    _add_data_args(e, required=False)
+    e.add_argument("--json", dest="json_out", help="write report.json here")
+    e.add_argument("--markdown", help="write report.md here")
+    e.add_argument("--plot", help="write a PNG (accuracy vs latency, attention over a sample day) here")
+    e.add_argument("--latency-runs", type=int, default=1000)
+    e.add_argument("--faithfulness-windows", type=int, default=1000)
+
+    d = sub.add_parser("build-demo-bundle", help="train on a fixed-seed simulated home and write the demo bundle")
+    d.add_argument("--out", default=None, help="default: edge_agent/demo_bundle")
+    d.add_argument("--days", type=int, default=None)
+    d.add_argument("--seed", type=int, default=None)
+    d.add_argument("--budget-seconds", type=float, default=None)
+    d.add_argument("--no-progress", action="store_true")
+    return ap
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.pipeline import DataSpec, train_bundle
+    from training.train import TrainConfig
+
+    if args.window < 8 or args.window % 8:
+        raise DataError(f"--window {args.window}: must be a positive multiple of 8 (e.g. 64)")
+    data = DataSpec(dataset=args.dataset, data_dir=args.data_dir, sidecar=args.sidecar, timezone=args.timezone,
+                    split=args.split, drop_channels=_csv_list(args.drop_channels), calendar=_calendar(args.calendar))
+    cfg = TrainConfig(window=args.window, epochs=args.epochs, budget_seconds=args.budget_seconds, seed=args.seed,
+                      d=args.d, batch=args.batch, max_windows_per_epoch=args.max_windows_per_epoch,
+                      threshold_metric=args.threshold_metric, progress=not args.no_progress)
+    _check_out(Path(args.out))
+    man = train_bundle(data, Path(args.out), cfg, latency_runs=args.latency_runs)
+    tiers = ", ".join(f"{t.name} {t.latency_us_p50:.0f}us" for t in man.tiers)
+    print(f"wrote {args.out}: {man.version}; {tiers}; "
+          f"trained {man.metrics['train_seconds']:.1f}s, onnx max err {man.metrics['onnx_max_abs_error']:.1e}")
+    return 0
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise BundleError(f"--out {out}: exists and is a file; give a directory path")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").exists():
+        raise BundleError(f"--out {out}: exists, is not empty and is not a bundle; give a new or empty directory")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate_cli
+
+    return evaluate_cli(args, _csv_list(args.drop_channels), _calendar(args.calendar))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from training.demo import DEMO_DAYS, DEMO_SEED, build_demo_bundle, default_out
+
+    out = Path(args.out) if args.out else default_out()
+    man = build_demo_bundle(out, days=args.days or DEMO_DAYS, seed=DEMO_SEED if args.seed is None else args.seed,
+                            budget_seconds=args.budget_seconds, progress=not args.no_progress)
+    print(f"wrote {out}: {man.version}; int8 files "
+          f"{sum((out / f).stat().st_size for f in {t.file for t in man.tiers if t.precision == 'int8'})} B")
+    return 0
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, pydantic.ValidationError):
+        first = err.errors()[0]
+        loc = ".".join(str(x) for x in first.get("loc", ()))
+        return f"{err.title}: {loc}: {first.get('msg')} ({err.error_count()} error(s)); fix the file and retry"
+    return " ".join(str(err).split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    handlers = {"train": _train, "evaluate": _evaluate, "build-demo-bundle": _demo}
+    try:
+        return handlers[args.command](args)
+    except (DataError, BundleError, pydantic.ValidationError, FileExistsError) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

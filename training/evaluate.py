@@ -1,0 +1,316 @@
+"""`python -m training evaluate BUNDLE ...`: every tier through onnxruntime, as the runtime runs it, vs baselines.
+
+Per tier and test split: accuracy (mean over devices), per-device accuracy / balanced accuracy / F1 /
+average precision / majority rate (+ MAE for setpoints), agreement with the full tier; per tier latency
+p50/p99 (1 thread, batch 1) and torch eager latency of the same model in the same run; the classical
+baselines on the same windows; faithfulness of the attention; data counts. Windows are normalized with the
+manifest's mean/std, masked, pooled (coarse) and cut to the top-k channels (focused) as the runtime does;
+`sparse` runs the focused setup on every 5th window and holds its decision in between.
+`--drop-channels X` masks X in every tier (a dead sensor) and fits the baselines without X.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydantic
+
+from edge_agent.manifest import MANIFEST_NAME, Manifest, read_manifest, sha256_file
+from training.baselines import BASELINES, fit_baselines
+from training.cli import BundleError
+from training.data import DataError, WindowSampler, coarsen_time, drop_channels, normalize
+from training.decisions import agree, decide
+from training.faithfulness import faithfulness
+from training.metrics import device_metrics
+from training.ortrun import make_session, ort_latency, run_batched
+from training.pipeline import DataSpec, load_splits, read_training_meta, test_split_names
+from training.sensorlog import SensorLog
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 4096  # windows per evaluation chunk (bounded memory on long test spans)
+FOCUS_WINDOWS = 5000  # training windows used to rank channels for the focused tier
+METRIC_KEYS = ("accuracy", "balanced_accuracy", "f1", "average_precision", "majority_rate")
+
+
+def open_bundle(path: Path) -> Manifest:
+    """The bundle's manifest after checking every tier file's sha256; BundleError (one line) otherwise."""
+    fix = "pass a directory written by `python -m training train --out DIR`"
+    if not path.exists():
+        raise BundleError(f"{path}: no such bundle directory; {fix}")
+    if not path.is_dir() or not (path / MANIFEST_NAME).is_file():
+        raise BundleError(f"{path}: not a model bundle (no {MANIFEST_NAME}); {fix}")
+    try:
+        man = read_manifest(path)
+    except pydantic.ValidationError as err:
+        e = err.errors()[0]
+        raise BundleError(f"{path / MANIFEST_NAME}: invalid manifest ({'.'.join(map(str, e['loc']))}: {e['msg']}); "
+                          "rebuild the bundle") from None
+    except ValueError as err:
+        raise BundleError(f"{path / MANIFEST_NAME}: not valid JSON ({err}); rebuild the bundle") from None
+    for t in man.tiers:
+        f = path / t.file
+        if not f.is_file():
+            raise BundleError(f"{f}: tier {t.name!r} file missing; rebuild the bundle")
+        if sha256_file(f) != t.sha256:
+            raise BundleError(f"{f}: sha256 differs from the manifest (changed after export); rebuild the bundle")
+    return man
+
+
+def _align(man: Manifest, log: SensorLog) -> tuple[np.ndarray, np.ndarray]:
+    """(column of each manifest channel in the log [C], column of each manifest device in the log [D])."""
+    chans = [c.name for c in log.channels]
+    devs = [d.name for d in log.devices]
+    for c in man.channels:
+        if c.name not in chans:
+            raise DataError(f"bundle channel {c.name!r} is not in dataset {log.name} (channels: {', '.join(chans)}); "
+                            "evaluate on the data the bundle was trained on")
+    for d in man.devices:
+        if d.name not in devs:
+            raise DataError(f"bundle device {d.name!r} is not in dataset {log.name}; evaluate on its training data")
+    return (np.array([chans.index(c.name) for c in man.channels]), np.array([devs.index(d.name) for d in man.devices]))
+
+
+class Windows:
+    """Normalized windows of one split in manifest channel order, chunk by chunk."""
+
+    def __init__(self, man: Manifest, log: SensorLog, live: np.ndarray) -> None:
+        self.man, self.log = man, log
+        self.cols, self.dcols = _align(man, log)
+        self.live = live  # float32 [C]: 0 for channels masked by --drop-channels
+        self.sampler = WindowSampler(log, man.window)
+        self.ends = self.sampler.ends
+        self.mean = np.array([c.mean for c in man.channels], np.float32)
+        self.std = np.array([c.std for c in man.channels], np.float32)
+
+    def get(self, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(x [B, C, T] normalized, mask [B, C], ids [B, C], labels [B, D]) in manifest order."""
+        x, mask, labels = self.sampler.batch(ends)
+        x, mask = x[:, self.cols], mask[:, self.cols] * self.live
+        ids = np.broadcast_to(np.arange(len(self.cols), dtype=np.int64), mask.shape).copy()
+        return normalize(x, mask, self.mean, self.std), mask, ids, labels[:, self.dcols]
+
+    def chunks(self, ends: np.ndarray | None = None):  # type: ignore[no-untyped-def]
+        e = self.ends if ends is None else ends
+        for i in range(0, e.size, CHUNK):
+            yield self.get(e[i:i + CHUNK])
+
+
+def _tier_input(x: np.ndarray, mask: np.ndarray, ids: np.ndarray, tf: int, subset: np.ndarray | None):
+    if subset is not None:
+        x, mask, ids = x[:, subset], mask[:, subset], ids[:, subset]
+    return coarsen_time(x, tf), mask, ids
+
+
+def focus_channels(man: Manifest, bundle: Path, win: Windows, k: int) -> np.ndarray:
+    """Top-k channels by mean full-tier attention on (a stride of) the training windows, live ones only."""
+    sess = make_session(bundle / man.tier("full").file)
+    ends = win.ends[np.linspace(0, win.ends.size - 1, min(FOCUS_WINDOWS, win.ends.size)).astype(np.int64)]
+    total = np.zeros(len(man.channels))
+    for x, mask, ids, _ in win.chunks(ends):
+        total += run_batched(sess, x, mask, ids)[2].mean(1).sum(0)  # [C]
+    total[win.live == 0] = -1.0
+    return np.sort(np.argsort(-total, kind="stable")[:k])
+
+
+def run_tiers(man: Manifest, bundle: Path, win: Windows, focus: np.ndarray) -> dict[str, Any]:
+    """Outputs of every tier over the split: {'out': {tier: [N, D]}, 'labels': [N, D], 'attention': full [N, D, C]}."""
+    sessions = {t.name: make_session(bundle / t.file) for t in man.tiers}
+    outs: dict[str, list[np.ndarray]] = {t.name: [] for t in man.tiers}
+    labels, att = [], []
+    for x, mask, ids, y in win.chunks():
+        labels.append(y)
+        for t in man.tiers:
+            if t.every_n_ticks > 1:
+                continue
+            sub = focus if t.channel_budget else None
+            o, _, a = run_batched(sessions[t.name], *_tier_input(x, mask, ids, t.time_factor, sub))
+            outs[t.name].append(o)
+            if t.name == "full":
+                att.append(a)
+    res = {name: np.concatenate(v) if v else None for name, v in outs.items()}
+    for t in man.tiers:
+        if t.every_n_ticks > 1:  # same file and channels as the tier above it, run every n-th window, held
+            src = next(s for s in man.tiers if s.file == t.file and s.channel_budget == t.channel_budget
+                       and s.every_n_ticks == 1)
+            o = res[src.name]
+            res[t.name] = o[(np.arange(len(o)) // t.every_n_ticks) * t.every_n_ticks]
+    return {"out": res, "labels": np.concatenate(labels), "attention": np.concatenate(att)}
+
+
+def split_metrics(man: Manifest, out: np.ndarray, y: np.ndarray, ref_dec: np.ndarray | None) -> dict[str, Any]:
+    dec = decide(out, man.devices)
+    per = {}
+    for k, d in enumerate(man.devices):
+        scores = out[:, k] if d.kind == "binary" else None
+        per[d.name] = device_metrics(d.kind, y[:, k], dec[:, k], scores=scores, levels=d.levels)
+    res: dict[str, Any] = {"accuracy": float(np.nanmean([m["accuracy"] for m in per.values()])), "devices": per}
+    if ref_dec is not None:
+        res["agreement_vs_full"] = float(agree(dec, ref_dec, man.devices).mean())
+    return res
+
+
+def evaluate_bundle(bundle: Path, data: DataSpec, eval_drop: list[str], *, latency_runs: int = 1000,
+                    faith_windows: int = 1000) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(report dict, extras for plotting). See the module docstring for what is measured."""
+    man = open_bundle(bundle)
+    parts = load_splits(data)
+    names = [c.name for c in man.channels]
+    for c in eval_drop:
+        if c not in names:
+            raise DataError(f"--drop-channels: {c!r} is not a channel of the bundle ({', '.join(names)})")
+    live = np.array([0.0 if n in eval_drop else 1.0 for n in names], np.float32)
+    splits = test_split_names(data)
+    k = man.tier("focused").channel_budget or len(names)
+    focus = focus_channels(man, bundle, Windows(man, parts["train"], live), k)
+    report: dict[str, Any] = {"bundle": str(bundle), "version": man.version, "dataset": data.dataset,
+                              "drop_channels": eval_drop, "focused_channels": [names[i] for i in focus],
+                              "tiers": {t.name: {} for t in man.tiers}, "baselines": {}, "data": {}}
+    extras: dict[str, Any] = {"manifest": man}
+    wins = {s: Windows(man, parts[s], live) for s in splits}
+    for s in splits:
+        r = run_tiers(man, bundle, wins[s], focus)
+        ref = decide(r["out"]["full"], man.devices)
+        for t in man.tiers:
+            report["tiers"][t.name][s] = split_metrics(man, r["out"][t.name], r["labels"], ref)
+        if s == splits[0]:
+            extras.update(sample=r, ends=wins[s].ends, log=parts[s])
+    for name, log in parts.items():
+        report["data"][name] = {"rows": int(log.stats.get("rows", len(log))),
+                                "masked_rows": int(log.stats.get("masked_rows", 0)), "windows":
+                                int(WindowSampler(log, man.window).ends.size)}
+    report["baselines"] = _baselines(man, parts, wins, splits, eval_drop)
+    _latency(man, bundle, wins[splits[0]], focus, report, latency_runs)
+    fw = _faith(man, bundle, wins, splits, faith_windows)
+    report.update(fw)
+    report["onnx_max_abs_error"] = max(man.metrics.get("onnx_max_abs_error", 0.0), _parity(bundle, wins[splits[0]]))
+    return report, extras
+
+
+def _baselines(man: Manifest, parts: dict[str, SensorLog], wins: dict[str, Windows], splits: list[str],
+               eval_drop: list[str]) -> dict[str, Any]:
+    logs = {k: drop_channels(v, eval_drop) for k, v in parts.items()}
+    models = fit_baselines(logs["train"], logs["val"], man.window, BASELINES)
+    out: dict[str, Any] = {}
+    for name, b in models.items():
+        out[name] = {}
+        for s in splits:
+            ends = wins[s].ends
+            scores = b.scores(logs[s], ends)
+            dec = b.decide(scores)
+            y = logs[s].labels[ends]
+            per = {}
+            for d in man.devices:
+                j = [dv.name for dv in logs[s].devices].index(d.name)
+                sc = scores[d.name] if d.kind != "setpoint" else None
+                per[d.name] = device_metrics(d.kind, y[:, j], dec[d.name], scores=sc, levels=d.levels)
+            out[name][s] = {"accuracy": float(np.nanmean([m["accuracy"] for m in per.values()])), "devices": per}
+    return out
+
+
+def _pool(win: Windows, n: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ends = win.ends[np.linspace(0, win.ends.size - 1, min(n, win.ends.size)).astype(np.int64)]
+    x, mask, ids, _ = win.get(ends)
+    return x, mask, ids
+
+
+def _latency(man: Manifest, bundle: Path, win: Windows, focus: np.ndarray, report: dict[str, Any], n: int) -> None:
+    from training.bundle import load_models
+    from training.export import torch_latency
+
+    x, mask, ids = _pool(win)
+    for t in man.tiers:
+        xt, mt, it = _tier_input(x, mask, ids, t.time_factor, focus if t.channel_budget else None)
+        lat = ort_latency(make_session(bundle / t.file), xt, mt, it, n=n)
+        report["tiers"][t.name]["latency_us"] = {"p50": lat["p50"], "p99": lat["p99"]}
+    full, _, _ = load_models(bundle)
+    lat = torch_latency(full, x, mask, ids, n=n)
+    report["torch_eager_latency_us"] = {"p50": lat["p50"], "p99": lat["p99"]}
+    tp50 = lat["p50"]
+    report["speedup_vs_torch_p50"] = {t.name: tp50 / report["tiers"][t.name]["latency_us"]["p50"] for t in man.tiers}
+
+
+def _parity(bundle: Path, win: Windows) -> float:
+    """Max abs difference torch (model.pt) vs full.onnx on real test windows."""
+    import torch
+
+    from training.bundle import load_models
+
+    full, _, _ = load_models(bundle)
+    x, mask, ids = _pool(win, 256)
+    with torch.inference_mode():
+        ref = full(torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(ids))
+    got = run_batched(make_session(bundle / "full.onnx"), x, mask, ids)
+    return max(float(np.abs(r.numpy() - g).max()) for r, g in zip(ref, got, strict=True))
+
+
+def _faith(man: Manifest, bundle: Path, wins: dict[str, Windows], splits: list[str], n: int) -> dict[str, Any]:
+    per = max(1, n // len(splits))
+    xs, ms, ids = [], [], []
+    for s in splits:
+        x, m, i = _pool(wins[s], per)
+        xs.append(x), ms.append(m), ids.append(i)
+    sess = make_session(bundle / man.tier("full").file)
+    return faithfulness(sess, np.concatenate(xs), np.concatenate(ms), np.concatenate(ids), man.devices)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return None if not math.isfinite(float(obj)) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def evaluate_cli(args: argparse.Namespace, eval_drop: list[str], calendar: list[str] | None) -> int:
+    from training.report import markdown, plot
+
+    bundle = Path(args.bundle)
+    open_bundle(bundle)
+    meta = read_training_meta(bundle) or {}
+    trained = meta.get("data", {})
+    dataset = args.dataset or trained.get("dataset")
+    if not dataset:
+        raise DataError(f"{bundle}: no training.json to say which data it was trained on; pass --dataset")
+    same = dataset == trained.get("dataset")
+    data = DataSpec(
+        dataset=dataset,
+        data_dir=args.data_dir or (trained.get("data_dir") if same else None),
+        sidecar=args.sidecar or (trained.get("sidecar") if same else None),
+        timezone=args.timezone or (trained.get("timezone") if same else None),
+        split=args.split or (trained.get("split") if same else None),
+        drop_channels=list(trained.get("drop_channels", [])),
+        calendar=calendar if calendar is not None else trained.get("calendar"),
+    )
+    report, extras = evaluate_bundle(bundle, data, eval_drop, latency_runs=args.latency_runs,
+                                     faith_windows=args.faithfulness_windows)
+    report = _jsonable(report)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(report), encoding="utf-8")
+    if args.plot:
+        plot(report, extras, Path(args.plot))
+    print(summary_line(report))
+    return 0
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    parts = []
+    for tier, r in report["tiers"].items():
+        accs = "/".join(f"{v['accuracy'] * 100:.2f}" for k, v in r.items() if k != "latency_us")
+        parts.append(f"{tier} {accs}% {r['latency_us']['p50']:.0f}us")
+    lda = report["baselines"].get("lda", {})
+    lda_s = "/".join(f"{v['accuracy'] * 100:.2f}" for v in lda.values())
+    return (f"{report['version']}: " + "; ".join(parts) + f"; lda {lda_s}%; torch {report['torch_eager_latency_us']['p50']:.0f}us; "
+            f"faithfulness_top1 {report['faithfulness_top1']}")

@@ -1,0 +1,134 @@
+"""Dataset -> splits -> trained models -> bundle: the `train` command's work, shared by the demo-bundle build.
+
+Splits: `uci-occupancy` keeps its own files (train, test, test2) and carves the chronologically last 15 % of
+train as validation; a CSV dataset is split chronologically by `--split` (dates or fractions) into
+train/val/test. What was used (dataset, split, window, calendar channels, dropped channels) is written to
+`training.json` in the bundle, so `evaluate` rebuilds exactly the same test splits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edge_agent.manifest import Manifest
+from training.bundle import BundleSpec, default_budget, write_bundle
+from training.data import (
+    DEFAULT_CALENDAR,
+    DataError,
+    add_calendar_channels,
+    load_dataset,
+    slice_log,
+    split_log,
+)
+from training.data.uci import NAME as UCI_NAME
+from training.sensorlog import SensorLog
+from training.train import TrainConfig, train
+
+logger = logging.getLogger(__name__)
+
+TRAINING_FILE = "training.json"
+UCI_VAL_FRACTION = 0.15
+
+
+@dataclass
+class DataSpec:
+    """Which data, and how it is cut: enough to rebuild the same splits at evaluation time."""
+
+    dataset: str
+    data_dir: str | None = None
+    sidecar: str | None = None
+    timezone: str | None = None
+    split: str | None = None
+    drop_channels: list[str] = field(default_factory=list)
+    calendar: list[str] | None = None  # None: the default for the dataset (UCI none, CSV time of day)
+
+    def calendar_channels(self) -> list[str]:
+        if self.calendar is not None:
+            return list(self.calendar)
+        return [] if self.dataset == UCI_NAME else list(DEFAULT_CALENDAR)
+
+
+def load_splits(spec: DataSpec) -> dict[str, SensorLog]:
+    """{'train', 'val', <test splits>}: UCI -> test, test2; CSV -> test. DataError on bad input."""
+    logs = load_dataset(
+        spec.dataset,
+        data_dir=Path(spec.data_dir) if spec.data_dir else None,
+        sidecar=Path(spec.sidecar) if spec.sidecar else None,
+        timezone=spec.timezone,
+        drop_channels=spec.drop_channels,
+    )
+    if spec.dataset == UCI_NAME:
+        if spec.split:
+            raise DataError(f"--split {spec.split!r}: {UCI_NAME} has its own train/test/test2 files; "
+                            "--split applies to CSV datasets only, drop it")
+        tr = logs["train"]
+        cut = int(round(len(tr) * (1 - UCI_VAL_FRACTION)))
+        parts = {"train": slice_log(tr, 0, cut, f"{tr.name}:fit"), "val": slice_log(tr, cut, len(tr), f"{tr.name}:val"),
+                 "test": logs["test"], "test2": logs["test2"]}
+    else:
+        parts = split_log(logs["all"], spec.split)
+    cal = spec.calendar_channels()
+    return {k: add_calendar_channels(v, cal) if cal else v for k, v in parts.items()}
+
+
+def test_split_names(spec: DataSpec) -> list[str]:
+    return ["test", "test2"] if spec.dataset == UCI_NAME else ["test"]
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
+def _dataset_label(dataset: str) -> str:
+    return dataset if dataset == UCI_NAME else Path(dataset.removeprefix("csv:")).stem
+
+
+def train_bundle(
+    data: DataSpec,
+    out: Path,
+    cfg: TrainConfig,
+    *,
+    version: str | None = None,
+    created: str | None = None,
+    latency_runs: int = 1000,
+) -> Manifest:
+    """Load, split, train and write the bundle to `out`; returns its manifest."""
+    parts = load_splits(data)
+    tr, va = parts["train"], parts["val"]
+    res = train(tr, va, cfg)
+    label = _dataset_label(data.dataset)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    spec = BundleSpec(
+        version=version or f"{stamp}-{label}-s{cfg.seed}",
+        dataset=label,
+        step_seconds=tr.step_seconds,
+        window=cfg.window,
+        channels=res.channels,
+        devices=res.devices,
+        channel_budget=default_budget(len(res.channels)),
+        training_span=(_iso(tr.t0), _iso(tr.t0 + (len(tr) - 1) * tr.step_seconds)),
+        metrics=res.metrics,
+        created=created,
+    )
+    meta: dict[str, Any] = {
+        "data": asdict(data) | {"calendar": data.calendar_channels()},
+        "train_config": asdict(cfg),
+        "history": res.history,
+        "rows": {k: len(v) for k, v in parts.items()},
+    }
+    assert res.val_pool is not None
+    return write_bundle(out, spec, res.full, res.coarse, cfg.time_factor, res.val_pool,
+                        latency_runs=latency_runs, extra_files={TRAINING_FILE: json.dumps(meta, indent=2)})
+
+
+def read_training_meta(bundle: Path) -> dict[str, Any] | None:
+    """The bundle's training.json (None if absent, e.g. a bundle written by another tool)."""
+    path = Path(bundle) / TRAINING_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))

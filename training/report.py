@@ -1,0 +1,117 @@
+"""The evaluation report as Markdown tables and a PNG (accuracy vs latency per tier; attention over a day)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v * 100:.2f}"
+
+
+def _num(v: float | None, fmt: str = "{:.3f}") -> str:
+    return "–" if v is None else fmt.format(v)
+
+
+def _splits(report: dict[str, Any]) -> list[str]:
+    first = next(iter(report["tiers"].values()))
+    return [k for k in first if k != "latency_us"]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """Report tables: tiers, per-device metrics, baselines, faithfulness, data."""
+    splits = _splits(report)
+    lines = [f"# Evaluation of `{report['version']}` on {report['dataset']}", ""]
+    if report.get("drop_channels"):
+        lines += [f"Channels masked (dead sensor): {', '.join(report['drop_channels'])}.", ""]
+    lines += [f"Focused tier channels (top by training attention): {', '.join(report['focused_channels'])}.", ""]
+    head = "| tier | " + " | ".join(f"{s} acc % | {s} agree % " for s in splits) + "| p50 µs | p99 µs | × torch |"
+    lines += ["## Tiers", "", head, "|" + "---|" * (3 + 2 * len(splits))]
+    for tier, r in report["tiers"].items():
+        cells = " | ".join(f"{_pct(r[s]['accuracy'])} | {_pct(r[s].get('agreement_vs_full'))}" for s in splits)
+        sp = report.get("speedup_vs_torch_p50", {}).get(tier)
+        lines.append(f"| {tier} | {cells} | {_num(r['latency_us']['p50'], '{:.0f}')} | "
+                     f"{_num(r['latency_us']['p99'], '{:.0f}')} | {_num(sp, '{:.1f}')} |")
+    te = report["torch_eager_latency_us"]
+    lines += ["| torch eager (full) | " + " | ".join("– | –" for _ in splits)
+              + f" | {te['p50']:.0f} | {te['p99']:.0f} | 1.0 |", ""]
+    lines += ["## Baselines (same windows)", "", "| baseline | " + " | ".join(f"{s} acc %" for s in splits) + " |",
+              "|" + "---|" * (1 + len(splits))]
+    for name, r in report["baselines"].items():
+        lines.append(f"| {name} | " + " | ".join(_pct(r[s]["accuracy"]) for s in splits) + " |")
+    lines += ["", "## Per device", "",
+              "| model | split | device | accuracy % | balanced acc % | F1 | AP | majority % | MAE |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    rows = [("tier " + t, r) for t, r in report["tiers"].items() if t in ("full", "int8", "coarse")]
+    rows += [(n, r) for n, r in report["baselines"].items()]
+    for model, r in rows:
+        for s in splits:
+            for dev, m in r[s]["devices"].items():
+                lines.append(f"| {model} | {s} | {dev} | {_pct(m.get('accuracy'))} | {_pct(m.get('balanced_accuracy'))} | "
+                             f"{_num(m.get('f1'))} | {_num(m.get('average_precision'))} | "
+                             f"{_pct(m.get('majority_rate'))} | {_num(m.get('mae'))} |")
+    dc = report["deletion_curve"]
+    lines += ["", "## Faithfulness of the attention", "",
+              f"- top-1 agreement (top-attention channel = channel whose masking moves the output most): "
+              f"**{_num(report['faithfulness_top1'])}** over {report['faithfulness_windows']} windows "
+              f"(on windows where some deletion moves the output: {_num(report['faithfulness_top1_informative'])})",
+              "- per device: " + ", ".join(f"{k} {_num(v)}" for k, v in report["faithfulness_top1_devices"].items()),
+              f"- deletion AOPC: attention order {_num(dc['aopc_attention'])} vs random order "
+              f"{_num(dc['aopc_random'])} (ratio {_num(dc['aopc_ratio'], '{:.2f}')})",
+              f"- ONNX vs torch max abs error: {report['onnx_max_abs_error']:.2e}", "",
+              "## Data", "", "| split | rows | masked rows | windows |", "|---|---|---|---|"]
+    for s, d in report["data"].items():
+        lines.append(f"| {s} | {d['rows']} | {d['masked_rows']} | {d['windows']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], extras: dict[str, Any], path: Path) -> Path:
+    """PNG: accuracy vs p50 latency per tier (and torch eager); full-tier attention over a sample day."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    man = extras["manifest"]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 9))
+    for s in _splits(report):
+        xs = [r["latency_us"]["p50"] for r in report["tiers"].values()]
+        ys = [r[s]["accuracy"] * 100 if r[s]["accuracy"] is not None else np.nan for r in report["tiers"].values()]
+        ax1.plot(xs, ys, "o-", label=f"tiers, {s}")
+        for name, x, y in zip(report["tiers"], xs, ys, strict=True):
+            ax1.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax1.axvline(report["torch_eager_latency_us"]["p50"], color="grey", ls="--", label="torch eager p50")
+    ax1.set_xscale("log")
+    ax1.set_xlabel("p50 latency, µs (1 thread, batch 1)")
+    ax1.set_ylabel("accuracy % (mean over devices)")
+    ax1.legend(fontsize=8)
+    ax1.set_title("accuracy vs latency per tier")
+
+    sample = extras["sample"]
+    att = sample["attention"][:, 0, :]  # [N, C] first device
+    steps = int(round(86400 / man.step_seconds))
+    att = att[:steps]
+    order = np.argsort(-att.mean(0))
+    top = order[:6]
+    layers = [att[:, i] for i in top] + [att[:, order[6:]].sum(1)]
+    labels = [man.channels[i].name for i in top] + ["other"]
+    t = np.arange(len(att)) * man.step_seconds / 3600
+    ax2.stackplot(t, layers, labels=labels, alpha=0.8)
+    prob = sample["out"]["full"][: len(att), 0]
+    y = sample["labels"][: len(att), 0]
+    d0 = man.devices[0]
+    scale = 1.0 if d0.kind == "binary" else max(np.nanmax(np.abs(prob)), 1e-6)
+    ax2.plot(t, prob / scale, color="black", lw=1, label=f"{d0.name} output")
+    ax2.plot(t, y / scale, color="red", lw=1, ls=":", label=f"{d0.name} label")
+    ax2.set_xlabel("hours from the first test window")
+    ax2.set_ylabel("attention (stacked)")
+    ax2.set_ylim(0, 1.05)
+    ax2.legend(fontsize=7, loc="upper right", ncol=2)
+    ax2.set_title(f"attention of {d0.name} over a sample day (full tier)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

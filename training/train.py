@@ -1,0 +1,311 @@
+"""The training loop: lazy windows -> the full model and its coarse (time x4) sibling, trained side by side.
+
+Windows come from `WindowSampler` one batch at a time (never all [N, C, T] at once). Each step feeds the
+same normalized batch to the full model and, pooled in time, to the coarse model (the `coarse`/`focused`/
+`sparse` tiers); both get random channel dropout (>= 1 live) so masked channels and top-k subsets stay
+valid. AdamW, early stopping on validation loss (best state kept per model), a wall-clock budget, rare-label
+handling (balanced sampling + tempered class weights), and per-device thresholds chosen on validation.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from edge_agent.manifest import ChannelSpec, DeviceSpec
+from training.data import WindowSampler, channel_moments, normalize
+from training.model import CatVsn, DeviceHead, ModelConfig, n_params, pool_time
+from training.progress import TrainProgress
+from training.sensorlog import SensorLog
+from training.thresholds import choose_threshold
+
+logger = logging.getLogger(__name__)
+
+RARE = 0.2  # a binary device on less often than this is oversampled to about this rate per epoch
+MAX_BOOST = 20.0  # cap on the oversampling factor of one rare positive window
+
+
+@dataclass
+class TrainConfig:
+    window: int = 64  # fine steps per window (64 min at 1-min steps)
+    time_factor: int = 4  # coarse tier: 4 fine steps merged
+    patch: int = 8  # fine model patch; the coarse model uses patch // time_factor (min 1)
+    d: int = 32
+    coarse_d: int = 24  # the cheapest tiers use a narrower model
+    batch: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    epochs: int = 15
+    patience: int = 4  # epochs without validation improvement before stopping
+    max_windows_per_epoch: int = 200_000  # long histories: an epoch is a random sample of this many windows
+    max_val_windows: int = 20_000  # validation windows (evenly strided)
+    budget_seconds: float | None = None  # wall-clock budget of the loop
+    channel_dropout: float = 0.3
+    level_jitter: float = 0.0  # std (z units) of a random per-window, per-channel offset: robustness to drift
+    scale_jitter: float = 0.0  # std of a random per-window, per-channel gain around 1
+    keep_all_frac: float = 0.3  # fraction of samples trained with every live channel
+    ema: float = 0.0  # >0: validate and keep an exponential moving average of the weights (decay per step)
+    threshold_metric: str = "balanced_accuracy"  # binary threshold on validation: balanced_accuracy | f1
+    seed: int = 0
+    threads: int = 2
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    full: CatVsn
+    coarse: CatVsn
+    channels: list[ChannelSpec]
+    devices: list[DeviceSpec]
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    val_pool: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # normalized val windows (x, mask, ids)
+
+
+def device_heads(log: SensorLog) -> list[DeviceHead]:
+    """Output heads from the log's devices; setpoint heads get the training-label mean/std and range."""
+    heads = []
+    for k, dev in enumerate(log.devices):
+        if dev.kind == "setpoint":
+            y = log.labels[:, k]
+            y = y[~np.isnan(y)]
+            if y.size == 0:
+                raise ValueError(f"device {dev.name!r} has no labels in the training span")
+            heads.append(DeviceHead(dev.name, "setpoint", mean=float(y.mean()), std=float(max(y.std(), 0.1)),
+                                    min_value=float(y.min()), max_value=float(y.max())))
+        else:
+            heads.append(DeviceHead(dev.name, dev.kind, levels=dev.levels if dev.kind == "level" else 2))
+    return heads
+
+
+def channel_dropout(mask: torch.Tensor, p: float, keep_all_frac: float, gen: torch.Generator) -> torch.Tensor:
+    """Drop each live channel with prob p (not for a keep_all_frac of samples); keep >= 1 live per row."""
+    b, c = mask.shape
+    drop = (torch.rand(b, c, generator=gen) < p) & (torch.rand(b, 1, generator=gen) >= keep_all_frac)
+    new = mask * (~drop).to(mask.dtype)
+    empty = (new.sum(1) == 0) & (mask.sum(1) > 0)
+    if empty.any():
+        pick = (mask[empty] * torch.rand(int(empty.sum()), c, generator=gen)).argmax(1)  # a random live one
+        new[empty.nonzero().squeeze(1), pick] = 1.0
+    return new
+
+
+def jitter(x: torch.Tensor, level: float, scale: float, gen: torch.Generator) -> torch.Tensor:
+    """x [B, C, T] with a random offset and gain per (window, channel): the model cannot lean on exact levels
+    of channels that drift week to week (calendar channels are exact by construction and drift-free too,
+    but a small jitter on them only blurs the clock by minutes)."""
+    if level <= 0 and scale <= 0:
+        return x
+    b, c, _ = x.shape
+    gain = 1.0 + scale * torch.randn(b, c, 1, generator=gen)
+    return x * gain + level * torch.randn(b, c, 1, generator=gen)
+
+
+class DeviceLoss:
+    """Sum over devices of BCE (binary), CE (level), Huber on the normalized target (setpoint); NaN = no label."""
+
+    def __init__(self, heads: list[DeviceHead], labels: np.ndarray) -> None:
+        self.heads = heads
+        self.pos_weight: dict[int, torch.Tensor] = {}
+        self.class_weight: dict[int, torch.Tensor] = {}
+        for k, h in enumerate(heads):
+            y = labels[:, k]
+            y = y[~np.isnan(y)]
+            if h.kind == "binary" and y.size:
+                rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
+                # tempered (sqrt) weighting: balanced sampling already lifted rare positives
+                self.pos_weight[k] = torch.tensor(min(math.sqrt((1 - rate) / rate), 10.0))
+            elif h.kind == "level" and y.size:
+                counts = np.bincount(y.astype(int), minlength=h.levels).astype(np.float64) + 1.0
+                w = np.sqrt(counts.sum() / counts)
+                self.class_weight[k] = torch.tensor(w / w.mean(), dtype=torch.float32)
+
+    def __call__(self, raw: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        total = raw.new_zeros(())
+        o = 0
+        for k, h in enumerate(self.heads):
+            y = labels[:, k]
+            known = ~torch.isnan(y)
+            if known.any():
+                r = raw[known]
+                yk = y[known]
+                if h.kind == "binary":
+                    total = total + F.binary_cross_entropy_with_logits(r[:, o], yk, pos_weight=self.pos_weight.get(k))
+                elif h.kind == "level":
+                    total = total + F.cross_entropy(r[:, o:o + h.n_out], yk.long(), weight=self.class_weight.get(k))
+                else:
+                    total = total + F.huber_loss(r[:, o], (yk - h.mean) / h.std, delta=1.0)
+            o += h.n_out
+        return total
+
+
+def epoch_sample(sampler: WindowSampler, heads: list[DeviceHead], n: int, rng: np.random.Generator) -> np.ndarray:
+    """Window ends for one epoch: all (shuffled) or n drawn, rare binary positives oversampled to ~RARE."""
+    ends = sampler.ends
+    weight = np.ones(ends.size)
+    for k, h in enumerate(heads):
+        if h.kind != "binary":
+            continue
+        y = sampler.labels[ends, k]
+        rate = float(np.nanmean(y)) if np.isfinite(y).any() else 0.0
+        if 0 < rate < RARE:
+            weight += (y == 1) * (min(MAX_BOOST, RARE / rate) - 1.0)
+    if ends.size <= n and np.all(weight == 1):
+        return rng.permutation(ends)
+    return rng.choice(ends, size=min(n, max(ends.size, 1)) if ends.size <= n else n, p=weight / weight.sum())
+
+
+def strided(ends: np.ndarray, n: int) -> np.ndarray:
+    return ends if ends.size <= n else ends[np.linspace(0, ends.size - 1, n).astype(np.int64)]
+
+
+def windows(sampler: WindowSampler, ends: np.ndarray, mean: np.ndarray, std: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Normalized (x [B, C, T], mask [B, C], ids [B, C], labels [B, D]) at these window ends."""
+    x, mask, labels = sampler.batch(ends)
+    ids = np.broadcast_to(np.arange(x.shape[1], dtype=np.int64), mask.shape)
+    return normalize(x, mask, mean, std), mask, np.ascontiguousarray(ids), labels
+
+
+def _ema(model: CatVsn, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    if decay <= 0:
+        return None
+    return torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+@torch.inference_mode()
+def predict_raw(model: CatVsn, x: np.ndarray, mask: np.ndarray, ids: np.ndarray, batch: int = 1024
+                ) -> np.ndarray:
+    """Raw head outputs [N, O] of `model` (eval) over normalized windows, in chunks."""
+    model.eval()
+    outs = [model.raw(torch.from_numpy(x[i:i + batch]), torch.from_numpy(mask[i:i + batch]),
+                      torch.from_numpy(ids[i:i + batch]))[0] for i in range(0, len(x), batch)]
+    return torch.cat(outs).numpy() if outs else np.zeros((0, sum(h.n_out for h in model.cfg.devices)))
+
+
+def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig) -> TrainResult:
+    """Train the full and coarse models on `train_log`, early-stopped and thresholded on `val_log`."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    mean, std = channel_moments(train_log)
+    heads = device_heads(train_log)
+    kinds = [c.kind for c in train_log.channels]
+    tr = WindowSampler(train_log, cfg.window)
+    va = WindowSampler(val_log, cfg.window)
+    if len(tr) == 0 or len(va) == 0:
+        raise ValueError(f"no labelled windows of {cfg.window} steps in the train ({len(tr)}) or validation "
+                         f"({len(va)}) span; use a shorter --window or a longer history")
+    full = CatVsn(ModelConfig(kinds, heads, window=cfg.window, patch=cfg.patch, d=cfg.d))
+    cw = cfg.window // cfg.time_factor
+    coarse = CatVsn(ModelConfig(kinds, heads, window=cw, patch=max(1, cfg.patch // cfg.time_factor),
+                                d=cfg.coarse_d, time_factor=cfg.time_factor))
+    params = list(full.parameters()) + list(coarse.parameters())
+    ema = {n: _ema(m, cfg.ema) for n, m in (("full", full), ("coarse", coarse))}
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = DeviceLoss(heads, train_log.labels[tr.ends])
+    vx, vmask, vids, vlab = windows(va, strided(va.ends, cfg.max_val_windows), mean, std)
+    vxc = pool_time(torch.from_numpy(vx), cfg.time_factor).numpy()
+
+    per_epoch = min(len(tr), cfg.max_windows_per_epoch)
+    steps_per_epoch = math.ceil(per_epoch / cfg.batch)
+    total_steps = cfg.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.1)
+    best: dict[str, Any] = {"full": (math.inf, None, -1), "coarse": (math.inf, None, -1)}
+    history: list[dict[str, float]] = []
+    t0 = time.monotonic()
+    seen = 0
+    stop_reason = "epochs"
+    logger.info("training %s params full, %s coarse; %s train / %s val windows", n_params(full),
+                n_params(coarse), len(tr), len(vx))
+    with TrainProgress(total_steps, cfg.budget_seconds, enabled=cfg.progress) as prog:
+        for epoch in range(cfg.epochs):
+            full.train()
+            coarse.train()
+            ends = epoch_sample(tr, heads, per_epoch, rng)
+            run_loss, n_b = 0.0, 0
+            for i in range(0, ends.size, cfg.batch):
+                x, mask, ids, labels = (torch.from_numpy(a) for a in windows(tr, ends[i:i + cfg.batch], mean, std))
+                x = jitter(x, cfg.level_jitter, cfg.scale_jitter, gen)
+                m_full = channel_dropout(mask, cfg.channel_dropout, cfg.keep_all_frac, gen)
+                m_coarse = channel_dropout(mask, cfg.channel_dropout, cfg.keep_all_frac, gen)
+                loss = loss_fn(full.raw(x, m_full, ids)[0], labels)
+                loss = loss + loss_fn(coarse.raw(pool_time(x, cfg.time_factor), m_coarse, ids)[0], labels)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                for name, m in (("full", full), ("coarse", coarse)):
+                    if ema[name] is not None:
+                        ema[name].update_parameters(m)
+                seen += len(x)
+                run_loss += float(loss.detach())
+                n_b += 1
+                prog.step(loss=run_loss / n_b, windows=seen, epoch=epoch + 1)
+                if cfg.budget_seconds is not None and time.monotonic() - t0 > cfg.budget_seconds:
+                    stop_reason = "budget"
+                    break
+            evm = {n: (ema[n].module if ema[n] is not None else m) for n, m in (("full", full), ("coarse", coarse))}
+            vl = {name: float(loss_fn(torch.from_numpy(predict_raw(evm[name], xx, vmask, vids)),
+                                      torch.from_numpy(vlab))) for name, xx in (("full", vx), ("coarse", vxc))}
+            history.append({"epoch": epoch + 1, "train_loss": run_loss / max(n_b, 1),
+                            "val_loss_full": vl["full"], "val_loss_coarse": vl["coarse"]})
+            logger.info("epoch %s train %.4f val full %.4f coarse %.4f", epoch + 1, run_loss / max(n_b, 1),
+                        vl["full"], vl["coarse"])
+            for name, m in evm.items():
+                if vl[name] < best[name][0]:
+                    best[name] = (vl[name], {k: v.clone() for k, v in m.state_dict().items()}, epoch)
+            if stop_reason == "budget":
+                break
+            if epoch - max(best["full"][2], best["coarse"][2]) >= cfg.patience:
+                stop_reason = "early_stop"
+                break
+    wall = time.monotonic() - t0
+    for name, m in (("full", full), ("coarse", coarse)):
+        if best[name][1] is not None:
+            m.load_state_dict(best[name][1])
+        m.eval()
+
+    devices, thr_metrics = _device_specs(full, heads, [d.unit for d in train_log.devices], vx, vmask, vids, vlab, cfg.threshold_metric)
+    metrics = {"train_seconds": wall, "train_windows_per_second": seen / max(wall, 1e-9),
+               "train_windows_seen": float(seen), "epochs_run": float(len(history)),
+               "best_epoch_full": float(best["full"][2] + 1), "val_loss_full": float(best["full"][0]),
+               "val_loss_coarse": float(best["coarse"][0]), "params_full": float(n_params(full)),
+               "params_coarse": float(n_params(coarse)), "budget_stopped": float(stop_reason == "budget"),
+               **thr_metrics}
+    channels = [ChannelSpec(name=c.name, unit=c.unit, kind=c.kind, mean=float(mu), std=float(sd))
+                for c, mu, sd in zip(train_log.channels, mean, std, strict=True)]
+    logger.info("trained in %.1fs (%s), %.0f windows/s", wall, stop_reason, metrics["train_windows_per_second"])
+    return TrainResult(full, coarse, channels, devices, metrics, history, (vx, vmask, vids))
+
+
+def _device_specs(model: CatVsn, heads: list[DeviceHead], units: list[str], x: np.ndarray, mask: np.ndarray, ids: np.ndarray,
+                  labels: np.ndarray, metric: str) -> tuple[list[DeviceSpec], dict[str, float]]:
+    """DeviceSpecs for the manifest, binary thresholds chosen on validation windows."""
+    with torch.inference_mode():
+        dev = np.concatenate([model(torch.from_numpy(x[i:i + 1024]), torch.from_numpy(mask[i:i + 1024]),
+                                    torch.from_numpy(ids[i:i + 1024]))[0].numpy() for i in range(0, len(x), 1024)])
+    specs, metrics = [], {}
+    for k, h in enumerate(heads):
+        if h.kind == "binary":
+            y = labels[:, k]
+            known = ~np.isnan(y)
+            thr, score = choose_threshold(dev[known, k], y[known], metric)
+            metrics[f"val_{metric}.{h.name}"] = score
+            specs.append(DeviceSpec(name=h.name, kind="binary", threshold=thr))
+        elif h.kind == "level":
+            specs.append(DeviceSpec(name=h.name, kind="level", levels=h.levels))
+        else:
+            specs.append(DeviceSpec(name=h.name, kind="setpoint", unit=units[k], min_value=h.min_value,
+                                    max_value=h.max_value))
+    return specs, metrics
