@@ -1,7 +1,7 @@
 """Scale benchmark (issue 11): years of one-minute history -> load, lazy windows, train, evaluate, test table.
 
     python bench/bench_scale.py [--days 1400] [--workdir /tmp/edge-agent-bench] [--budget-seconds 480]
-                                [--skip-train]
+                                [--skip-train] [--reuse-bundle]
 
 Prints JSON lines (one object each, `"bench": "scale"`):
   history    rows written by the simulated home (reused from --workdir when already there)
@@ -134,6 +134,7 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "edge-agent-bench")
     ap.add_argument("--budget-seconds", type=float, default=480.0, help="training wall-clock budget")
     ap.add_argument("--skip-train", action="store_true", help="only history, load and windows")
+    ap.add_argument("--reuse-bundle", action="store_true", help="evaluate the bundle already in --workdir")
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     path = history(a.days, a.workdir, a.seed)
@@ -150,18 +151,22 @@ def main() -> int:
         return 0
 
     bundle, report_path = a.workdir / "bundle", a.workdir / "report.json"
-    train = run_timed([PY, "-m", "training", "train", "--dataset", str(path), "--budget-seconds",
-                       str(a.budget_seconds), "--out", str(bundle)])
+    if a.reuse_bundle and (bundle / "manifest.json").is_file():
+        train = {"seconds": None, "peak_rss_mb": None, "rc": 0, "reused": str(bundle)}
+    else:
+        train = run_timed([PY, "-m", "training", "train", "--dataset", str(path), "--budget-seconds",
+                           str(a.budget_seconds), "--no-progress", "--out", str(bundle)])
     emit(bench="scale", what="train", **train)
     if train["rc"] != 0:
         return 1
     ev = run_timed([PY, "-m", "training", "evaluate", str(bundle), "--dataset", str(path),
                     "--json", str(report_path)])
     emit(bench="scale", what="evaluate", **ev)
-    total = ours["seconds"] + train["seconds"]
-    emit(bench="scale", what="targets", load_plus_train_seconds=round(total, 1), target_seconds=900,
-         met_time=total <= 900, peak_rss_mb=round(max(ours["peak_rss_mb"], train["peak_rss_mb"])),
-         target_rss_mb=3072, met_rss=max(ours["peak_rss_mb"], train["peak_rss_mb"]) <= 3072)
+    if train["seconds"] is not None:  # not when the bundle was reused
+        total = ours["seconds"] + train["seconds"]
+        rss = max(ours["peak_rss_mb"], train["peak_rss_mb"], ev["peak_rss_mb"])
+        emit(bench="scale", what="targets", load_plus_train_seconds=round(total, 1), target_seconds=900,
+             met_time=total <= 900, peak_rss_mb=round(rss), target_rss_mb=3072, met_rss=rss <= 3072)
     if ev["rc"] != 0:
         return 1
     table(json.loads(report_path.read_text()))
