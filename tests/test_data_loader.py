@@ -200,3 +200,17 @@ def test_device_words_and_sidecar_yaml(tmp_path):
     sc.write_text("columns: [t, light]\n")
     with pytest.raises(DataError, match=r"sidecar .*words.sidecar.yaml: columns: .*fix that key"):
         load_csv(csv)
+
+
+def test_cli_exits_2_with_one_line(tmp_path, capsys):
+    from training.cli import main
+
+    csv = _bad(tmp_path)
+    sc = csv.with_name(csv.name + ".sidecar.json")
+    sc.write_text(sc.read_text().replace('"ignore"', '"sensor"'))
+    assert main(["train", "--dataset", str(csv), "--out", str(tmp_path / "b"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: sidecar") and "'note'" in err and "role" in err and "\n" not in err
+    assert main(["train", "--dataset", "uci-occupancy", "--data-dir", str(tmp_path), "--out",
+                 str(tmp_path / "b")]) == 2
+    assert "EDGE_AGENT_UCI_DIR" in capsys.readouterr().err
