@@ -193,3 +193,19 @@ def test_two_occupants_and_trips():
     frame = next(away.days(1, warmup_days=0))
     assert on_trip(1, frame.plan.date) and frame.plan.home.max() == 0
     assert frame.devices[:, DEVICE_NAMES.index("living.light")].max() == 0.0
+
+
+def test_history_preference_labels_differ_from_state_only_by_human_lag(tmp_path):
+    """labels='preference' writes the hidden preference; 'state' the (lagging) state in effect."""
+    import csv as _csv
+
+    from edge_agent.simhome import write_history as _write
+
+    a = _write(tmp_path / "state.csv", 2, seed=3, start="2023-01-09")
+    b = _write(tmp_path / "pref.csv", 2, seed=3, start="2023-01-09", labels="preference")
+    ra = list(_csv.DictReader(a.read_text(encoding="utf-8").splitlines()))
+    rb = list(_csv.DictReader(b.read_text(encoding="utf-8").splitlines()))
+    assert [r["time"] for r in ra] == [r["time"] for r in rb]
+    assert [r["living.illuminance"] for r in ra] == [r["living.illuminance"] for r in rb]
+    differ = sum(r1["living.light"] != r2["living.light"] for r1, r2 in zip(ra, rb, strict=True))
+    assert 0 < differ < 0.05 * len(ra)

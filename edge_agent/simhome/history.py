@@ -2,7 +2,10 @@
 
 One row per step (default 60 s) with the local time and its UTC offset (`2022-03-27T03:00:00+02:00`, so
 DST is visible), one column per channel (empty cell = the sensor was not reporting) and one per device
-(the state in effect: the person's own operation, i.e. their preference with human lag). Hours when the
+(by default the state in effect: the person's own operation, i.e. their preference with human lag; with
+`labels="preference"` the person's hidden preference itself, the label a controller should learn: the state in
+effect lags the preference and, for lights, is visible in the illuminance it causes, so a model trained on it
+learns to mirror the lamp instead of the person). Hours when the
 hub was down are absent (a gap). Generated day by day (vectorized) and written in chunks, so years of
 history take bounded memory.
 """
@@ -67,8 +70,11 @@ def _column_text(x: np.ndarray, decimals: int) -> list[str]:
     return s.tolist()
 
 
-def format_rows(frame: DayFrame) -> str:
-    """CSV text (no header) of a simulated day; rows when the hub was down are left out."""
+def format_rows(frame: DayFrame, labels: str = "state") -> str:
+    """CSV text (no header) of a simulated day; rows when the hub was down are left out.
+
+    `labels`: device columns hold the state in effect (`state`) or the person's preference (`preference`).
+    """
     plan = frame.plan
     keep = plan.hub_ok
     if not keep.any():
@@ -77,7 +83,8 @@ def format_rows(frame: DayFrame) -> str:
     local = (np.round(t).astype(np.int64) + off).astype("datetime64[s]")
     stamps = np.char.add(np.datetime_as_string(local, unit="s").astype(object), _offset_text(off))
     cols: list[list[str]] = [stamps.tolist()]
-    vals, devs = frame.readings[keep], frame.devices[keep]
+    vals = frame.readings[keep]
+    devs = (frame.preferred if labels == "preference" else frame.devices)[keep]
     cols += [_column_text(vals[:, j], int(DECIMALS[j])) for j in range(vals.shape[1])]
     cols += [_column_text(devs[:, j], int(_DEVICE_DECIMALS[j])) for j in range(devs.shape[1])]
     return "\n".join(map(",".join, zip(*cols, strict=True))) + "\n"
@@ -104,6 +111,7 @@ def write_history(
     *,
     n_occupants: int = 1,
     dropouts: bool = True,
+    labels: str = "state",
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write `days` local days of simulated history to `path` (CSV) and `<path>.sidecar.json`.
@@ -113,6 +121,8 @@ def write_history(
     """
     if days < 1:
         raise ValueError(f"days must be >= 1 (got {days})")
+    if labels not in ("state", "preference"):
+        raise ValueError(f"labels must be 'state' or 'preference' (got {labels!r})")
     path = Path(path)
     begin = start if isinstance(start, dt.datetime) else parse_start(start, timezone)
     if begin.tzinfo is None:
@@ -127,7 +137,7 @@ def write_history(
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             f.write(header() + "\n")
             for k, frame in enumerate(home.days(days)):
-                f.write(format_rows(frame))
+                f.write(format_rows(frame, labels))
                 rows += int(frame.plan.hub_ok.sum())
                 if progress is not None:
                     progress(k + 1, days)
