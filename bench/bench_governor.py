@@ -7,10 +7,12 @@ the latency of a tier does not depend on its weights); a background publisher wi
 decision for `living.light` (trigger `event:living.motion`) arrives on `edge-agent/<id>/decision/living.light`.
 The decision is published right after the commands of that decision are handed to paho, so it bounds the
 sensor -> command latency from above. Under (b) two `while True: pass` processes at normal priority saturate
-both cores. Rows: one JSON line per (load, governor) cell, with the tier(s) seen during the measurement, the
-agent's own decision latency p50/p99 from its stats topic, and decisions/s achieved. Extra rows (`--extra`):
-the cheap levers measured in the same run (agent at nice -5; agent and broker at nice -5; hogs at nice 19).
-Niceness below 0 needs root or CAP_SYS_NICE (else procprio logs one warning and the row is at nice 0).
+both cores. The two agents compared (pinned `full`, governed) run side by side, each with its own broker and
+background sensors, and are probed in interleaved blocks (`--block` s), so both see the same background load
+from whatever else runs on the machine. Rows: one JSON line per (load, agent) with the tiers seen, the agent's
+own decision latency p50/p99 (stats topic), decisions/s (probe answers; all agent decisions incl. ticks) and
+system CPU. `--extra`: the cheap levers in the same run (agent at nice -5; agent and broker at nice -5; hogs at
+nice 19). Niceness below 0 needs root or CAP_SYS_NICE (else procprio logs one warning and the row is at 0).
 """
 
 from __future__ import annotations
@@ -165,76 +167,122 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
         p.wait(5)
 
 
-def cell(args: argparse.Namespace, bundle: Path, tmp: Path, *, load: str, governor: str,
-         agent_nice: int | None = None, hog_nice: int = 0, broker_nice: int | None = None) -> dict[str, Any]:
-    broker = Mosquitto()
-    if broker_nice is not None:
-        os.setpriority(os.PRIO_PROCESS, broker.proc.pid, broker_nice)
-    gov = dict(GOVERNED) if governor == "enabled" else {"pinned_tier": "full"}
-    state = Path(tempfile.mkdtemp(dir=tmp))
-    cfg_path = state / "agent.yaml"
-    cfg_path.write_text(yaml.safe_dump(agent_config(bundle, broker.port, state, gov, agent_nice)))
-    with (state / "agent.log").open("wb") as log:
-        agent = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "run", "--config", str(cfg_path)],
-                                 cwd=ROOT, stderr=log)
-    hogs: list[subprocess.Popen[bytes]] = []
-    stop = threading.Event()
-    bg = threading.Thread(target=background, args=(broker.port, args.bg_rate, stop), daemon=True)
-    probe = None
-    try:
-        probe = Probe(broker.port)
+class Setup:
+    """One agent under test: its own mosquitto, `edge-agent run` process, background sensors and probe."""
+
+    def __init__(self, name: str, args: argparse.Namespace, bundle: Path, tmp: Path, governor: dict[str, Any],
+                 agent_nice: int | None = None, broker_nice: int | None = None) -> None:
+        self.name, self.agent_nice, self.broker_nice = name, agent_nice, broker_nice
+        self.broker = Mosquitto()
+        if broker_nice is not None:
+            os.setpriority(os.PRIO_PROCESS, self.broker.proc.pid, broker_nice)
+        self.state = Path(tempfile.mkdtemp(dir=tmp))
+        cfg_path = self.state / "agent.yaml"
+        cfg_path.write_text(yaml.safe_dump(agent_config(bundle, self.broker.port, self.state, governor, agent_nice)))
+        with (self.state / "agent.log").open("wb") as log:
+            self.agent = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "run", "--config", str(cfg_path)],
+                                          cwd=ROOT, stderr=log)
+        self.stop = threading.Event()
+        self.probe: Probe | None = None
+        self.probe = Probe(self.broker.port)
         deadline = time.monotonic() + 20
-        while not probe.stats and time.monotonic() < deadline:
+        while not self.probe.stats and time.monotonic() < deadline:
             time.sleep(0.05)
-        if not probe.stats:
-            raise RuntimeError(f"agent did not start; see {state / 'agent.log'}")
-        bg.start()
-        if load == "saturated":
-            hogs = start_hogs(args.hogs, hog_nice)
-        probe.measure(args.warmup, args.probe_ms / 1000.0)  # warm-up: the governor settles
-        s0 = probe.stats[-1]
-        t0 = time.monotonic()
-        lat, tiers, missed = probe.measure(args.seconds, args.probe_ms / 1000.0)
-        time.sleep(1.2)  # one more stats message covering the window
-        s1 = probe.stats[-1]
-        dt = time.monotonic() - t0
+        if not self.probe.stats:
+            self.close()
+            raise RuntimeError(f"agent did not start; see {self.state / 'agent.log'}")
+        threading.Thread(target=background, args=(self.broker.port, args.bg_rate, self.stop), daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.probe is not None:
+            self.probe.close()
+        self.agent.terminate()
+        try:
+            self.agent.wait(15)
+        except subprocess.TimeoutExpired:
+            self.agent.kill()
+        self.broker.stop()
+
+
+def phase(args: argparse.Namespace, setups: list[Setup], load: str, hog_nice: int = 0) -> list[dict[str, Any]]:
+    """Measure every setup under `load`, interleaved in blocks so all see the same background over time."""
+    import psutil
+
+    hogs = start_hogs(args.hogs, hog_nice) if load == "saturated" else []
+    period = args.probe_ms / 1000.0
+    res: dict[str, dict[str, Any]] = {s.name: {"lat": [], "tiers": [], "missed": 0, "t": 0.0} for s in setups}
+    try:
+        for s in setups:  # warm-up (the governed agent settles on its tier under this load)
+            s.probe.measure(args.warmup / len(setups), period)
+        s0 = {s.name: s.probe.stats[-1] for s in setups}
+        t_phase = time.monotonic()
+        psutil.cpu_percent(None)
+        rounds = max(1, round(args.seconds / args.block))
+        for _ in range(rounds):
+            for s in setups:
+                t0 = time.monotonic()
+                lat, tiers, missed = s.probe.measure(args.block, period)
+                r = res[s.name]
+                r["lat"] += lat
+                r["tiers"] += tiers
+                r["missed"] += missed
+                r["t"] += time.monotonic() - t0
+        cpu = psutil.cpu_percent(None)
+        time.sleep(1.2)  # one more stats message covering the phase
+        dt = time.monotonic() - t_phase
     finally:
         stop_all(hogs)
-        stop.set()
-        if probe is not None:
-            probe.close()
-        agent.terminate()
-        try:
-            agent.wait(15)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-        broker.stop()
-    row = {
-        "bench": "governor", "load": load, "governor": governor, "n": len(lat), "missed": missed,
-        "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "max_ms": pct(lat, 100),
-        "tiers": {t: tiers.count(t) for t in sorted(set(tiers))},
-        "agent_p50_ms": s1.get("latency_ms_p50"), "agent_p99_ms": s1.get("latency_ms_p99"),
-        "decisions_per_s": round((s1["decisions"] - s0["decisions"]) / dt, 1),
-        "cpu_percent": s1.get("cpu_percent"),
-    }
-    if agent_nice is not None:
-        row["agent_nice"] = agent_nice
-    if broker_nice is not None:
-        row["broker_nice"] = broker_nice
-    if load == "saturated":
-        row.update(hogs=args.hogs, hog_nice=hog_nice)
-    return row
+    rows = []
+    for s in setups:
+        r, st1 = res[s.name], s.probe.stats[-1]
+        row = {
+            "bench": "governor", "load": load, "agent": s.name, "n": len(r["lat"]), "missed": r["missed"],
+            "p50_ms": pct(r["lat"], 50), "p99_ms": pct(r["lat"], 99), "max_ms": pct(r["lat"], 100),
+            "tiers": {t: r["tiers"].count(t) for t in sorted(set(r["tiers"]))},
+            "agent_p50_ms": st1.get("latency_ms_p50"), "agent_p99_ms": st1.get("latency_ms_p99"),
+            "probe_decisions_per_s": round(len(r["lat"]) / max(r["t"], 1e-9), 1),
+            "agent_decisions_per_s": round((st1["decisions"] - s0[s.name]["decisions"]) / dt, 1),
+            "system_cpu_percent": cpu,
+        }
+        if s.agent_nice is not None:
+            row["agent_nice"] = s.agent_nice
+        if s.broker_nice is not None:
+            row["broker_nice"] = s.broker_nice
+        if load == "saturated":
+            row.update(hogs=args.hogs, hog_nice=hog_nice)
+        rows.append(row)
+        emit(**row)
+    return rows
+
+
+def group(args: argparse.Namespace, bundle: Path, tmp: Path, loads: list[tuple[str, int]],
+          agent_nice: int | None = None, broker_nice: int | None = None) -> list[dict[str, Any]]:
+    setups: list[Setup] = []
+    try:
+        for name, gov in (("pinned-full", {"pinned_tier": "full"}), ("governor", dict(GOVERNED))):
+            setups.append(Setup(name, args, bundle, tmp, gov, agent_nice, broker_nice))
+        rows = []
+        for load, hog_nice in loads:
+            rows += phase(args, setups, load, hog_nice)
+        return rows
+    finally:
+        for s in setups:
+            s.close()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per cell")
-    ap.add_argument("--warmup", type=float, default=12.0, help="warm-up seconds per cell (governor settles)")
+    ap.add_argument("--seconds", type=float, default=30.0, help="measured seconds per agent and load")
+    ap.add_argument("--block", type=float, default=5.0, help="seconds per interleaved measurement block")
+    ap.add_argument("--warmup", type=float, default=14.0, help="warm-up seconds per load (governor settles)")
     ap.add_argument("--probe-ms", type=float, default=50.0, help="motion toggle period (ms)")
-    ap.add_argument("--bg-rate", type=float, default=20.0, help="background sensor messages/s")
-    ap.add_argument("--hogs", type=int, default=2, help="busy processes for the saturated cells")
-    ap.add_argument("--extra", action="store_true", help="also the cheap levers: agent nice -5, hogs nice 19")
+    ap.add_argument("--bg-rate", type=float, default=20.0, help="background sensor messages/s per agent")
+    ap.add_argument("--hogs", type=int, default=2, help="busy processes for the saturated load")
+    ap.add_argument("--extra", action="store_true", help="also the cheap levers: niceness of agent/broker/hogs")
     args = ap.parse_args()
+    import psutil
+
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         bundle = build_bundle(tmp / "bundle")
@@ -242,22 +290,18 @@ def main() -> None:
 
         m = read_manifest(bundle)
         emit(bench="governor", bundle=m.version, tiers={t.name: [t.latency_us_p50, t.latency_us_p99] for t in m.tiers},
-             cores=os.cpu_count(), note="tier latencies (us p50, p99) as measured at export")
-        rows = []
-        for load in ("idle", "saturated"):
-            for governor in ("pinned-full", "enabled"):
-                rows.append(cell(args, bundle, tmp, load=load, governor=governor))
-                emit(**rows[-1])
-        if args.extra:  # the cheap levers, each with the governor on and pinned
-            for governor in ("pinned-full", "enabled"):
-                emit(**cell(args, bundle, tmp, load="saturated", governor=governor, agent_nice=-5))
-                emit(**cell(args, bundle, tmp, load="saturated", governor=governor, agent_nice=-5, broker_nice=-5))
-                emit(**cell(args, bundle, tmp, load="saturated", governor=governor, hog_nice=19))
-        sat = {r["governor"]: r for r in rows if r["load"] == "saturated"}
-        if sat["enabled"]["p99_ms"] and sat["pinned-full"]["p99_ms"]:
+             cores=os.cpu_count(), other_cpu_percent_before=psutil.cpu_percent(2.0),
+             note="tier latencies: us p50/p99 at export; other_cpu: load from other processes before the run")
+        rows = group(args, bundle, tmp, [("idle", 0), ("saturated", 0)])
+        sat = {r["agent"]: r for r in rows if r["load"] == "saturated"}
+        if sat["governor"]["p99_ms"] and sat["pinned-full"]["p99_ms"]:
             emit(bench="governor", summary="saturated p99 pinned-full / governor",
-                 ratio=round(sat["pinned-full"]["p99_ms"] / sat["enabled"]["p99_ms"], 2),
+                 ratio=round(sat["pinned-full"]["p99_ms"] / sat["governor"]["p99_ms"], 2),
                  targets="governor p99 < 50 ms and ratio >= 3")
+        if args.extra:  # the cheap levers, each with the governor on and pinned
+            group(args, bundle, tmp, [("saturated", 0)], agent_nice=-5)
+            group(args, bundle, tmp, [("saturated", 0)], agent_nice=-5, broker_nice=-5)
+            group(args, bundle, tmp, [("saturated", 19)])
 
 
 if __name__ == "__main__":
