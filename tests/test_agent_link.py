@@ -69,9 +69,10 @@ def test_command_while_disconnected_is_dropped_not_sent_late(broker: Broker) -> 
 
 def test_governor_step_down_is_recorded_and_used(bundle_path: Path, broker: Broker, observer: Observer,
                                                  tmp_path: Path) -> None:
-    """A governor forced to step down (tiny latency limit): the change is recorded, published, and decisions
-    run on the new tier, feeding only the focused channel set plus the triggering fast channel."""
-    gov = {"latency_down_ms": 0.0001, "latency_tier_factor": None, "latency_min_samples": 1,
+    """A governor forced to step down (a CPU limit any running process exceeds): the change is recorded,
+    published, and decisions run on the new tier, feeding only the focused channel set plus the triggering
+    fast channel."""
+    gov = {"cpu_down_percent": 0.001, "cpu_up_percent": 0, "cpu_smoothing_seconds": 0,
            "down_after_seconds": 0, "min_seconds_per_tier": 0, "sample_seconds": 0.1}
     agent = Agent(parse_config(agent_config_dict(bundle_path, broker.port, tmp_path / "s", governor=gov,
                                                  decision_tick_seconds=0.2)))
@@ -85,7 +86,7 @@ def test_governor_step_down_is_recorded_and_used(bundle_path: Path, broker: Brok
         agent.recorder.flush()
         with agent.recorder.engine.connect() as c:
             changes = [(r.old, r.new, r.signal) for r in c.execute(select(tier_changes))]
-        assert changes[:2] == [("full", "int8", "latency"), ("int8", "coarse", "latency")]
+        assert changes[:2] == [("full", "int8", "cpu"), ("int8", "coarse", "cpu")]
         assert any(s.get("tier") != "full" for s in observer.on("edge-agent/t1/stats"))
     finally:
         agent.stop()
