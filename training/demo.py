@@ -1,7 +1,13 @@
-"""`build-demo-bundle`: train on a fixed-seed simulated-home history and write `edge_agent/demo_bundle/`.
+"""`build-demo-bundle`: train on a fixed-seed simulated home and write `edge_agent/demo_bundle/`.
 
-The runtime's demo and tests use this bundle (they never need torch). Reproducible: the history is generated
-from a fixed seed and start date, training is seeded and single-process, version and creation time are fixed
+The runtime's demo and tests use this bundle (they never need torch). The history comes from
+`training.simexplore` (devices driven by an exploring behaviour policy, labels = the person's preference),
+not from `simhome.write_history` (labels = the state in effect): trained on the latter, the model learned
+that lamp light in the illuminance means "keep the lamp on" and never switched a light on in closed loop.
+After training, the int8 tier drives the simulated home for two days (`training.closedloop`) and the
+agreement with the person's preference is written into the manifest metrics (`closed_loop_agreement*`).
+
+Reproducible: fixed seed and start date, seeded single-process training, fixed version and creation time
 (only the measured latencies in the manifest differ between builds).
 """
 
@@ -12,18 +18,21 @@ import tempfile
 from pathlib import Path
 
 import edge_agent
-from edge_agent.manifest import Manifest
-from edge_agent.simhome import write_history
+from edge_agent.manifest import Manifest, write_manifest
+from training.closedloop import closed_loop
 from training.pipeline import DataSpec, train_bundle
+from training.simexplore import write_explored_history
 from training.train import TrainConfig
 
 logger = logging.getLogger(__name__)
 
 DEMO_DAYS = 90
 DEMO_SEED = 7
-DEMO_START = "2023-01-02"  # a Monday in winter: the first 90 days cover winter into spring (daylight shifts)
+DEMO_START = "2023-01-02"  # a Monday in winter: 90 days run from winter into spring (daylight shifts)
 DEMO_SPLIT = "0.8,0.9"
 DEMO_CREATED = "2024-01-01T00:00:00+00:00"
+CLOSED_LOOP_HOURS = 48.0
+CLOSED_LOOP_SEED = 101  # another household day plan than the training history's
 
 
 def default_out() -> Path:
@@ -31,18 +40,22 @@ def default_out() -> Path:
 
 
 def demo_config(seed: int, budget_seconds: float | None, progress: bool) -> TrainConfig:
-    """Home-sized settings: 19 channels, 5 devices; ~40k windows an epoch keeps the build to a few minutes."""
-    return TrainConfig(window=64, epochs=10, patience=3, max_windows_per_epoch=40_000, seed=seed,
+    """Home-sized settings: 19 channels, 5 devices; 30k windows an epoch keeps the build to a few minutes."""
+    return TrainConfig(window=64, epochs=10, patience=3, max_windows_per_epoch=30_000, batch=256, seed=seed,
                        budget_seconds=budget_seconds, progress=progress)
 
 
 def build_demo_bundle(out: Path, days: int = DEMO_DAYS, seed: int = DEMO_SEED, budget_seconds: float | None = None,
                       progress: bool = True) -> Manifest:
-    """Generate `days` of simulated history (seed), train, and write the bundle to `out`."""
+    """Generate `days` of explored simulated history (seed), train, check in closed loop, write `out`."""
     with tempfile.TemporaryDirectory(prefix="edge-agent-demo-") as tmp:
-        csv = write_history(Path(tmp) / "simhome.csv", days, seed=seed, start=DEMO_START)
-        logger.info("simulated %s days of history -> %s", days, csv)
+        csv = write_explored_history(Path(tmp) / "simhome.csv", days, seed=seed, start=DEMO_START)
+        logger.info("simulated %s days of explored history -> %s", days, csv)
         data = DataSpec(dataset=str(csv), split=DEMO_SPLIT)
         man = train_bundle(data, out, demo_config(seed, budget_seconds, progress),
                            version=f"demo-simhome-{days}d-s{seed}", created=DEMO_CREATED)
+    loop = closed_loop(out, man, "int8", hours=CLOSED_LOOP_HOURS, seed=CLOSED_LOOP_SEED)
+    logger.info("closed loop: %s", loop)
+    man = man.model_copy(update={"metrics": man.metrics | {k: round(v, 4) for k, v in loop.items()}})
+    write_manifest(out, man)
     return man

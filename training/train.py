@@ -51,6 +51,7 @@ class TrainConfig:
     level_jitter: float = 0.0  # std (z units) of a random per-window, per-channel offset: robustness to drift
     scale_jitter: float = 0.0  # std of a random per-window, per-channel gain around 1
     keep_all_frac: float = 0.3  # fraction of samples trained with every live channel
+    attn_entropy: float = 0.0  # weight of the readout-attention entropy penalty (peaked = more faithful top-1)
     ema: float = 0.0  # >0: validate and keep an exponential moving average of the weights (decay per step)
     threshold_metric: str = "balanced_accuracy"  # binary threshold on validation: balanced_accuracy | f1
     seed: int = 0
@@ -95,6 +96,11 @@ def channel_dropout(mask: torch.Tensor, p: float, keep_all_frac: float, gen: tor
         pick = (mask[empty] * torch.rand(int(empty.sum()), c, generator=gen)).argmax(1)  # a random live one
         new[empty.nonzero().squeeze(1), pick] = 1.0
     return new
+
+
+def entropy(att: torch.Tensor) -> torch.Tensor:
+    """Mean entropy of the readout attention rows [B, D, C] (masked entries are 0 and contribute 0)."""
+    return -(att * torch.log(att.clamp_min(1e-9))).sum(-1).mean()
 
 
 def jitter(x: torch.Tensor, level: float, scale: float, gen: torch.Generator) -> torch.Tensor:
@@ -238,8 +244,11 @@ def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig) -> TrainRe
                 x = jitter(x, cfg.level_jitter, cfg.scale_jitter, gen)
                 m_full = channel_dropout(mask, cfg.channel_dropout, cfg.keep_all_frac, gen)
                 m_coarse = channel_dropout(mask, cfg.channel_dropout, cfg.keep_all_frac, gen)
-                loss = loss_fn(full.raw(x, m_full, ids)[0], labels)
-                loss = loss + loss_fn(coarse.raw(pool_time(x, cfg.time_factor), m_coarse, ids)[0], labels)
+                out_f, att_f, _ = full.raw(x, m_full, ids)
+                out_c, att_c, _ = coarse.raw(pool_time(x, cfg.time_factor), m_coarse, ids)
+                loss = loss_fn(out_f, labels) + loss_fn(out_c, labels)
+                if cfg.attn_entropy > 0:
+                    loss = loss + cfg.attn_entropy * (entropy(att_f) + entropy(att_c))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
