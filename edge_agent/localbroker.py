@@ -60,6 +60,10 @@ class LocalBroker:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def running(self) -> bool:
+        return self._proc is not None
+
+    @property
     def log_path(self) -> Path:
         return self._dir / "mosquitto.log"
 
@@ -71,6 +75,7 @@ class LocalBroker:
             "persistence false\n"
             "max_queued_messages 0\n"
             "max_inflight_messages 0\n"
+            "set_tcp_nodelay true\n"
             f"log_dest file {self.log_path}\n"
             f"{self._extra_conf}\n",
             encoding="utf-8",
@@ -105,5 +110,9 @@ class LocalBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the broker and remove its config/log directory."""
         self.stop()
         shutil.rmtree(self._dir, ignore_errors=True)

@@ -4,9 +4,6 @@ echo (acts as Zigbee2MQTT devices applying `/set`), a jumpable clock, the test b
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,13 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from testbundle import home_bundle
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from edge_agent.localbroker import LocalBroker as Broker
 
 
 def wait_until(pred: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:
@@ -39,48 +30,12 @@ def wait_until(pred: Callable[[], Any], timeout: float = 5.0, interval: float = 
         time.sleep(interval)
 
 
-class Broker:
-    """A mosquitto subprocess with a generated config; `restart()` keeps the port."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_queued_messages 0\nlog_dest none\n"
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-
-        def up() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-
-        wait_until(up, 5.0, 0.005)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(5)
-            self.proc = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-
 @pytest.fixture()
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path)
-    b.start()
+def broker() -> Iterator[Broker]:
+    """A real mosquitto on a free loopback port; `restart()`/`stop()`/`start()` keep the port."""
+    b = Broker().start()
     yield b
-    b.stop()
+    b.close()
 
 
 class Observer:
