@@ -6,6 +6,8 @@ not from `simhome.write_history` (labels = the state in effect): trained on the 
 that lamp light in the illuminance means "keep the lamp on" and never switched a light on in closed loop.
 After training, the int8 tier drives the simulated home for two days (`training.closedloop`) and the
 agreement with the person's preference is written into the manifest metrics (`closed_loop_agreement*`).
+`python -m training evaluate edge_agent/demo_bundle` regenerates the same history (dataset
+`simexplore:days=90,seed=7,start=2023-01-02` in training.json) and evaluates every tier on its test split.
 
 Reproducible: fixed seed and start date, seeded single-process training, fixed version and creation time
 (only the measured latencies in the manifest differ between builds).
@@ -14,14 +16,12 @@ Reproducible: fixed seed and start date, seeded single-process training, fixed v
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 
 import edge_agent
 from edge_agent.manifest import Manifest, write_manifest
 from training.closedloop import closed_loop
-from training.pipeline import DataSpec, train_bundle
-from training.simexplore import write_explored_history
+from training.pipeline import DataSpec, simexplore_name, train_bundle
 from training.train import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -48,12 +48,9 @@ def demo_config(seed: int, budget_seconds: float | None, progress: bool) -> Trai
 def build_demo_bundle(out: Path, days: int = DEMO_DAYS, seed: int = DEMO_SEED, budget_seconds: float | None = None,
                       progress: bool = True) -> Manifest:
     """Generate `days` of explored simulated history (seed), train, check in closed loop, write `out`."""
-    with tempfile.TemporaryDirectory(prefix="edge-agent-demo-") as tmp:
-        csv = write_explored_history(Path(tmp) / "simhome.csv", days, seed=seed, start=DEMO_START)
-        logger.info("simulated %s days of explored history -> %s", days, csv)
-        data = DataSpec(dataset=str(csv), split=DEMO_SPLIT)
-        man = train_bundle(data, out, demo_config(seed, budget_seconds, progress),
-                           version=f"demo-simhome-{days}d-s{seed}", created=DEMO_CREATED)
+    data = DataSpec(dataset=simexplore_name(days, seed, DEMO_START), split=DEMO_SPLIT)
+    man = train_bundle(data, out, demo_config(seed, budget_seconds, progress),
+                       version=f"demo-simhome-{days}d-s{seed}", created=DEMO_CREATED)
     loop = closed_loop(out, man, "int8", hours=CLOSED_LOOP_HOURS, seed=CLOSED_LOOP_SEED)
     logger.info("closed loop: %s", loop)
     man = man.model_copy(update={"metrics": man.metrics | {k: round(v, 4) for k, v in loop.items()}})

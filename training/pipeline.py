@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from training.train import TrainConfig, train
 logger = logging.getLogger(__name__)
 
 TRAINING_FILE = "training.json"
+SIMEXPLORE = "simexplore:"
 UCI_VAL_FRACTION = 0.15
 
 
@@ -54,7 +55,13 @@ class DataSpec:
 
 
 def load_splits(spec: DataSpec) -> dict[str, SensorLog]:
-    """{'train', 'val', <test splits>}: UCI -> test, test2; CSV -> test. DataError on bad input."""
+    """{'train', 'val', <test splits>}: UCI -> test, test2; CSV -> test. DataError on bad input.
+
+    `simexplore:days=90,seed=7,start=2023-01-02` generates that explored simulated history
+    (`training.simexplore`) in a temporary directory and loads it as a CSV (the demo bundle's dataset).
+    """
+    if spec.dataset.startswith(SIMEXPLORE):
+        return _load_simexplore(spec)
     logs = load_dataset(
         spec.dataset,
         data_dir=Path(spec.data_dir) if spec.data_dir else None,
@@ -76,6 +83,25 @@ def load_splits(spec: DataSpec) -> dict[str, SensorLog]:
     return {k: add_calendar_channels(v, cal) if cal else v for k, v in parts.items()}
 
 
+def simexplore_name(days: int, seed: int, start: str) -> str:
+    return f"{SIMEXPLORE}days={days},seed={seed},start={start}"
+
+
+def _load_simexplore(spec: DataSpec) -> dict[str, SensorLog]:
+    import tempfile
+
+    from training.simexplore import write_explored_history
+
+    try:
+        kv = dict(p.split("=", 1) for p in spec.dataset[len(SIMEXPLORE):].split(","))
+        days, seed, start = int(kv["days"]), int(kv["seed"]), kv["start"]
+    except (ValueError, KeyError):
+        raise DataError(f"dataset {spec.dataset!r}: expected {SIMEXPLORE}days=N,seed=S,start=YYYY-MM-DD") from None
+    with tempfile.TemporaryDirectory(prefix="edge-agent-simexplore-") as tmp:
+        csv = write_explored_history(Path(tmp) / "simhome.csv", days, seed=seed, start=start)
+        return load_splits(replace(spec, dataset=str(csv)))
+
+
 def test_split_names(spec: DataSpec) -> list[str]:
     return ["test", "test2"] if spec.dataset == UCI_NAME else ["test"]
 
@@ -85,7 +111,9 @@ def _iso(t: float) -> str:
 
 
 def _dataset_label(dataset: str) -> str:
-    return dataset if dataset == UCI_NAME else Path(dataset.removeprefix("csv:")).stem
+    if dataset == UCI_NAME or dataset.startswith(SIMEXPLORE):
+        return dataset
+    return Path(dataset.removeprefix("csv:")).stem
 
 
 def train_bundle(
