@@ -100,6 +100,7 @@ class ChannelEncoder(nn.Module):
         self.out = nn.Linear(d, d)
         self.norm = nn.LayerNorm(d)
         self.drop = nn.Dropout(cfg.dropout)
+        self.shape_drop = float(cfg.extra.get("shape_dropout", 0.0))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, c, t = x.shape
@@ -109,6 +110,9 @@ class ChannelEncoder(nn.Module):
         patches = shape.reshape(b, c, t // self.patch, self.patch)  # [B, C, P, p]
         e = F.gelu(self.embed(patches) + self.pos)  # [B, C, P, d]
         e = self.mix(e.flatten(2))  # [B, C, d]
+        if self.training and self.shape_drop > 0:  # whole shape path off for some tokens: lean on the scalars
+            keep = (torch.rand(b, c, 1) >= self.shape_drop).to(e.dtype)
+            e = e * keep / (1 - self.shape_drop)
         s = self.stats(torch.cat([x[..., -1:], mean, std.log()], -1))  # [B, C, d]
         z = self.out(self.drop(F.gelu(e + s)))  # [B, C, d]
         return self.norm(z) * mask.unsqueeze(-1)
@@ -168,6 +172,17 @@ class CatVsn(nn.Module):
         self.value_bias = nn.Parameter(torch.zeros(n_out))
         out_dev = [i for i, h in enumerate(cfg.devices) for _ in range(h.n_out)]
         self.register_buffer("out_device", torch.tensor(out_dev, dtype=torch.long))  # [O]
+        self.one_out_per_device = n_out == n_dev  # then out_device is the identity (no gather needed)
+        # Output assembly: binary heads vectorized, then level/setpoint heads, then back to device order.
+        starts = [sum(h.n_out for h in cfg.devices[:k]) for k in range(n_dev)]
+        self.binary = [k for k, h in enumerate(cfg.devices) if h.kind == "binary"]
+        self.register_buffer("binary_cols", torch.tensor([starts[k] for k in self.binary], dtype=torch.long),
+                             persistent=False)
+        self.others = [(k, starts[k]) for k, h in enumerate(cfg.devices) if h.kind != "binary"]
+        order = self.binary + [k for k, _ in self.others]
+        self.identity_order = order == list(range(n_dev))
+        self.register_buffer("device_order", torch.tensor([order.index(k) for k in range(n_dev)], dtype=torch.long),
+                             persistent=False)
 
     def raw(
         self, x: torch.Tensor, mask: torch.Tensor, channel_ids: torch.Tensor
@@ -176,14 +191,15 @@ class CatVsn(nn.Module):
         mask = mask.to(x.dtype)
         x = x * mask.unsqueeze(-1)  # masked channels carry no signal, whatever was fed
         z = self.encoder(x, mask)  # [B, C, d]
-        z = z + self.channel_emb(channel_ids) + self.kind_emb(self.kind_of[channel_ids])  # [B, C, d]
+        table = self.channel_emb.weight + self.kind_emb.weight[self.kind_of]  # [n_ch, d], constant in ONNX
+        z = z + table[channel_ids]  # [B, C, d]
         h = self.context(z, mask)  # [B, C, d]
         keys = self.key(self.key_norm(h))  # [B, C, d]
         logits = torch.einsum("kd,bcd->bkc", self.query, keys) / math.sqrt(self.cfg.d)  # [B, D, C]
         logits = logits.masked_fill(mask[:, None, :] < 0.5, NEG)
         att = torch.softmax(logits, -1) * mask[:, None, :]  # [B, D, C]; all-masked -> zeros
         values = self.value(z)  # [B, C, O], each from its own channel only
-        w = att[:, self.out_device, :]  # [B, O, C]
+        w = att if self.one_out_per_device else att[:, self.out_device, :]  # [B, O, C]
         out = (w * values.transpose(1, 2)).sum(-1) + self.value_bias  # [B, O]
         return out, att, values
 
@@ -193,30 +209,30 @@ class CatVsn(nn.Module):
         """Bundle contract: (devices [B, D], confidence [B, D], attention [B, D, C])."""
         out, att, values = self.raw(x, mask, channel_ids)
         devs, confs = [], []
-        o = 0
-        for k, head in enumerate(self.cfg.devices):
-            n = head.n_out
-            r = out[:, o : o + n]  # [B, n]
-            if head.kind == "binary":
-                p = torch.sigmoid(r[:, 0])
-                devs.append(p)
-                confs.append(torch.maximum(p, 1 - p))
-            elif head.kind == "level":
-                probs = torch.softmax(r, -1)  # [B, L]
-                levels = torch.arange(n, dtype=probs.dtype)
-                devs.append((probs * levels).sum(-1))
-                confs.append(probs.max(-1).values)
+        if self.binary:
+            p = torch.sigmoid(out[:, self.binary_cols])  # [B, n_binary]
+            devs.append(p)
+            confs.append(torch.maximum(p, 1 - p))
+        for k, o in self.others:
+            head = self.cfg.devices[k]
+            if head.kind == "level":
+                probs = torch.softmax(out[:, o : o + head.n_out], -1)  # [B, L]
+                levels = torch.arange(head.n_out, dtype=probs.dtype)
+                devs.append((probs * levels).sum(-1, keepdim=True))
+                confs.append(probs.max(-1, keepdim=True).values)
             else:
-                y = r[:, 0] * head.std + head.mean
+                r = out[:, o : o + 1]  # [B, 1] normalized setpoint
                 lo = head.min_value if head.min_value is not None else -1e9
                 hi = head.max_value if head.max_value is not None else 1e9
-                devs.append(y.clamp(lo, hi))
+                devs.append((r * head.std + head.mean).clamp(lo, hi))
                 # spread: attention-weighted dispersion of the per-channel proposals (normalized units)
                 v = values[:, :, o] + self.value_bias[o]  # [B, C]
-                spread = (att[:, k, :] * (v - r[:, :1]).pow(2)).sum(-1).sqrt()
+                spread = (att[:, k, :] * (v - r).pow(2)).sum(-1, keepdim=True).sqrt()
                 confs.append(1 - torch.tanh(spread))
-            o += n
-        return torch.stack(devs, -1), torch.stack(confs, -1), att
+        dev, conf = torch.cat(devs, -1), torch.cat(confs, -1)  # [B, D] in (binary, others) order
+        if not self.identity_order:
+            dev, conf = dev[:, self.device_order], conf[:, self.device_order]
+        return dev, conf, att
 
 
 def n_params(model: nn.Module) -> int:

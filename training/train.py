@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,8 @@ class TrainConfig:
     channel_dropout: float = 0.3
     level_jitter: float = 0.0  # std (z units) of a random per-window, per-channel offset: robustness to drift
     scale_jitter: float = 0.0  # std of a random per-window, per-channel gain around 1
+    shape_dropout: float = 0.0  # drop a token's whole window-shape embedding (keeps last/mean/std scalars)
+    step_noise: float = 0.0  # std (z units) of noise added to every step: blurs sub-sampling artefacts
     keep_all_frac: float = 0.3  # fraction of samples trained with every live channel
     attn_entropy: float = 0.0  # weight of the readout-attention entropy penalty (peaked = more faithful top-1)
     ema: float = 0.0  # >0: validate and keep an exponential moving average of the weights (decay per step)
@@ -197,8 +200,12 @@ def predict_raw(model: CatVsn, x: np.ndarray, mask: np.ndarray, ids: np.ndarray,
     return torch.cat(outs).numpy() if outs else np.zeros((0, sum(h.n_out for h in model.cfg.devices)))
 
 
-def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig) -> TrainResult:
-    """Train the full and coarse models on `train_log`, early-stopped and thresholded on `val_log`."""
+def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig,
+          on_epoch: Callable[[int, CatVsn, CatVsn], None] | None = None) -> TrainResult:
+    """Train the full and coarse models on `train_log`, early-stopped and thresholded on `val_log`.
+
+    `on_epoch(epoch, full, coarse)` is called after each epoch's validation (diagnostics; models in eval mode).
+    """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -211,10 +218,11 @@ def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig) -> TrainRe
     if len(tr) == 0 or len(va) == 0:
         raise ValueError(f"no labelled windows of {cfg.window} steps in the train ({len(tr)}) or validation "
                          f"({len(va)}) span; use a shorter --window or a longer history")
-    full = CatVsn(ModelConfig(kinds, heads, window=cfg.window, patch=cfg.patch, d=cfg.d))
+    extra = {"shape_dropout": cfg.shape_dropout} if cfg.shape_dropout else {}
+    full = CatVsn(ModelConfig(kinds, heads, window=cfg.window, patch=cfg.patch, d=cfg.d, extra=extra))
     cw = cfg.window // cfg.time_factor
     coarse = CatVsn(ModelConfig(kinds, heads, window=cw, patch=max(1, cfg.patch // cfg.time_factor),
-                                d=cfg.coarse_d, time_factor=cfg.time_factor))
+                                d=cfg.coarse_d, time_factor=cfg.time_factor, extra=extra))
     params = list(full.parameters()) + list(coarse.parameters())
     ema = {n: _ema(m, cfg.ema) for n, m in (("full", full), ("coarse", coarse))}
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -242,6 +250,8 @@ def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig) -> TrainRe
             for i in range(0, ends.size, cfg.batch):
                 x, mask, ids, labels = (torch.from_numpy(a) for a in windows(tr, ends[i:i + cfg.batch], mean, std))
                 x = jitter(x, cfg.level_jitter, cfg.scale_jitter, gen)
+                if cfg.step_noise > 0:
+                    x = x + cfg.step_noise * torch.randn(x.shape, generator=gen)
                 m_full = channel_dropout(mask, cfg.channel_dropout, cfg.keep_all_frac, gen)
                 m_coarse = channel_dropout(mask, cfg.channel_dropout, cfg.keep_all_frac, gen)
                 out_f, att_f, _ = full.raw(x, m_full, ids)
@@ -271,6 +281,8 @@ def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig) -> TrainRe
                             "val_loss_full": vl["full"], "val_loss_coarse": vl["coarse"]})
             logger.info("epoch %s train %.4f val full %.4f coarse %.4f", epoch + 1, run_loss / max(n_b, 1),
                         vl["full"], vl["coarse"])
+            if on_epoch is not None:
+                on_epoch(epoch + 1, evm["full"].eval(), evm["coarse"].eval())
             for name, m in evm.items():
                 if vl[name] < best[name][0]:
                     best[name] = (vl[name], {k: v.clone() for k, v in m.state_dict().items()}, epoch)
