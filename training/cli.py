@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import get_args
 
 import pydantic
 
@@ -56,6 +57,17 @@ def _calendar(text: str | None) -> list[str] | None:
     return out
 
 
+def _kinds(text: str) -> tuple[str, ...]:
+    from edge_agent.manifest import ChannelKind
+
+    known = get_args(ChannelKind)
+    kinds = tuple(k for k in _csv_list(text) if k != "none")
+    bad = [k for k in kinds if k not in known]
+    if bad:
+        raise DataError(f"--level-free-kinds: unknown kind(s) {', '.join(bad)}; known: {', '.join(known)}")
+    return kinds
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m training", description="Train, export and evaluate edge-agent models")
     ap.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -72,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-windows-per-epoch", type=int, default=200_000)
     t.add_argument("--threshold-metric", choices=["balanced_accuracy", "f1", "accuracy"],
                    default="balanced_accuracy", help="what the per-device threshold maximizes on validation")
+    t.add_argument("--level-free-kinds", default="co2,humidity,humidity_ratio",
+                   help="channel kinds whose level the model does not see (drift-prone), or 'none'")
     t.add_argument("--latency-runs", type=int, default=1000, help="timed runs per tier for the manifest")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--out", required=True, help="bundle directory to write (replaced atomically)")
@@ -104,7 +118,8 @@ def _train(args: argparse.Namespace) -> int:
                     split=args.split, drop_channels=_csv_list(args.drop_channels), calendar=_calendar(args.calendar))
     cfg = TrainConfig(window=args.window, epochs=args.epochs, budget_seconds=args.budget_seconds, seed=args.seed,
                       d=args.d, batch=args.batch, max_windows_per_epoch=args.max_windows_per_epoch,
-                      threshold_metric=args.threshold_metric, progress=not args.no_progress)
+                      threshold_metric=args.threshold_metric, progress=not args.no_progress,
+                      level_free_kinds=_kinds(args.level_free_kinds))
     _check_out(Path(args.out))
     man = train_bundle(data, Path(args.out), cfg, latency_runs=args.latency_runs)
     tiers = ", ".join(f"{t.name} {t.latency_us_p50:.0f}us" for t in man.tiers)

@@ -53,6 +53,7 @@ class ModelConfig:
     ff_mult: int = 2
     dropout: float = 0.05  # small: the model is tiny and channel dropout already regularizes
     time_factor: int = 1  # fine steps merged per input step (1 = full, 4 = coarse); informational
+    level_free_kinds: list[str] = field(default_factory=list)  # kinds whose window level is withheld (drift)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -102,7 +103,8 @@ class ChannelEncoder(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.shape_drop = float(cfg.extra.get("shape_dropout", 0.0))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, level_keep: torch.Tensor) -> torch.Tensor:
+        """x [B, C, T], mask [B, C], level_keep [B, C, 1] (0: hide the window level of that channel)."""
         b, c, t = x.shape
         mean = x.mean(-1, keepdim=True)  # [B, C, 1]
         std = ((x - mean).pow(2).mean(-1, keepdim=True) + 1e-4).sqrt()  # [B, C, 1]
@@ -113,7 +115,8 @@ class ChannelEncoder(nn.Module):
         if self.training and self.shape_drop > 0:  # whole shape path off for some tokens: lean on the scalars
             keep = (torch.rand(b, c, 1) >= self.shape_drop).to(e.dtype)
             e = e * keep / (1 - self.shape_drop)
-        s = self.stats(torch.cat([x[..., -1:], mean, std.log()], -1))  # [B, C, d]
+        level = torch.cat([x[..., -1:], mean], -1) * level_keep  # [B, C, 2] newest value, window mean
+        s = self.stats(torch.cat([level, std.log()], -1))  # [B, C, d]
         z = self.out(self.drop(F.gelu(e + s)))  # [B, C, d]
         return self.norm(z) * mask.unsqueeze(-1)
 
@@ -161,6 +164,8 @@ class CatVsn(nn.Module):
         self.register_buffer(
             "kind_of", torch.tensor([KINDS.index(k) for k in cfg.channel_kinds], dtype=torch.long)
         )
+        keep = [0.0 if k in cfg.level_free_kinds else 1.0 for k in cfg.channel_kinds]
+        self.register_buffer("level_keep", torch.tensor(keep), persistent=False)  # [n_ch]
         self.context = ChannelAttention(cfg)
         self.key_norm = nn.LayerNorm(d)
         self.key = nn.Linear(d, d)
@@ -190,7 +195,7 @@ class CatVsn(nn.Module):
         """Training view: (raw outputs [B, O], attention [B, D, C], per-channel values [B, C, O])."""
         mask = mask.to(x.dtype)
         x = x * mask.unsqueeze(-1)  # masked channels carry no signal, whatever was fed
-        z = self.encoder(x, mask)  # [B, C, d]
+        z = self.encoder(x, mask, self.level_keep[channel_ids].unsqueeze(-1))  # [B, C, d]
         table = self.channel_emb.weight + self.kind_emb.weight[self.kind_of]  # [n_ch, d], constant in ONNX
         z = z + table[channel_ids]  # [B, C, d]
         h = self.context(z, mask)  # [B, C, d]
