@@ -123,15 +123,24 @@ def jitter(x: torch.Tensor, level: float, scale: float, gen: torch.Generator) ->
 
 
 class DeviceLoss:
-    """Sum over devices of BCE (binary), CE (level), Huber on the normalized target (setpoint); NaN = no label."""
+    """Sum over devices of BCE (binary), CE (level), Huber on the normalized target (setpoint); NaN = no label.
+
+    `seen_only=True` (validation) leaves out labels of a class the training span never showed (a fan level
+    used only in summer when training ended in spring): no model can learn them from this data, and their
+    growing loss would stop training after the first epoch.
+    """
 
     def __init__(self, heads: list[DeviceHead], labels: np.ndarray) -> None:
         self.heads = heads
         self.pos_weight: dict[int, torch.Tensor] = {}
         self.class_weight: dict[int, torch.Tensor] = {}
+        self.seen: dict[int, torch.Tensor] = {}  # class -> present in training (binary, level)
         for k, h in enumerate(heads):
             y = labels[:, k]
             y = y[~np.isnan(y)]
+            if h.kind != "setpoint":
+                self.seen[k] = torch.from_numpy(np.bincount(y.astype(int), minlength=h.n_out if h.kind == "level"
+                                                            else 2) > 0)
             if h.kind == "binary" and y.size:
                 rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
                 # tempered (sqrt) weighting: balanced sampling already lifted rare positives
@@ -141,12 +150,14 @@ class DeviceLoss:
                 w = np.sqrt(counts.sum() / counts)
                 self.class_weight[k] = torch.tensor(w / w.mean(), dtype=torch.float32)
 
-    def __call__(self, raw: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def __call__(self, raw: torch.Tensor, labels: torch.Tensor, seen_only: bool = False) -> torch.Tensor:
         total = raw.new_zeros(())
         o = 0
         for k, h in enumerate(self.heads):
             y = labels[:, k]
             known = ~torch.isnan(y)
+            if seen_only and k in self.seen:
+                known &= self.seen[k][torch.nan_to_num(y).long().clamp(0, len(self.seen[k]) - 1)]
             if known.any():
                 r = raw[known]
                 yk = y[known]
@@ -284,7 +295,8 @@ def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig,
                     break
             evm = {n: (ema[n].module if ema[n] is not None else m) for n, m in (("full", full), ("coarse", coarse))}
             vl = {name: float(loss_fn(torch.from_numpy(predict_raw(evm[name], xx, vmask, vids)),
-                                      torch.from_numpy(vlab))) for name, xx in (("full", vx), ("coarse", vxc))}
+                                      torch.from_numpy(vlab), seen_only=True))
+                  for name, xx in (("full", vx), ("coarse", vxc))}
             history.append({"epoch": epoch + 1, "train_loss": run_loss / max(n_b, 1),
                             "val_loss_full": vl["full"], "val_loss_coarse": vl["coarse"]})
             logger.info("epoch %s train %.4f val full %.4f coarse %.4f", epoch + 1, run_loss / max(n_b, 1),
