@@ -29,7 +29,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"Channels masked (dead sensor): {', '.join(report['drop_channels'])}.", ""]
     lines += [f"Focused tier channels (top by training attention): {', '.join(report['focused_channels'])}.", ""]
     head = "| tier | " + " | ".join(f"{s} acc % | {s} agree % " for s in splits) + "| p50 µs | p99 µs | × torch |"
-    lines += ["## Tiers", "", head, "|" + "---|" * (3 + 2 * len(splits))]
+    lines += ["## Tiers", "", head, "|" + "---|" * (4 + 2 * len(splits))]
     for tier, r in report["tiers"].items():
         cells = " | ".join(f"{_pct(r[s]['accuracy'])} | {_pct(r[s].get('agreement_vs_full'))}" for s in splits)
         sp = report.get("speedup_vs_torch_p50", {}).get(tier)
