@@ -101,7 +101,6 @@ class ChannelEncoder(nn.Module):
         self.out = nn.Linear(d, d)
         self.norm = nn.LayerNorm(d)
         self.drop = nn.Dropout(cfg.dropout)
-        self.shape_drop = float(cfg.extra.get("shape_dropout", 0.0))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, level_keep: torch.Tensor) -> torch.Tensor:
         """x [B, C, T], mask [B, C], level_keep [B, C, 1] (0: hide the window level of that channel)."""
@@ -112,9 +111,6 @@ class ChannelEncoder(nn.Module):
         patches = shape.reshape(b, c, t // self.patch, self.patch)  # [B, C, P, p]
         e = F.gelu(self.embed(patches) + self.pos)  # [B, C, P, d]
         e = self.mix(e.flatten(2))  # [B, C, d]
-        if self.training and self.shape_drop > 0:  # whole shape path off for some tokens: lean on the scalars
-            keep = (torch.rand(b, c, 1) >= self.shape_drop).to(e.dtype)
-            e = e * keep / (1 - self.shape_drop)
         level = torch.cat([x[..., -1:], mean], -1) * level_keep  # [B, C, 2] newest value, window mean
         s = self.stats(torch.cat([level, std.log()], -1))  # [B, C, d]
         z = self.out(self.drop(F.gelu(e + s)))  # [B, C, d]

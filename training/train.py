@@ -50,14 +50,10 @@ class TrainConfig:
     max_val_windows: int = 20_000  # validation windows (evenly strided)
     budget_seconds: float | None = None  # wall-clock budget of the loop
     channel_dropout: float = 0.3
-    level_jitter: float = 0.0  # std (z units) of a random per-window, per-channel offset: robustness to drift
-    scale_jitter: float = 0.0  # std of a random per-window, per-channel gain around 1
     # kinds whose window level (newest value, mean) the model does not see, only their shape and spread: CO2 and
     # humidity baselines drift with ventilation and weather (UCI test2: empty-room CO2 up to 1500 ppm), and a
     # model that reads their level fails on a later week (measured: no-Light UCI test2 65 % -> 77 %)
     level_free_kinds: tuple[str, ...] = ("co2", "humidity", "humidity_ratio")
-    shape_dropout: float = 0.0  # drop a token's whole window-shape embedding (keeps last/mean/std scalars)
-    step_noise: float = 0.0  # std (z units) of noise added to every step: blurs sub-sampling artefacts
     keep_all_frac: float = 0.3  # fraction of samples trained with every live channel
     attn_entropy: float = 0.02  # readout-attention entropy penalty: peaked attention, faithful top-1 (UCI 0.89->0.97)
     ema: float = 0.99  # validate and keep an exponential moving average of the weights (decay per step; 0 = off)
@@ -109,17 +105,6 @@ def channel_dropout(mask: torch.Tensor, p: float, keep_all_frac: float, gen: tor
 def entropy(att: torch.Tensor) -> torch.Tensor:
     """Mean entropy of the readout attention rows [B, D, C] (masked entries are 0 and contribute 0)."""
     return -(att * torch.log(att.clamp_min(1e-9))).sum(-1).mean()
-
-
-def jitter(x: torch.Tensor, level: float, scale: float, gen: torch.Generator) -> torch.Tensor:
-    """x [B, C, T] with a random offset and gain per (window, channel): the model cannot lean on exact levels
-    of channels that drift week to week (calendar channels are exact by construction and drift-free too,
-    but a small jitter on them only blurs the clock by minutes)."""
-    if level <= 0 and scale <= 0:
-        return x
-    b, c, _ = x.shape
-    gain = 1.0 + scale * torch.randn(b, c, 1, generator=gen)
-    return x * gain + level * torch.randn(b, c, 1, generator=gen)
 
 
 class DeviceLoss:
@@ -234,13 +219,12 @@ def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig,
     if len(tr) == 0 or len(va) == 0:
         raise ValueError(f"no labelled windows of {cfg.window} steps in the train ({len(tr)}) or validation "
                          f"({len(va)}) span; use a shorter --window or a longer history")
-    extra = {"shape_dropout": cfg.shape_dropout} if cfg.shape_dropout else {}
     free = list(cfg.level_free_kinds)
-    full = CatVsn(ModelConfig(kinds, heads, window=cfg.window, patch=cfg.patch, d=cfg.d, extra=extra,
+    full = CatVsn(ModelConfig(kinds, heads, window=cfg.window, patch=cfg.patch, d=cfg.d,
                               level_free_kinds=free))
     cw = cfg.window // cfg.time_factor
     coarse = CatVsn(ModelConfig(kinds, heads, window=cw, patch=max(1, cfg.patch // cfg.time_factor),
-                                d=cfg.coarse_d, heads=cfg.coarse_heads, time_factor=cfg.time_factor, extra=extra,
+                                d=cfg.coarse_d, heads=cfg.coarse_heads, time_factor=cfg.time_factor,
                                 level_free_kinds=free))
     params = list(full.parameters()) + list(coarse.parameters())
     ema = {n: _ema(m, cfg.ema) for n, m in (("full", full), ("coarse", coarse))}
@@ -268,9 +252,6 @@ def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig,
             run_loss, n_b = 0.0, 0
             for i in range(0, ends.size, cfg.batch):
                 x, mask, ids, labels = (torch.from_numpy(a) for a in windows(tr, ends[i:i + cfg.batch], mean, std))
-                x = jitter(x, cfg.level_jitter, cfg.scale_jitter, gen)
-                if cfg.step_noise > 0:
-                    x = x + cfg.step_noise * torch.randn(x.shape, generator=gen)
                 m_full = channel_dropout(mask, cfg.channel_dropout, cfg.keep_all_frac, gen)
                 m_coarse = channel_dropout(mask, cfg.channel_dropout, cfg.keep_all_frac, gen)
                 out_f, att_f, _ = full.raw(x, m_full, ids)
