@@ -32,7 +32,9 @@ def _csv_list(text: str | None) -> list[str]:
 
 def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--dataset", required=required,
-                   help="'uci-occupancy' or the path of a CSV in the generic format (optionally 'csv:PATH')")
+                   help="'uci-occupancy'; 'sim[:DAYS[:SEED]]' (simulated history, state labels); "
+                   "'simexplore:days=N,seed=S,start=YYYY-MM-DD' (explored, preference labels); or a CSV path in "
+                   "the generic format (optionally 'csv:PATH')")
     p.add_argument("--data-dir", help="directory of the uci-occupancy files (default ../shared/data/uci-occupancy)")
     p.add_argument("--sidecar", help="sidecar JSON/YAML of the CSV (default: found next to it)")
     p.add_argument("--timezone", help="IANA zone of naive timestamps, e.g. Europe/Brussels")
