@@ -29,6 +29,7 @@ Per device, windows whose label is unknown (NaN) are left out of fitting. The ba
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
@@ -48,7 +49,7 @@ BASELINES: tuple[str, ...] = ("majority", "lda", "threshold_rule", "gbdt_window"
 MAX_TRAIN_WINDOWS = 100_000  # ~25 s per binary device on 2 busy cores (1 thread)
 
 
-class Baseline:
+class Baseline(ABC):
     """A fitted baseline: per-device scores on features of a log's windows, and the decided values."""
 
     name = "baseline"
@@ -66,11 +67,11 @@ class Baseline:
     def _features(self, sampler: WindowSampler, ends: np.ndarray) -> np.ndarray:
         return current_features(sampler, ends)
 
-    def _fit_device(self, k: int, dev: DeviceInfo, f: np.ndarray, y: np.ndarray) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _fit_device(self, k: int, dev: DeviceInfo, f: np.ndarray, y: np.ndarray) -> None: ...
 
-    def _score_device(self, k: int, dev: DeviceInfo, f: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    @abstractmethod
+    def _score_device(self, k: int, dev: DeviceInfo, f: np.ndarray) -> np.ndarray: ...
 
     def fit(self, train: SensorLog, rng: np.random.Generator, max_windows: int) -> Baseline:
         sampler = WindowSampler(train, self.window, stale_steps=self.stale_steps)
@@ -121,6 +122,7 @@ class Baseline:
 
     def tune_thresholds(self, val: SensorLog, metric: str) -> None:
         """Choose each binary device's threshold on the validation windows (subclasses opt in)."""
+        return None  # default: keep 0.5 (majority, LDA's posterior)
 
 
 def _class_probs(model, f: np.ndarray, levels: int) -> np.ndarray:
