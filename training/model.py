@@ -193,14 +193,14 @@ class CatVsn(nn.Module):
         x = x * mask.unsqueeze(-1)  # masked channels carry no signal, whatever was fed
         z = self.encoder(x, mask, self.level_keep[channel_ids].unsqueeze(-1))  # [B, C, d]
         table = self.channel_emb.weight + self.kind_emb.weight[self.kind_of]  # [n_ch, d], constant in ONNX
-        z = z + table[channel_ids]  # [B, C, d]
+        z = z + F.embedding(channel_ids, table)  # [B, C, d]; (advanced-indexing backward is not deterministic)
         h = self.context(z, mask)  # [B, C, d]
         keys = self.key(self.key_norm(h))  # [B, C, d]
         logits = torch.einsum("kd,bcd->bkc", self.query, keys) / math.sqrt(self.cfg.d)  # [B, D, C]
         logits = logits.masked_fill(mask[:, None, :] < 0.5, NEG)
         att = torch.softmax(logits, -1) * mask[:, None, :]  # [B, D, C]; all-masked -> zeros
         values = self.value(z)  # [B, C, O], each from its own channel only
-        w = att if self.one_out_per_device else att[:, self.out_device, :]  # [B, O, C]
+        w = att if self.one_out_per_device else att.index_select(1, self.out_device)  # [B, O, C]
         out = (w * values.transpose(1, 2)).sum(-1) + self.value_bias  # [B, O]
         return out, att, values
 
