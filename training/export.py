@@ -66,7 +66,23 @@ def export_onnx(model: CatVsn, path: Path) -> Path:
             dynamic_shapes=dyn,
             verbose=False,
         )
+    _strip_metadata(path)
     return path
+
+
+def _strip_metadata(path: Path) -> None:
+    """Drop the exporter's per-node debug metadata (module paths, FX node text, stack traces).
+
+    It tripled the int8 file sizes and varies with the environment, so identical weights gave different
+    bytes (and sha256) from one build to the next.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    onnx.save(model, str(path))
 
 
 @contextlib.contextmanager
