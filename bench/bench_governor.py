@@ -42,8 +42,13 @@ STATS = f"edge-agent/{AGENT_ID}/stats"
 HOG = "while True: pass"
 
 # governed: short reaction so the bench reaches the steady tier within its warm-up
-GOVERNED = {"sample_seconds": 0.5, "cpu_smoothing_seconds": 1.0, "down_after_seconds": 1.0,
-            "min_seconds_per_tier": 2.0, "up_after_seconds": 30.0}
+GOVERNED = {
+    "sample_seconds": 0.5,
+    "cpu_smoothing_seconds": 1.0,
+    "down_after_seconds": 1.0,
+    "min_seconds_per_tier": 2.0,
+    "up_after_seconds": 30.0,
+}
 
 
 def build_bundle(out: Path) -> Path:
@@ -59,32 +64,66 @@ def build_bundle(out: Path) -> Path:
 
     torch.manual_seed(0)
     scale = {"illuminance": 100.0, "temperature": 5.0, "humidity": 20.0, "co2": 300.0, "power": 1000.0}
-    chans = [ChannelSpec(name=c.name, kind=c.kind, unit=c.unit, mean=0.0, std=scale.get(c.kind, 1.0))
-             for c in CHANNELS]
-    devs = [DeviceSpec(name=d.name, kind=d.kind, unit=d.unit, levels=d.levels, min_value=d.min_value,
-                       max_value=d.max_value) for d in DEVICES]
-    heads = [DeviceHead(d.name, d.kind, levels=d.levels, min_value=d.min_value, max_value=d.max_value)
-             for d in DEVICES]
+    chans = [
+        ChannelSpec(name=c.name, kind=c.kind, unit=c.unit, mean=0.0, std=scale.get(c.kind, 1.0))
+        for c in CHANNELS
+    ]
+    devs = [
+        DeviceSpec(
+            name=d.name,
+            kind=d.kind,
+            unit=d.unit,
+            levels=d.levels,
+            min_value=d.min_value,
+            max_value=d.max_value,
+        )
+        for d in DEVICES
+    ]
+    heads = [
+        DeviceHead(d.name, d.kind, levels=d.levels, min_value=d.min_value, max_value=d.max_value)
+        for d in DEVICES
+    ]
     kinds = [c.kind for c in CHANNELS]
     full = CatVsn(ModelConfig(kinds, heads, window=64, patch=8, d=32))
     coarse = CatVsn(ModelConfig(kinds, heads, window=16, patch=2, d=24, time_factor=4))
     n, c = 64, len(chans)
     rng = np.random.default_rng(0)
-    pool = (rng.normal(size=(n, c, 64)).astype(np.float32), np.ones((n, c), np.float32),
-            np.tile(np.arange(c, dtype=np.int64), (n, 1)))
-    spec = BundleSpec(version="bench-untrained", dataset="none", step_seconds=10.0, window=64, channels=chans,
-                      devices=devs, channel_budget=default_budget(c))
+    pool = (
+        rng.normal(size=(n, c, 64)).astype(np.float32),
+        np.ones((n, c), np.float32),
+        np.tile(np.arange(c, dtype=np.int64), (n, 1)),
+    )
+    spec = BundleSpec(
+        version="bench-untrained",
+        dataset="none",
+        step_seconds=10.0,
+        window=64,
+        channels=chans,
+        devices=devs,
+        channel_budget=default_budget(c),
+    )
     write_bundle(out, spec, full, coarse, 4, pool, latency_runs=300)
     return out
 
 
-def agent_config(bundle: Path, port: int, state_dir: Path, governor: dict[str, Any], nice: int | None) -> dict:
+def agent_config(
+    bundle: Path, port: int, state_dir: Path, governor: dict[str, Any], nice: int | None
+) -> dict:
     from edge_agent.simhome_config import simhome_config_dict
 
     dev = {"min_dwell_seconds": 0, "max_commands_per_hour": 1_000_000}
-    cfg = simhome_config_dict(bundle, port=port, state_dir=state_dir, agent_id=AGENT_ID, mode="auto",
-                              decision_tick_seconds=1.0, stats_interval_seconds=1.0, log_level="WARNING",
-                              governor=governor, process={"nice": nice})
+    cfg = simhome_config_dict(
+        bundle,
+        port=port,
+        state_dir=state_dir,
+        agent_id=AGENT_ID,
+        mode="auto",
+        decision_tick_seconds=1.0,
+        stats_interval_seconds=1.0,
+        log_level="WARNING",
+        governor=governor,
+        process={"nice": nice},
+    )
     for d in cfg["devices"]:
         d.update(dev)
     return cfg
@@ -141,14 +180,28 @@ def background(port: int, rate: float, stop: threading.Event) -> None:
     c.connect("127.0.0.1", port)
     c.loop_start()
     rng = np.random.default_rng(1)
-    topics = ["zigbee2mqtt/living_climate", "zigbee2mqtt/kitchen_climate", "zigbee2mqtt/bedroom_climate",
-              "zigbee2mqtt/house_meter", "zigbee2mqtt/outdoor_sensor"]
+    topics = [
+        "zigbee2mqtt/living_climate",
+        "zigbee2mqtt/kitchen_climate",
+        "zigbee2mqtt/bedroom_climate",
+        "zigbee2mqtt/house_meter",
+        "zigbee2mqtt/outdoor_sensor",
+    ]
     i = 0
     while not stop.is_set():
         t = topics[i % len(topics)]
         i += 1
-        c.publish(t, json.dumps({"temperature": round(20 + rng.normal(), 2), "humidity": round(50 + rng.normal(), 1),
-                                 "co2": int(600 + 50 * rng.normal()), "power": int(500 + 100 * rng.normal())}))
+        c.publish(
+            t,
+            json.dumps(
+                {
+                    "temperature": round(20 + rng.normal(), 2),
+                    "humidity": round(50 + rng.normal(), 1),
+                    "co2": int(600 + 50 * rng.normal()),
+                    "power": int(500 + 100 * rng.normal()),
+                }
+            ),
+        )
         stop.wait(1.0 / rate)
     c.disconnect()
     c.loop_stop()
@@ -170,18 +223,31 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 class Setup:
     """One agent under test: its own mosquitto, `edge-agent run` process, background sensors and probe."""
 
-    def __init__(self, name: str, args: argparse.Namespace, bundle: Path, tmp: Path, governor: dict[str, Any],
-                 agent_nice: int | None = None, broker_nice: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: argparse.Namespace,
+        bundle: Path,
+        tmp: Path,
+        governor: dict[str, Any],
+        agent_nice: int | None = None,
+        broker_nice: int | None = None,
+    ) -> None:
         self.name, self.agent_nice, self.broker_nice = name, agent_nice, broker_nice
         self.broker = Mosquitto()
         if broker_nice is not None:
             os.setpriority(os.PRIO_PROCESS, self.broker.proc.pid, broker_nice)
         self.state = Path(tempfile.mkdtemp(dir=tmp))
         cfg_path = self.state / "agent.yaml"
-        cfg_path.write_text(yaml.safe_dump(agent_config(bundle, self.broker.port, self.state, governor, agent_nice)))
+        cfg_path.write_text(
+            yaml.safe_dump(agent_config(bundle, self.broker.port, self.state, governor, agent_nice))
+        )
         with (self.state / "agent.log").open("wb") as log:
-            self.agent = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "run", "--config", str(cfg_path)],
-                                          cwd=ROOT, stderr=log)
+            self.agent = subprocess.Popen(
+                [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(cfg_path)],
+                cwd=ROOT,
+                stderr=log,
+            )
         self.stop = threading.Event()
         self.probe: Probe | None = None
         self.probe = Probe(self.broker.port)
@@ -191,7 +257,9 @@ class Setup:
         if not self.probe.stats:
             self.close()
             raise RuntimeError(f"agent did not start; see {self.state / 'agent.log'}")
-        threading.Thread(target=background, args=(self.broker.port, args.bg_rate, self.stop), daemon=True).start()
+        threading.Thread(
+            target=background, args=(self.broker.port, args.bg_rate, self.stop), daemon=True
+        ).start()
 
     def close(self) -> None:
         self.stop.set()
@@ -205,7 +273,9 @@ class Setup:
         self.broker.stop()
 
 
-def phase(args: argparse.Namespace, setups: list[Setup], load: str, hog_nice: int = 0) -> list[dict[str, Any]]:
+def phase(
+    args: argparse.Namespace, setups: list[Setup], load: str, hog_nice: int = 0
+) -> list[dict[str, Any]]:
     """Measure every setup under `load`, interleaved in blocks so all see the same background over time."""
     import psutil
 
@@ -237,10 +307,17 @@ def phase(args: argparse.Namespace, setups: list[Setup], load: str, hog_nice: in
     for s in setups:
         r, st1 = res[s.name], s.probe.stats[-1]
         row = {
-            "bench": "governor", "load": load, "agent": s.name, "n": len(r["lat"]), "missed": r["missed"],
-            "p50_ms": pct(r["lat"], 50), "p99_ms": pct(r["lat"], 99), "max_ms": pct(r["lat"], 100),
+            "bench": "governor",
+            "load": load,
+            "agent": s.name,
+            "n": len(r["lat"]),
+            "missed": r["missed"],
+            "p50_ms": pct(r["lat"], 50),
+            "p99_ms": pct(r["lat"], 99),
+            "max_ms": pct(r["lat"], 100),
             "tiers": {t: r["tiers"].count(t) for t in sorted(set(r["tiers"]))},
-            "agent_p50_ms": st1.get("latency_ms_p50"), "agent_p99_ms": st1.get("latency_ms_p99"),
+            "agent_p50_ms": st1.get("latency_ms_p50"),
+            "agent_p99_ms": st1.get("latency_ms_p99"),
             "probe_decisions_per_s": round(len(r["lat"]) / max(r["t"], 1e-9), 1),
             "agent_decisions_per_s": round((st1["decisions"] - s0[s.name]["decisions"]) / dt, 1),
             "system_cpu_percent": cpu,
@@ -256,8 +333,14 @@ def phase(args: argparse.Namespace, setups: list[Setup], load: str, hog_nice: in
     return rows
 
 
-def group(args: argparse.Namespace, bundle: Path, tmp: Path, loads: list[tuple[str, int]],
-          agent_nice: int | None = None, broker_nice: int | None = None) -> list[dict[str, Any]]:
+def group(
+    args: argparse.Namespace,
+    bundle: Path,
+    tmp: Path,
+    loads: list[tuple[str, int]],
+    agent_nice: int | None = None,
+    broker_nice: int | None = None,
+) -> list[dict[str, Any]]:
     setups: list[Setup] = []
     try:
         for name, gov in (("pinned-full", {"pinned_tier": "full"}), ("governor", dict(GOVERNED))):
@@ -279,7 +362,9 @@ def main() -> None:
     ap.add_argument("--probe-ms", type=float, default=50.0, help="motion toggle period (ms)")
     ap.add_argument("--bg-rate", type=float, default=20.0, help="background sensor messages/s per agent")
     ap.add_argument("--hogs", type=int, default=2, help="busy processes for the saturated load")
-    ap.add_argument("--extra", action="store_true", help="also the cheap levers: niceness of agent/broker/hogs")
+    ap.add_argument(
+        "--extra", action="store_true", help="also the cheap levers: niceness of agent/broker/hogs"
+    )
     args = ap.parse_args()
     import psutil
 
@@ -289,15 +374,23 @@ def main() -> None:
         from edge_agent.manifest import read_manifest
 
         m = read_manifest(bundle)
-        emit(bench="governor", bundle=m.version, tiers={t.name: [t.latency_us_p50, t.latency_us_p99] for t in m.tiers},
-             cores=os.cpu_count(), other_cpu_percent_before=psutil.cpu_percent(2.0),
-             note="tier latencies: us p50/p99 at export; other_cpu: load from other processes before the run")
+        emit(
+            bench="governor",
+            bundle=m.version,
+            tiers={t.name: [t.latency_us_p50, t.latency_us_p99] for t in m.tiers},
+            cores=os.cpu_count(),
+            other_cpu_percent_before=psutil.cpu_percent(2.0),
+            note="tier latencies: us p50/p99 at export; other_cpu: load from other processes before the run",
+        )
         rows = group(args, bundle, tmp, [("idle", 0), ("saturated", 0)])
         sat = {r["agent"]: r for r in rows if r["load"] == "saturated"}
         if sat["governor"]["p99_ms"] and sat["pinned-full"]["p99_ms"]:
-            emit(bench="governor", summary="saturated p99 pinned-full / governor",
-                 ratio=round(sat["pinned-full"]["p99_ms"] / sat["governor"]["p99_ms"], 2),
-                 targets="governor p99 < 50 ms and ratio >= 3")
+            emit(
+                bench="governor",
+                summary="saturated p99 pinned-full / governor",
+                ratio=round(sat["pinned-full"]["p99_ms"] / sat["governor"]["p99_ms"], 2),
+                targets="governor p99 < 50 ms and ratio >= 3",
+            )
         if args.extra:  # the cheap levers, each with the governor on and pinned
             group(args, bundle, tmp, [("saturated", 0)], agent_nice=-5)
             group(args, bundle, tmp, [("saturated", 0)], agent_nice=-5, broker_nice=-5)

@@ -41,18 +41,42 @@ def main() -> int:
     base = torch_latency(full, x, mask, ids, n=args.runs)
 
     def emit(what: str, lat: dict[str, float], **kw: object) -> None:
-        print(json.dumps({"bench": "inference", "bundle": man.version, "what": what, "channels": kw.pop("channels", c),
-                          "p50_us": round(lat["p50"], 1), "p99_us": round(lat["p99"], 1),
-                          "mean_us": round(lat["mean"], 1),
-                          "speedup_p50_vs_torch": round(base["p50"] / lat["p50"], 2), **kw}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "bench": "inference",
+                    "bundle": man.version,
+                    "what": what,
+                    "channels": kw.pop("channels", c),
+                    "p50_us": round(lat["p50"], 1),
+                    "p99_us": round(lat["p99"], 1),
+                    "mean_us": round(lat["mean"], 1),
+                    "speedup_p50_vs_torch": round(base["p50"] / lat["p50"], 2),
+                    **kw,
+                }
+            ),
+            flush=True,
+        )
 
     emit("torch_eager_full", base, threads=1)
     for t in man.tiers:
         k = t.channel_budget or c
-        lat = ort_latency(make_session(args.bundle / t.file), coarsen_time(x[:, :k], t.time_factor), mask[:, :k],
-                          ids[:, :k], n=args.runs)
-        emit(f"ort_{t.name}", lat, channels=k, precision=t.precision, time_factor=t.time_factor,
-             every_n_ticks=t.every_n_ticks, threads=1)
+        lat = ort_latency(
+            make_session(args.bundle / t.file),
+            coarsen_time(x[:, :k], t.time_factor),
+            mask[:, :k],
+            ids[:, :k],
+            n=args.runs,
+        )
+        emit(
+            f"ort_{t.name}",
+            lat,
+            channels=k,
+            precision=t.precision,
+            time_factor=t.time_factor,
+            every_n_ticks=t.every_n_ticks,
+            threads=1,
+        )
     return 0
 
 

@@ -33,8 +33,9 @@ def publisher(port: int, n: int, qos: int) -> None:
     for i in range(n):
         if qos:
             window.acquire()
-        payload = json.dumps({"temperature": 20 + (i % 50) / 10, "humidity": 40 + i % 30, "co2": 400 + i % 500,
-                              "seq": i})
+        payload = json.dumps(
+            {"temperature": 20 + (i % 50) / 10, "humidity": 40 + i % 30, "co2": 400 + i % 500, "seq": i}
+        )
         while c.publish(f"bench/s{i % TOPICS}", payload, qos=qos).rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             time.sleep(0.001)
     time.sleep(0.5)
@@ -91,16 +92,35 @@ def daemon(port: int, n: int, qos: int, workdir: Path) -> tuple[int, float, dict
     from edge_agent.config import parse_config
     from edge_agent.manifest import ChannelSpec, DeviceSpec
 
-    fields = {"temperature": ("temperature", 20.0, 5.0), "humidity": ("humidity", 50.0, 20.0), "co2": ("co2", 600.0, 300.0)}
-    chans = [ChannelSpec(name=f"r{i}.{f}", kind=k, mean=m, std=s) for i in range(TOPICS) for f, (k, m, s) in fields.items()]
+    fields = {
+        "temperature": ("temperature", 20.0, 5.0),
+        "humidity": ("humidity", 50.0, 20.0),
+        "co2": ("co2", 600.0, 300.0),
+    }
+    chans = [
+        ChannelSpec(name=f"r{i}.{f}", kind=k, mean=m, std=s)
+        for i in range(TOPICS)
+        for f, (k, m, s) in fields.items()
+    ]
     devs = [DeviceSpec(name="d.light", kind="binary")]
-    bundle = build_bundle(workdir / f"b{qos}", chans, devs, np.zeros((len(chans), 1)), np.zeros(1), tiers=("full",))
-    cfg = parse_config({
-        "agent_id": f"bench{qos}", "mode": "shadow", "bundle": str(bundle), "state_dir": str(workdir / f"s{qos}"),
-        "broker": {"host": "127.0.0.1", "port": port, "subscribe_qos": qos},
-        "channels": [{"topic": f"bench/s{i}", "channel": f"r{i}.{f}", "field": f} for i in range(TOPICS) for f in fields],
-        "devices": [{"name": "d.light", "state_topic": "bench/light"}],
-    })
+    bundle = build_bundle(
+        workdir / f"b{qos}", chans, devs, np.zeros((len(chans), 1)), np.zeros(1), tiers=("full",)
+    )
+    cfg = parse_config(
+        {
+            "agent_id": f"bench{qos}",
+            "mode": "shadow",
+            "bundle": str(bundle),
+            "state_dir": str(workdir / f"s{qos}"),
+            "broker": {"host": "127.0.0.1", "port": port, "subscribe_qos": qos},
+            "channels": [
+                {"topic": f"bench/s{i}", "channel": f"r{i}.{f}", "field": f}
+                for i in range(TOPICS)
+                for f in fields
+            ],
+            "devices": [{"name": "d.light", "state_topic": "bench/light"}],
+        }
+    )
     agent = Agent(cfg)
     agent.start()
     agent.link.wait_connected(5)
@@ -108,8 +128,11 @@ def daemon(port: int, n: int, qos: int, workdir: Path) -> tuple[int, float, dict
     base = agent.counters.messages
     t0 = run_publisher(port, n, qos)
     got, dt = wait_count(lambda: agent.counters.messages - base, n, t0)
-    extra = {"inbox_dropped": agent.link.counters.dropped, "invalid": agent.counters.invalid,
-             "readings": agent.counters.readings}
+    extra = {
+        "inbox_dropped": agent.link.counters.dropped,
+        "invalid": agent.counters.invalid,
+        "readings": agent.counters.readings,
+    }
     agent.stop()
     return got, dt, extra
 
@@ -122,12 +145,28 @@ def main() -> None:
                 n = N[qos]
                 got_b, dt_b = bare(broker.port, n, qos)
                 rate_b = got_b / dt_b
-                emit(bench="ingest", subscriber="bare-paho", qos=qos, messages=n, received=got_b,
-                     lost=n - got_b, msgs_per_s=round(rate_b))
+                emit(
+                    bench="ingest",
+                    subscriber="bare-paho",
+                    qos=qos,
+                    messages=n,
+                    received=got_b,
+                    lost=n - got_b,
+                    msgs_per_s=round(rate_b),
+                )
                 got_d, dt_d, extra = daemon(broker.port, n, qos, Path(d))
                 rate_d = got_d / dt_d
-                emit(bench="ingest", subscriber="edge-agent", qos=qos, messages=n, received=got_d,
-                     lost=n - got_d, msgs_per_s=round(rate_d), ratio_vs_bare=round(rate_d / rate_b, 3), **extra)
+                emit(
+                    bench="ingest",
+                    subscriber="edge-agent",
+                    qos=qos,
+                    messages=n,
+                    received=got_d,
+                    lost=n - got_d,
+                    msgs_per_s=round(rate_d),
+                    ratio_vs_bare=round(rate_d / rate_b, 3),
+                    **extra,
+                )
     finally:
         broker.stop()
 

@@ -76,25 +76,43 @@ def main() -> None:
             time.sleep(0.5)
             lat = measure(broker.port)
             p.terminate()
-            emit(bench="latency", path="bare-paho-relay", n=len(lat), p50_ms=pct(lat, 50), p99_ms=pct(lat, 99))
+            emit(
+                bench="latency", path="bare-paho-relay", n=len(lat), p50_ms=pct(lat, 50), p99_ms=pct(lat, 99)
+            )
 
             # 5 ms steps: each event is its own step (within a step, motion keeps its max, as in training)
             bundle = home_bundle(Path(d) / "bundle", step_seconds=0.005)
             dev = {"min_dwell_seconds": 0, "max_commands_per_hour": 1_000_000}
-            cfg = {"agent_id": "bench", "mode": "auto", "bundle": str(bundle), "state_dir": str(Path(d) / "s"),
-                   "log_level": "WARNING", "broker": {"host": "127.0.0.1", "port": broker.port},
-                   "channels": [{"topic": MOTION, "channel": "living.motion", "field": "occupancy"},
-                                {"topic": MOTION, "channel": "living.illuminance", "field": "illuminance"}],
-                   "devices": [{"name": "living.light", "state_topic": "zigbee2mqtt/living_light", **dev}]}
+            cfg = {
+                "agent_id": "bench",
+                "mode": "auto",
+                "bundle": str(bundle),
+                "state_dir": str(Path(d) / "s"),
+                "log_level": "WARNING",
+                "broker": {"host": "127.0.0.1", "port": broker.port},
+                "channels": [
+                    {"topic": MOTION, "channel": "living.motion", "field": "occupancy"},
+                    {"topic": MOTION, "channel": "living.illuminance", "field": "illuminance"},
+                ],
+                "devices": [{"name": "living.light", "state_topic": "zigbee2mqtt/living_light", **dev}],
+            }
             (Path(d) / "c.yaml").write_text(yaml.safe_dump(cfg))
-            agent = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "run", "--config", str(Path(d) / "c.yaml")],
-                                     cwd=ROOT)
+            agent = subprocess.Popen(
+                [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(Path(d) / "c.yaml")], cwd=ROOT
+            )
             time.sleep(2.0)
             lat = measure(broker.port)
             agent.terminate()
             agent.wait(10)
-            emit(bench="latency", path="edge-agent", n=len(lat), p50_ms=pct(lat, 50), p99_ms=pct(lat, 99),
-                 max_ms=pct(lat, 100), missed=ITER - len(lat))
+            emit(
+                bench="latency",
+                path="edge-agent",
+                n=len(lat),
+                p50_ms=pct(lat, 50),
+                p99_ms=pct(lat, 99),
+                max_ms=pct(lat, 100),
+                missed=ITER - len(lat),
+            )
         finally:
             broker.stop()
 

@@ -67,8 +67,13 @@ def run_timed(cmd: list[str]) -> dict:
         out.seek(0)
         err.seek(0)
         o, e = out.read(), err.read()
-    return {"seconds": round(secs, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024), "rc": proc.returncode,
-            "stderr_tail": e.strip()[-600:] if proc.returncode else "", "stdout_tail": o.strip()[-400:]}
+    return {
+        "seconds": round(secs, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "rc": proc.returncode,
+        "stderr_tail": e.strip()[-600:] if proc.returncode else "",
+        "stdout_tail": o.strip()[-400:],
+    }
 
 
 def history(days: int, workdir: Path, seed: int) -> Path:
@@ -80,7 +85,9 @@ def history(days: int, workdir: Path, seed: int) -> Path:
 
     t = time.perf_counter()
     write_history(path, days, seed=seed)
-    emit(bench="scale", what="history", path=str(path), reused=False, seconds=round(time.perf_counter() - t, 1))
+    emit(
+        bench="scale", what="history", path=str(path), reused=False, seconds=round(time.perf_counter() - t, 1)
+    )
     return path
 
 
@@ -104,9 +111,17 @@ def windows_per_second(path: Path) -> None:
 
     ours = rate(s.batch)
     vals = log.values
-    plain = rate(lambda e: np.stack([vals[i - WINDOW + 1:i + 1].T for i in e]))
-    emit(bench="scale", what="windows", window=WINDOW, channels=len(log.channels), valid_windows=int(s.ends.size),
-         windows_per_s=round(ours), baseline="per-window slice loop, no fill/mask", baseline_windows_per_s=round(plain))
+    plain = rate(lambda e: np.stack([vals[i - WINDOW + 1 : i + 1].T for i in e]))
+    emit(
+        bench="scale",
+        what="windows",
+        window=WINDOW,
+        channels=len(log.channels),
+        valid_windows=int(s.ends.size),
+        windows_per_s=round(ours),
+        baseline="per-window slice loop, no fill/mask",
+        baseline_windows_per_s=round(plain),
+    )
 
 
 def table(report: dict) -> None:
@@ -119,9 +134,17 @@ def table(report: dict) -> None:
     for dev in devices:
         for model, m in rows.items():
             d = m.get(dev, {})
-            emit(bench="scale", what="table", split="test", device=dev, model=model,
-                 **{k: (round(d[k], 4) if isinstance(d.get(k), float) else d.get(k))
-                    for k in ("balanced_accuracy", "f1", "average_precision", "mae", "majority_rate")})
+            emit(
+                bench="scale",
+                what="table",
+                split="test",
+                device=dev,
+                model=model,
+                **{
+                    k: (round(d[k], 4) if isinstance(d.get(k), float) else d.get(k))
+                    for k in ("balanced_accuracy", "f1", "average_precision", "mae", "majority_rate")
+                },
+            )
     data = report.get("data", {}).get("test")
     if data:
         emit(bench="scale", what="test_data", **data)
@@ -131,7 +154,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, default=1400, help="simulated days (1400 ≈ 2.0M one-minute rows)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "edge-agent-bench")
+    ap.add_argument(
+        "--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "edge-agent-bench"
+    )
     ap.add_argument("--budget-seconds", type=float, default=480.0, help="training wall-clock budget")
     ap.add_argument("--skip-train", action="store_true", help="only history, load and windows")
     ap.add_argument("--reuse-bundle", action="store_true", help="evaluate the bundle already in --workdir")
@@ -141,11 +166,20 @@ def main() -> int:
 
     ours = run_child(LOAD_CHILD.format(body=OURS), str(path))
     base = run_child(LOAD_CHILD.format(body=PANDAS), str(path))
-    emit(bench="scale", what="load", rows=ours["rows"], rows_in=ours["stats"]["rows_in"],
-         channels=ours["channels"], devices=ours["devices"], seconds=round(ours["seconds"], 2),
-         peak_rss_mb=round(ours["peak_rss_mb"]), baseline="pandas.read_csv whole file (float64, no resampling)",
-         baseline_seconds=round(base["seconds"], 2), baseline_peak_rss_mb=round(base["peak_rss_mb"]),
-         stats=ours["stats"])
+    emit(
+        bench="scale",
+        what="load",
+        rows=ours["rows"],
+        rows_in=ours["stats"]["rows_in"],
+        channels=ours["channels"],
+        devices=ours["devices"],
+        seconds=round(ours["seconds"], 2),
+        peak_rss_mb=round(ours["peak_rss_mb"]),
+        baseline="pandas.read_csv whole file (float64, no resampling)",
+        baseline_seconds=round(base["seconds"], 2),
+        baseline_peak_rss_mb=round(base["peak_rss_mb"]),
+        stats=ours["stats"],
+    )
     windows_per_second(path)
     if a.skip_train:
         return 0
@@ -154,19 +188,41 @@ def main() -> int:
     if a.reuse_bundle and (bundle / "manifest.json").is_file():
         train = {"seconds": None, "peak_rss_mb": None, "rc": 0, "reused": str(bundle)}
     else:
-        train = run_timed([PY, "-m", "training", "train", "--dataset", str(path), "--budget-seconds",
-                           str(a.budget_seconds), "--no-progress", "--out", str(bundle)])
+        train = run_timed(
+            [
+                PY,
+                "-m",
+                "training",
+                "train",
+                "--dataset",
+                str(path),
+                "--budget-seconds",
+                str(a.budget_seconds),
+                "--no-progress",
+                "--out",
+                str(bundle),
+            ]
+        )
     emit(bench="scale", what="train", **train)
     if train["rc"] != 0:
         return 1
-    ev = run_timed([PY, "-m", "training", "evaluate", str(bundle), "--dataset", str(path),
-                    "--json", str(report_path)])
+    ev = run_timed(
+        [PY, "-m", "training", "evaluate", str(bundle), "--dataset", str(path), "--json", str(report_path)]
+    )
     emit(bench="scale", what="evaluate", **ev)
     if train["seconds"] is not None:  # not when the bundle was reused
         total = ours["seconds"] + train["seconds"]
         rss = max(ours["peak_rss_mb"], train["peak_rss_mb"], ev["peak_rss_mb"])
-        emit(bench="scale", what="targets", load_plus_train_seconds=round(total, 1), target_seconds=900,
-             met_time=total <= 900, peak_rss_mb=round(rss), target_rss_mb=3072, met_rss=rss <= 3072)
+        emit(
+            bench="scale",
+            what="targets",
+            load_plus_train_seconds=round(total, 1),
+            target_seconds=900,
+            met_time=total <= 900,
+            peak_rss_mb=round(rss),
+            target_rss_mb=3072,
+            met_rss=rss <= 3072,
+        )
     if ev["rc"] != 0:
         return 1
     table(json.loads(report_path.read_text()))

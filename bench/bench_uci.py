@@ -50,13 +50,26 @@ def main() -> int:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-uci-") as tmp:
         for seed in (int(s) for s in args.seeds.split(",")):
-            for what, train_drop, eval_drop in (("all", "", ""), ("no_light_trained", "Light", ""),
-                                                ("light_masked", None, "Light")):
+            for what, train_drop, eval_drop in (
+                ("all", "", ""),
+                ("no_light_trained", "Light", ""),
+                ("light_masked", None, "Light"),
+            ):
                 bundle = Path(tmp) / f"b{seed}-{train_drop or 'all'}"
                 t0 = time.monotonic()
                 if train_drop is not None:
-                    argv = ["train", "--dataset", "uci-occupancy", "--seed", str(seed), "--no-progress",
-                            "--latency-runs", "200", "--out", str(bundle)]
+                    argv = [
+                        "train",
+                        "--dataset",
+                        "uci-occupancy",
+                        "--seed",
+                        str(seed),
+                        "--no-progress",
+                        "--latency-runs",
+                        "200",
+                        "--out",
+                        str(bundle),
+                    ]
                     if train_drop:
                         argv += ["--drop-channels", train_drop]
                     if cli(argv) != 0:
@@ -65,17 +78,30 @@ def main() -> int:
                     bundle = Path(tmp) / f"b{seed}-all"
                 train_s = time.monotonic() - t0
                 rep = Path(tmp) / "r.json"
-                argv = ["evaluate", str(bundle), "--json", str(rep)] + (["--drop-channels", eval_drop] if eval_drop else [])
+                argv = ["evaluate", str(bundle), "--json", str(rep)] + (
+                    ["--drop-channels", eval_drop] if eval_drop else []
+                )
                 if cli(argv) != 0:
                     return 1
-                row = _row(json.loads(rep.read_text()), what, seed, train_s if train_drop is not None else 0.0)
+                row = _row(
+                    json.loads(rep.read_text()), what, seed, train_s if train_drop is not None else 0.0
+                )
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     for what in ("all", "no_light_trained", "light_masked"):
         sel = [r for r in rows if r["what"] == what]
         keys = [k for k in sel[0] if isinstance(sel[0][k], float | int) and k != "seed"]
-        print(json.dumps({"bench": "uci", "what": f"{what}.mean", "seeds": len(sel),
-                          **{k: round(float(np.mean([r[k] for r in sel])), 3) for k in keys}}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "bench": "uci",
+                    "what": f"{what}.mean",
+                    "seeds": len(sel),
+                    **{k: round(float(np.mean([r[k] for r in sel])), 3) for k in keys},
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

@@ -31,12 +31,22 @@ def build_devices(config: AgentConfig, manifest: Manifest) -> list[DeviceRuntime
     out = []
     for j, dc in enumerate(config.devices):
         if dc.name not in specs:
-            logger.warning("config devices[%d].name: %r is not decided by bundle %s (it has %s); device ignored",
-                           j, dc.name, manifest.version, sorted(specs))
+            logger.warning(
+                "config devices[%d].name: %r is not decided by bundle %s (it has %s); device ignored",
+                j,
+                dc.name,
+                manifest.version,
+                sorted(specs),
+            )
             continue
         i, spec = specs[dc.name]
         if spec.kind == "level" and dc.values is not None and len(dc.values) != spec.levels:
-            logger.warning("config devices[%d].values: %d values for %d levels of %r; extra levels are clamped",
-                           j, len(dc.values), spec.levels, dc.name)
+            logger.warning(
+                "config devices[%d].values: %d values for %d levels of %r; extra levels are clamped",
+                j,
+                len(dc.values),
+                spec.levels,
+                dc.name,
+            )
         out.append(DeviceRuntime(dc.name, i, j, DeviceTracker(spec, dc), DevicePolicy(spec, dc)))
     return out

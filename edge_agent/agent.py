@@ -46,8 +46,9 @@ TOP_CHANNELS = 3  # channels (by attention) published with each decision
 class Agent:
     """The running controller. `start()`, `stop()`, `snapshot()`."""
 
-    def __init__(self, config: AgentConfig, *, clock: Callable[[], float] = time.time,
-                 bundle: Bundle | None = None) -> None:
+    def __init__(
+        self, config: AgentConfig, *, clock: Callable[[], float] = time.time, bundle: Bundle | None = None
+    ) -> None:
         self.cfg = config
         self.clock = clock
         self.bundle = bundle or Bundle.load(config.bundle, threads=config.process.inference_threads)
@@ -61,39 +62,71 @@ class Agent:
             if r.channel in index:
                 rules.append(r)
             else:
-                logger.warning("config channels[%d].channel: %r is not in bundle %s; rule ignored (fix the name "
-                               "or use a bundle that has it)", i, r.channel, m.version)
-        self.ingestor = Ingestor(rules, dict(zip(self.names, self.kinds, strict=True)), config.field_aliases,
-                                 config.max_payload_bytes)
+                logger.warning(
+                    "config channels[%d].channel: %r is not in bundle %s; rule ignored (fix the name "
+                    "or use a bundle that has it)",
+                    i,
+                    r.channel,
+                    m.version,
+                )
+        self.ingestor = Ingestor(
+            rules,
+            dict(zip(self.names, self.kinds, strict=True)),
+            config.field_aliases,
+            config.max_payload_bytes,
+        )
         stale = {r.channel: r.stale_after_seconds for r in rules if r.stale_after_seconds}
-        self.window = Window(self.names, self.kinds, m.step_seconds, m.window,
-                             [stale.get(n) or DEFAULT_STALE_SECONDS.get(k, 3600.0)
-                              for n, k in zip(self.names, self.kinds, strict=True)])
+        self.window = Window(
+            self.names,
+            self.kinds,
+            m.step_seconds,
+            m.window,
+            [
+                stale.get(n) or DEFAULT_STALE_SECONDS.get(k, 3600.0)
+                for n, k in zip(self.names, self.kinds, strict=True)
+            ],
+        )
         self.fast = {i for i, k in enumerate(self.kinds) if k in FAST_KINDS}
         self.devices: list[DeviceRuntime] = build_devices(config, m)
         self.by_state_topic = {d.tracker.cfg.state_topic: d for d in self.devices}
         self.command_topics = {d.tracker.command_topic for d in self.devices}
         self.inbox: queue.Queue[tuple[str, bytes, float]] = queue.Queue(config.queue_size)
         self.publisher_topics = config.topics()
-        self.link = MqttLink(config.broker, f"edge-agent-{config.agent_id}", self.publisher_topics["availability"],
-                             self.inbox, clock=clock, command_expiry=config.command_expiry_seconds)
-        self.link.subscriptions = subscriptions(set(self.ingestor.topics()) | set(self.by_state_topic),
-                                                config.broker.extra_subscriptions)
+        self.link = MqttLink(
+            config.broker,
+            f"edge-agent-{config.agent_id}",
+            self.publisher_topics["availability"],
+            self.inbox,
+            clock=clock,
+            command_expiry=config.command_expiry_seconds,
+        )
+        self.link.subscriptions = subscriptions(
+            set(self.ingestor.topics()) | set(self.by_state_topic), config.broker.extra_subscriptions
+        )
         self.publisher = Publisher(self.link, config.agent_id)
         self.link.on_connect_hooks.append(self.publisher.announce)
         r = config.recorder
-        self.recorder = Recorder(config.database_url, flush_interval=r.flush_interval_seconds,
-                                 batch_rows=r.batch_rows, queue_size=r.queue_size)
+        self.recorder = Recorder(
+            config.database_url,
+            flush_interval=r.flush_interval_seconds,
+            batch_rows=r.batch_rows,
+            queue_size=r.queue_size,
+        )
         p99 = {t.name: t.latency_us_p99 / 1000.0 for t in m.tiers if t.latency_us_p99}
         self.governor = Governor(config.governor, self.bundle.tiers, clock, tier_p99_ms=p99)
-        self.tracker = AttentionTracker.from_json(self.recorder.get_state("attention_tracker"), len(self.names),
-                                                 always=sorted(self.fast), names=self.names)
+        self.tracker = AttentionTracker.from_json(
+            self.recorder.get_state("attention_tracker"),
+            len(self.names),
+            always=sorted(self.fast),
+            names=self.names,
+        )
         holds = self.recorder.get_state("holds") or {}
         for d in self.devices:
             d.tracker.restore(holds.get(d.name, {}))
         self.scheduler = Scheduler()
-        self.scheduler.every(r.retention_interval_seconds, retention_job(self.recorder, clock, r.retention_days),
-                             "retention")
+        self.scheduler.every(
+            r.retention_interval_seconds, retention_job(self.recorder, clock, r.retention_days), "retention"
+        )
         self.counters = Counters()
         self.latency = LatencyStats()
         self._rate = RateMeter()
@@ -112,16 +145,30 @@ class Agent:
         if proc.nice is not None or proc.cpu_affinity is not None:
             apply_process_priority(proc.nice, proc.cpu_affinity)
         m = self.bundle.manifest
-        self.recorder.add("model_versions", {"version": m.version, "loaded_at": self.clock(),
-                                             "path": str(self.bundle.path), "manifest": m.model_dump_json()})
+        self.recorder.add(
+            "model_versions",
+            {
+                "version": m.version,
+                "loaded_at": self.clock(),
+                "path": str(self.bundle.path),
+                "manifest": m.model_dump_json(),
+            },
+        )
         psutil.cpu_percent(None)  # prime: the first call has no interval to measure
         release_free_memory()
         self.link.start()
         self.scheduler.start()
         self._thread.start()
-        logger.info("agent %s started: mode %s, %d channels, %d devices, tier %s, broker %s:%s",
-                    self.cfg.agent_id, self.cfg.mode, len(self.names), len(self.devices), self.governor.tier,
-                    self.cfg.broker.host, self.cfg.broker.port)
+        logger.info(
+            "agent %s started: mode %s, %d channels, %d devices, tier %s, broker %s:%s",
+            self.cfg.agent_id,
+            self.cfg.mode,
+            len(self.names),
+            len(self.devices),
+            self.governor.tier,
+            self.cfg.broker.host,
+            self.cfg.broker.port,
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop deciding, flush the recorder (all rows written), publish `offline`, disconnect."""
@@ -208,20 +255,28 @@ class Agent:
                     closed = self.window.update(ch, r.value, now)
                     self.counters.readings += 1
                     if closed is not None:
-                        self.recorder.add("readings", {"ts": closed.ts, "channel": self.names[ch],
-                                                       "value": closed.value})
+                        self.recorder.add(
+                            "readings", {"ts": closed.ts, "channel": self.names[ch], "value": closed.value}
+                        )
                     if ch in self.fast and old != r.value:
                         trigger = ch
             elif dev is None and topic not in self.command_topics:
                 self.counters.unknown_topic += 1
                 if self._limiter.allow(f"unknown:{topic}", now):
-                    logger.warning("ingest: message on %s matches no channel rule or device; ignored (add a rule "
-                                   "under `channels` if it is a sensor)", topic)
+                    logger.warning(
+                        "ingest: message on %s matches no channel rule or device; ignored (add a rule "
+                        "under `channels` if it is a sensor)",
+                        topic,
+                    )
         except PayloadError as e:
             self.counters.invalid += 1
             if self._limiter.allow(f"bad:{topic}", now):
-                logger.warning("ingest: bad payload on %s: %s (fix the sensor or its rule in `channels`; "
-                               "logged once a minute per topic)", topic, e)
+                logger.warning(
+                    "ingest: bad payload on %s: %s (fix the sensor or its rule in `channels`; "
+                    "logged once a minute per topic)",
+                    topic,
+                    e,
+                )
         return trigger
 
     def _device_state(self, dev: DeviceRuntime, payload: bytes, now: float) -> None:
@@ -234,13 +289,27 @@ class Agent:
         self.counters.overrides += 1
         dev.policy.note_change(now)
         last = dev.last or {}
-        logger.info("override: %s set to %g by a person (agent's value %s); held until %+.0fs", dev.name,
-                    value, last.get("value"), self.cfg.devices[dev.cfg_index].override_hold_seconds)
-        self.recorder.add("overrides", {
-            "ts": now, "device": dev.name, "value": value, "previous": ev.previous,
-            "agent_target": last.get("value"), "agent_output": last.get("output"),
-            "decision_ts": last.get("time"), "model_version": self.bundle.version,
-            "hold_until": dev.tracker.held_until})
+        logger.info(
+            "override: %s set to %g by a person (agent's value %s); held until %+.0fs",
+            dev.name,
+            value,
+            last.get("value"),
+            self.cfg.devices[dev.cfg_index].override_hold_seconds,
+        )
+        self.recorder.add(
+            "overrides",
+            {
+                "ts": now,
+                "device": dev.name,
+                "value": value,
+                "previous": ev.previous,
+                "agent_target": last.get("value"),
+                "agent_output": last.get("output"),
+                "decision_ts": last.get("time"),
+                "model_version": self.bundle.version,
+                "hold_until": dev.tracker.held_until,
+            },
+        )
         self._persist_holds(now)
 
     # ---- decisions -------------------------------------------------------------------------------------
@@ -267,14 +336,28 @@ class Agent:
         if self.first_decision_at is None:
             self.first_decision_at = time.monotonic()
 
-    def _apply(self, d: DeviceRuntime, out: Any, ids: np.ndarray, mask: np.ndarray, sensors_live: bool,
-               now: float, tier: str, trigger: str, model_ms: float) -> None:
+    def _apply(
+        self,
+        d: DeviceRuntime,
+        out: Any,
+        ids: np.ndarray,
+        mask: np.ndarray,
+        sensors_live: bool,
+        now: float,
+        tier: str,
+        trigger: str,
+        model_ms: float,
+    ) -> None:
         dcfg = self.cfg.devices[d.cfg_index]
         mode = self.cfg.device_mode(dcfg)
         output = float(out.devices[d.index])
-        fresh = sensors_live and all(c in self.index and mask[self.index[c]] > 0 for c in dcfg.required_channels)
+        fresh = sensors_live and all(
+            c in self.index and mask[self.index[c]] > 0 for c in dcfg.required_channels
+        )
         current = d.tracker.reported if d.tracker.reported is not None else d.last_target
-        res = d.policy.decide(output, now, current=current, basis_fresh=fresh, held_until=d.tracker.held_until)
+        res = d.policy.decide(
+            output, now, current=current, basis_fresh=fresh, held_until=d.tracker.held_until
+        )
         if res.reason == "stale":
             self.counters.skipped_stale += 1
         sent = False
@@ -282,9 +365,20 @@ class Agent:
             payload = d.tracker.command_bytes(res.target)
             topic = d.tracker.command_topic
 
-            def _done(status: str, _d: DeviceRuntime = d, _p: bytes = payload, _v: float = res.target) -> None:
-                self.recorder.add("commands", {"ts": self.clock(), "device": _d.name, "topic": topic,
-                                               "payload": _p.decode(), "value": _v, "status": status})
+            def _done(
+                status: str, _d: DeviceRuntime = d, _p: bytes = payload, _v: float = res.target
+            ) -> None:
+                self.recorder.add(
+                    "commands",
+                    {
+                        "ts": self.clock(),
+                        "device": _d.name,
+                        "topic": topic,
+                        "payload": _p.decode(),
+                        "value": _v,
+                        "status": status,
+                    },
+                )
 
             status = self.link.send_command(topic, payload, now, on_done=_done)
             if status != "dropped-disconnected":
@@ -298,17 +392,40 @@ class Agent:
         top_list = [[self.names[int(ids[j])], round(float(weights[j]), 4)] for j in top if weights[j] > 0]
         held = d.tracker.held(now)
         payload_d = {
-            "time": now, "device": d.name, "value": res.target, "output": round(output, 4),
-            "confidence": round(float(out.confidence[d.index]), 4), "tier": tier, "mode": mode, "sent": sent,
-            "reason": res.reason, "trigger": trigger, "top": top_list, "held": held,
-            "held_until": d.tracker.held_until if held else None, "model_version": self.bundle.version,
+            "time": now,
+            "device": d.name,
+            "value": res.target,
+            "output": round(output, 4),
+            "confidence": round(float(out.confidence[d.index]), 4),
+            "tier": tier,
+            "mode": mode,
+            "sent": sent,
+            "reason": res.reason,
+            "trigger": trigger,
+            "top": top_list,
+            "held": held,
+            "held_until": d.tracker.held_until if held else None,
+            "model_version": self.bundle.version,
         }
         d.last = payload_d
-        self.recorder.add("decisions", {
-            "ts": now, "device": d.name, "output": output, "target": res.target,
-            "confidence": payload_d["confidence"], "sent": sent, "reason": res.reason, "mode": mode, "tier": tier,
-            "trigger": trigger[:160], "model_version": self.bundle.version, "latency_ms": round(model_ms, 3),
-            "attention": _dumps(top_list)})
+        self.recorder.add(
+            "decisions",
+            {
+                "ts": now,
+                "device": d.name,
+                "output": output,
+                "target": res.target,
+                "confidence": payload_d["confidence"],
+                "sent": sent,
+                "reason": res.reason,
+                "mode": mode,
+                "tier": tier,
+                "trigger": trigger[:160],
+                "model_version": self.bundle.version,
+                "latency_ms": round(model_ms, 3),
+                "attention": _dumps(top_list),
+            },
+        )
         if self.cfg.publish_decisions:
             self.publisher.decision(d.name, payload_d)
 
@@ -319,22 +436,45 @@ class Agent:
         change = self.governor.update()
         if change is None:
             return
-        self.recorder.add("tier_changes", {"ts": change.at, "old": change.old, "new": change.new,
-                                           "reason": change.reason, "signal": change.signal, "value": change.value})
+        self.recorder.add(
+            "tier_changes",
+            {
+                "ts": change.at,
+                "old": change.old,
+                "new": change.new,
+                "reason": change.reason,
+                "signal": change.signal,
+                "value": change.value,
+            },
+        )
         self.publisher.stats(self.stats())
 
     def stats(self) -> dict[str, Any]:
         p50, p99 = self.latency.percentiles()
         lc = self.link.counters
         s = {
-            "time": self.clock(), "agent_id": self.cfg.agent_id, "uptime_s": round(time.monotonic() - self._started_at, 1),
-            "connected": self.link.connected.is_set(), "mode": self.cfg.mode, "model_version": self.bundle.version,
-            "tier": self.governor.tier, "msgs_per_s": self._rate.rate(lc.received), "received": lc.received,
-            "dropped": lc.dropped, "queue_depth": self.inbox.qsize(), "latency_ms_p50": p50, "latency_ms_p99": p99,
-            "cpu_percent": self._cpu, "rss_mb": rss_mb(), "commands_sent": lc.commands_sent,
-            "commands_expired": lc.commands_expired, "commands_disconnected": lc.commands_disconnected,
-            "recorder_dropped": self.recorder.dropped, "reconnects": max(0, lc.connects - 1),
-            "governor": self.governor.state(), **self.counters.as_dict(),
+            "time": self.clock(),
+            "agent_id": self.cfg.agent_id,
+            "uptime_s": round(time.monotonic() - self._started_at, 1),
+            "connected": self.link.connected.is_set(),
+            "mode": self.cfg.mode,
+            "model_version": self.bundle.version,
+            "tier": self.governor.tier,
+            "msgs_per_s": self._rate.rate(lc.received),
+            "received": lc.received,
+            "dropped": lc.dropped,
+            "queue_depth": self.inbox.qsize(),
+            "latency_ms_p50": p50,
+            "latency_ms_p99": p99,
+            "cpu_percent": self._cpu,
+            "rss_mb": rss_mb(),
+            "commands_sent": lc.commands_sent,
+            "commands_expired": lc.commands_expired,
+            "commands_disconnected": lc.commands_disconnected,
+            "recorder_dropped": self.recorder.dropped,
+            "reconnects": max(0, lc.connects - 1),
+            "governor": self.governor.state(),
+            **self.counters.as_dict(),
         }
         self._last_stats = s
         return s
@@ -353,17 +493,28 @@ class Agent:
         for d in self.devices:
             held = d.tracker.held(now)
             devs[d.name] = {
-                "state": d.tracker.reported, "mode": self.cfg.device_mode(self.cfg.devices[d.cfg_index]),
-                "held_until": d.tracker.held_until if held else None, "last_decision": d.last,
+                "state": d.tracker.reported,
+                "mode": self.cfg.device_mode(self.cfg.devices[d.cfg_index]),
+                "held_until": d.tracker.held_until if held else None,
+                "last_decision": d.last,
                 "top": (d.last or {}).get("top", []),
             }
-        return {"time": now, "agent_id": self.cfg.agent_id, "tier": self.governor.tier,
-                "connected": self.link.connected.is_set(), "model_version": self.bundle.version,
-                "devices": devs, "counters": self.counters.as_dict(), "link": vars(self.link.counters).copy(),
-                "governor": self.governor.state()}
+        return {
+            "time": now,
+            "agent_id": self.cfg.agent_id,
+            "tier": self.governor.tier,
+            "connected": self.link.connected.is_set(),
+            "model_version": self.bundle.version,
+            "devices": devs,
+            "counters": self.counters.as_dict(),
+            "link": vars(self.link.counters).copy(),
+            "governor": self.governor.state(),
+        }
 
 
 def _dumps(obj: Any) -> str:
     import json
 
-    return json.dumps(obj, separators=(",", ":"), default=lambda v: None if isinstance(v, float) and math.isnan(v) else v)
+    return json.dumps(
+        obj, separators=(",", ":"), default=lambda v: None if isinstance(v, float) and math.isnan(v) else v
+    )

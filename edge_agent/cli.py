@@ -32,8 +32,9 @@ def _fail(msg: str) -> int:
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -52,8 +53,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except BundleError as e:
         return _fail(f"bundle error: {e}")
     except (SQLAlchemyError, OSError) as e:
-        return _fail(f"cannot open the database {redacted_dump(cfg)['database_url']} ({e.__class__.__name__}: "
-                     f"{str(e).splitlines()[0]}); fix recorder.database_url or the state_dir permissions")
+        return _fail(
+            f"cannot open the database {redacted_dump(cfg)['database_url']} ({e.__class__.__name__}: "
+            f"{str(e).splitlines()[0]}); fix recorder.database_url or the state_dir permissions"
+        )
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: Any) -> None:
@@ -85,10 +88,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     devices = {d.name for d in bundle.manifest.devices}
     for i, r in enumerate(cfg.channels):
         if r.channel not in known:
-            problems.append(f"channels[{i}].channel: {r.channel!r} is not in the bundle (has {sorted(known)})")
+            problems.append(
+                f"channels[{i}].channel: {r.channel!r} is not in the bundle (has {sorted(known)})"
+            )
     for i, d in enumerate(cfg.devices):
         if d.name not in devices:
-            problems.append(f"devices[{i}].name: {d.name!r} is not decided by the bundle (has {sorted(devices)})")
+            problems.append(
+                f"devices[{i}].name: {d.name!r} is not decided by the bundle (has {sorted(devices)})"
+            )
     print(yaml.safe_dump(redacted_dump(cfg), sort_keys=False, allow_unicode=True), end="")
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
@@ -108,8 +115,11 @@ def _stats_from_broker(cfg: AgentConfig, timeout: float) -> tuple[dict[str, Any]
     if b.username:
         c.username_pw_set(b.username, b.password.get_secret_value() if b.password else None)
     if b.tls is not None:
-        c.tls_set(ca_certs=b.tls.ca_file and str(b.tls.ca_file), certfile=b.tls.cert_file and str(b.tls.cert_file),
-                  keyfile=b.tls.key_file and str(b.tls.key_file))
+        c.tls_set(
+            ca_certs=b.tls.ca_file and str(b.tls.ca_file),
+            certfile=b.tls.cert_file and str(b.tls.cert_file),
+            keyfile=b.tls.key_file and str(b.tls.key_file),
+        )
 
     def _on_msg(_c: Any, _u: Any, msg: Any) -> None:
         got[msg.topic] = msg.payload
@@ -148,13 +158,21 @@ def _state_from_db(cfg: AgentConfig) -> dict[str, Any] | None:
     try:
         eng = make_engine(url)
         with eng.connect() as c:
-            last = c.execute(select(decisions.c.device, func.max(decisions.c.ts)).group_by(decisions.c.device)).all()
+            last = c.execute(
+                select(decisions.c.device, func.max(decisions.c.ts)).group_by(decisions.c.device)
+            ).all()
             devs = {}
             for dev, ts in last:
-                row = c.execute(select(decisions).where(decisions.c.device == dev, decisions.c.ts == ts)).mappings().first()
+                row = (
+                    c.execute(select(decisions).where(decisions.c.device == dev, decisions.c.ts == ts))
+                    .mappings()
+                    .first()
+                )
                 devs[dev] = dict(row) if row else {}
             n_over = c.execute(select(func.count()).select_from(overrides)).scalar()
-            tier = c.execute(select(tier_changes).order_by(tier_changes.c.ts.desc()).limit(1)).mappings().first()
+            tier = (
+                c.execute(select(tier_changes).order_by(tier_changes.c.ts.desc()).limit(1)).mappings().first()
+            )
         eng.dispose()
     except SQLAlchemyError:
         return None
@@ -175,24 +193,53 @@ def cmd_status(args: argparse.Namespace) -> int:
         t = Table(title=f"edge-agent {cfg.agent_id}: {avail or '?'} (from the stats topic)")
         t.add_column("metric")
         t.add_column("value")
-        for k in ("tier", "mode", "model_version", "connected", "msgs_per_s", "received", "invalid",
-                  "unknown_topic", "dropped", "queue_depth", "decisions", "commands", "overrides",
-                  "latency_ms_p50", "latency_ms_p99", "cpu_percent", "rss_mb", "uptime_s"):
+        for k in (
+            "tier",
+            "mode",
+            "model_version",
+            "connected",
+            "msgs_per_s",
+            "received",
+            "invalid",
+            "unknown_topic",
+            "dropped",
+            "queue_depth",
+            "decisions",
+            "commands",
+            "overrides",
+            "latency_ms_p50",
+            "latency_ms_p99",
+            "cpu_percent",
+            "rss_mb",
+            "uptime_s",
+        ):
             t.add_row(k, str(stats.get(k)))
         console.print(t)
         return 0
     db = _state_from_db(cfg)
     if db is None:
-        print(f"edge-agent: no stats on {cfg.broker.host}:{cfg.broker.port} and no database at "
-              f"{redacted_dump(cfg)['database_url']}; is the agent running?", file=sys.stderr)
+        print(
+            f"edge-agent: no stats on {cfg.broker.host}:{cfg.broker.port} and no database at "
+            f"{redacted_dump(cfg)['database_url']}; is the agent running?",
+            file=sys.stderr,
+        )
         return 1
-    t = Table(title=f"edge-agent {cfg.agent_id}: broker unreachable or no stats; last state from the database")
+    t = Table(
+        title=f"edge-agent {cfg.agent_id}: broker unreachable or no stats; last state from the database"
+    )
     for col in ("device", "time", "value", "mode", "tier", "reason", "sent"):
         t.add_column(col)
     for dev, r in sorted(db["devices"].items()):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.get("ts", 0)))
-        t.add_row(dev, when, f"{r.get('target')}", str(r.get("mode")), str(r.get("tier")), str(r.get("reason")),
-                  str(r.get("sent")))
+        t.add_row(
+            dev,
+            when,
+            f"{r.get('target')}",
+            str(r.get("mode")),
+            str(r.get("tier")),
+            str(r.get("reason")),
+            str(r.get("sent")),
+        )
     console.print(t)
     console.print(f"overrides recorded: {db['overrides']}; last tier change: {db['last_tier_change']}")
     return 0
@@ -207,18 +254,23 @@ def cmd_demo(argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-agent", description="Smart-home controller with an attention model")
+    p = argparse.ArgumentParser(
+        prog="edge-agent", description="Smart-home controller with an attention model"
+    )
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the agent in the foreground")
     r.add_argument("--config", required=True, help="YAML config file")
     r.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override log_level")
-    c = sub.add_parser("check-config", help="validate a config (and its bundle), print it with secrets redacted")
+    c = sub.add_parser(
+        "check-config", help="validate a config (and its bundle), print it with secrets redacted"
+    )
     c.add_argument("file", help="YAML config file")
     s = sub.add_parser("status", help="show the running agent's state (stats topic, else the database)")
     s.add_argument("--config", required=True, help="YAML config file")
     s.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the retained stats")
-    sub.add_parser("demo", help="simulated home + agent + live view (options: edge-agent demo --help)",
-                   add_help=False)
+    sub.add_parser(
+        "demo", help="simulated home + agent + live view (options: edge-agent demo --help)", add_help=False
+    )
     return p
 
 

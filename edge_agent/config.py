@@ -123,7 +123,9 @@ class DeviceConfig(_Strict):
     template: dict[str, Any] = Field(
         default_factory=dict, description="Extra fixed fields merged into every command (e.g. transition)"
     )
-    mode: Mode | None = Field(default=None, description="off | shadow | suggest | auto; None = the global mode")
+    mode: Mode | None = Field(
+        default=None, description="off | shadow | suggest | auto; None = the global mode"
+    )
     min_value: float | None = Field(default=None, description="Clamp: lowest command value (setpoint/level)")
     max_value: float | None = Field(default=None, description="Clamp: highest command value (setpoint/level)")
     setpoint_step: float = Field(default=0.5, gt=0, description="setpoint: commands are rounded to this step")
@@ -133,7 +135,9 @@ class DeviceConfig(_Strict):
         description="binary: probability margin around the threshold; level: extra level margin beyond 0.5; "
         "setpoint: extra margin (unit) beyond half a step",
     )
-    min_dwell_seconds: float = Field(default=60.0, ge=0, description="No new command this soon after a change")
+    min_dwell_seconds: float = Field(
+        default=60.0, ge=0, description="No new command this soon after a change"
+    )
     max_commands_per_hour: int = Field(default=12, ge=0, description="Rate limit of commands for this device")
     override_hold_seconds: float = Field(
         default=3600.0, ge=0, description="After a manual change, leave the device alone this long"
@@ -152,16 +156,22 @@ class RecorderSettings(_Strict):
     )
     flush_interval_seconds: float = Field(default=1.0, gt=0, description="Writer commits at least this often")
     batch_rows: int = Field(default=500, ge=1, description="Writer commits when this many rows are queued")
-    queue_size: int = Field(default=100_000, ge=100, description="Bounded write queue (rows beyond are dropped)")
+    queue_size: int = Field(
+        default=100_000, ge=100, description="Bounded write queue (rows beyond are dropped)"
+    )
     retention_days: float = Field(default=30.0, gt=0, description="Readings older than this are deleted")
     retention_interval_seconds: float = Field(default=3600.0, gt=0, description="How often retention runs")
 
 
 class AgentConfig(_Strict):
     agent_id: str = Field(default_factory=lambda: _default_agent_id(), description="Agent id used in topics")
-    mode: Mode = Field(default="shadow", description="Global mode: off | shadow (new install) | suggest | auto")
+    mode: Mode = Field(
+        default="shadow", description="Global mode: off | shadow (new install) | suggest | auto"
+    )
     bundle: Path = Field(description="Model bundle directory (manifest.json + ONNX tiers)")
-    state_dir: Path = Field(default=Path("/var/lib/edge-agent"), description="Directory for the database/state")
+    state_dir: Path = Field(
+        default=Path("/var/lib/edge-agent"), description="Directory for the database/state"
+    )
     broker: BrokerSettings = Field(default_factory=BrokerSettings, description="MQTT broker connection")
     channels: list[ChannelRule] = Field(default_factory=list, description="Sensor topic -> channel rules")
     field_aliases: dict[str, list[str]] = Field(
@@ -206,7 +216,11 @@ class AgentConfig(_Strict):
 
     def topics(self) -> dict[str, str]:
         base = f"edge-agent/{self.agent_id}"
-        return {"availability": f"{base}/availability", "stats": f"{base}/stats", "decision": f"{base}/decision"}
+        return {
+            "availability": f"{base}/availability",
+            "stats": f"{base}/stats",
+            "decision": f"{base}/decision",
+        }
 
 
 def _default_agent_id() -> str:
@@ -238,7 +252,9 @@ def format_validation_error(err: ValidationError, source: str) -> str:
 def parse_config(data: dict[str, Any], source: str = "<config>", base_dir: Path | None = None) -> AgentConfig:
     """Validate a config mapping; read secrets; resolve relative paths against `base_dir`."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the file must hold a YAML mapping (key: value), not {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: the file must hold a YAML mapping (key: value), not {type(data).__name__}"
+        )
     broker = data.get("broker")
     if isinstance(broker, dict) and "password" in broker:
         raise ConfigError(f"{source}: broker.password: do not put secrets inline; use broker.password_file")
@@ -285,7 +301,9 @@ def load_config(path: str | Path) -> AgentConfig:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)}); fix the syntax") from None
+        raise ConfigError(
+            f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)}); fix the syntax"
+        ) from None
     return parse_config(data if data is not None else {}, str(path), base_dir=path.parent)
 
 

@@ -40,14 +40,23 @@ BAR_WIDTH = 10
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-agent demo", description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=3.0, help="real minutes to run (default 3)")
-    p.add_argument("--speed", type=float, default=120.0, help="simulated seconds per real second (default 120)")
-    p.add_argument("--start", default="2026-01-14T16:30",
-                   help="simulated local start time, ISO (default a winter afternoon: dusk comes soon)")
+    p.add_argument(
+        "--speed", type=float, default=120.0, help="simulated seconds per real second (default 120)"
+    )
+    p.add_argument(
+        "--start",
+        default="2026-01-14T16:30",
+        help="simulated local start time, ISO (default a winter afternoon: dusk comes soon)",
+    )
     p.add_argument("--seed", type=int, default=7, help="seed of the simulated home")
-    p.add_argument("--broker", default=None, help="HOST:PORT of an existing broker (default: start mosquitto)")
+    p.add_argument(
+        "--broker", default=None, help="HOST:PORT of an existing broker (default: start mosquitto)"
+    )
     p.add_argument("--bundle", type=Path, default=DEMO_BUNDLE, help="model bundle (default: the demo bundle)")
     p.add_argument("--mode", choices=["auto", "shadow"], default="auto", help="agent mode (default auto)")
-    p.add_argument("--state-dir", type=Path, default=None, help="where the SQLite file goes (default: temp dir)")
+    p.add_argument(
+        "--state-dir", type=Path, default=None, help="where the SQLite file goes (default: temp dir)"
+    )
     p.add_argument("--no-live", action="store_true", help="no live view; print a line every few seconds")
     return p
 
@@ -71,7 +80,8 @@ def _fmt_value(device: str, value: Any) -> str:
 def render(snap: dict[str, Any], home: dict[str, Any], stats: dict[str, Any]) -> Group:
     """The live view: a header line and one row per device."""
     head = Text.assemble(
-        ("edge-agent demo  ", "bold"), (f"sim {home['sim_time']}  ", "cyan"),
+        ("edge-agent demo  ", "bold"),
+        (f"sim {home['sim_time']}  ", "cyan"),
         (f"tier {snap['tier']}  ", "magenta"),
         f"msgs/s {stats.get('msgs_per_s') or 0:.0f}  decisions {snap['counters'].get('decisions', 0)}  "
         f"commands {snap['counters'].get('commands', 0)}  overrides {sum(home['overrides'].values())}  "
@@ -87,9 +97,15 @@ def render(snap: dict[str, Any], home: dict[str, Any], stats: dict[str, Any]) ->
         state = home["devices"].get(name)
         pref = home["preferred"].get(name)
         style = "green" if state is not None and pref is not None and abs(state - pref) < 0.5 else "yellow"
-        t.add_row(name, Text(_fmt_value(name, state), style=style), _fmt_value(name, pref),
-                  f"{_fmt_value(name, last.get('value'))} ({last.get('reason', '-')})",
-                  f"{last.get('confidence', 0):.2f}" if last else "-", why, f"{d['mode']} {hold}".strip())
+        t.add_row(
+            name,
+            Text(_fmt_value(name, state), style=style),
+            _fmt_value(name, pref),
+            f"{_fmt_value(name, last.get('value'))} ({last.get('reason', '-')})",
+            f"{last.get('confidence', 0):.2f}" if last else "-",
+            why,
+            f"{d['mode']} {hold}".strip(),
+        )
     return Group(head, t)
 
 
@@ -100,15 +116,26 @@ def summary_table(agent_stats: dict[str, Any], home: dict[str, Any], minutes: fl
     t.add_column("overrides by person", justify="right")
     t.add_column("agreement with preference", justify="right")
     for name, agree in home["agreement"].items():
-        t.add_row(name, str(home["commands"].get(name, 0)), str(home["overrides"].get(name, 0)),
-                  "-" if agree is None else f"{agree:.1%}")
+        t.add_row(
+            name,
+            str(home["commands"].get(name, 0)),
+            str(home["overrides"].get(name, 0)),
+            "-" if agree is None else f"{agree:.1%}",
+        )
     all_agree = home.get("agreement_all")
-    t.add_row("all", str(sum(home["commands"].values())), str(sum(home["overrides"].values())),
-              "-" if all_agree is None else f"{all_agree:.1%}", style="bold")
-    t.caption = (f"decisions {agent_stats.get('decisions', 0)}, commands sent {agent_stats.get('commands', 0)}, "
-                 f"invalid messages {agent_stats.get('invalid', 0)}, tier {agent_stats.get('tier')}, "
-                 f"latency p50/p99 {agent_stats.get('latency_ms_p50') or 0:.2f}/"
-                 f"{agent_stats.get('latency_ms_p99') or 0:.2f} ms")
+    t.add_row(
+        "all",
+        str(sum(home["commands"].values())),
+        str(sum(home["overrides"].values())),
+        "-" if all_agree is None else f"{all_agree:.1%}",
+        style="bold",
+    )
+    t.caption = (
+        f"decisions {agent_stats.get('decisions', 0)}, commands sent {agent_stats.get('commands', 0)}, "
+        f"invalid messages {agent_stats.get('invalid', 0)}, tier {agent_stats.get('tier')}, "
+        f"latency p50/p99 {agent_stats.get('latency_ms_p50') or 0:.2f}/"
+        f"{agent_stats.get('latency_ms_p99') or 0:.2f} ms"
+    )
     return t
 
 
@@ -133,10 +160,19 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     if state_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="edge-agent-demo-")
         state_dir = Path(tmp.name)
-    driver = SimHomeDriver(host, port, speed=args.speed, seed=args.seed, start=start, overrides=True,
-                           manual_operation=False, timezone=DEMO_TIMEZONE)
-    cfg = simhome_config(args.bundle, host=host, port=port, state_dir=state_dir, mode=args.mode,
-                         log_level="WARNING")
+    driver = SimHomeDriver(
+        host,
+        port,
+        speed=args.speed,
+        seed=args.seed,
+        start=start,
+        overrides=True,
+        manual_operation=False,
+        timezone=DEMO_TIMEZONE,
+    )
+    cfg = simhome_config(
+        args.bundle, host=host, port=port, state_dir=state_dir, mode=args.mode, log_level="WARNING"
+    )
     agent = Agent(cfg, clock=driver.clock)
     try:
         driver.start()
@@ -148,8 +184,10 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 if time.monotonic() >= next_line:
                     next_line = time.monotonic() + 5.0
                     s, h = agent.stats(), driver.stats()
-                    console.print(f"sim {h['sim_time']} tier {s['tier']} decisions {s['decisions']} "
-                                  f"commands {s['commands']} overrides {sum(h['overrides'].values())}")
+                    console.print(
+                        f"sim {h['sim_time']} tier {s['tier']} decisions {s['decisions']} "
+                        f"commands {s['commands']} overrides {sum(h['overrides'].values())}"
+                    )
                 time.sleep(0.1)
         else:
             with Live(console=console, refresh_per_second=4, transient=False) as live:

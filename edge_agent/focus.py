@@ -78,11 +78,16 @@ class AttentionTracker:
         if att.ndim == 1:
             att = att[None, :]
         if att.ndim != 2 or att.shape[1] != ids.shape[0] or att.shape[0] == 0 or ids.shape[0] == 0:
-            self._warn_once("attention tracker: shape mismatch attention %s vs channel_ids %s, update ignored",
-                            np.shape(attention), np.shape(channel_ids))
+            self._warn_once(
+                "attention tracker: shape mismatch attention %s vs channel_ids %s, update ignored",
+                np.shape(attention),
+                np.shape(channel_ids),
+            )
             return
         if not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0 or ids.max() >= self.n_channels:
-            self._warn_once("attention tracker: channel_ids outside 0..%s, update ignored", self.n_channels - 1)
+            self._warn_once(
+                "attention tracker: channel_ids outside 0..%s, update ignored", self.n_channels - 1
+            )
             return
         if not np.all(np.isfinite(att)):
             self._warn_once("attention tracker: non-finite attention, update ignored")
@@ -97,14 +102,19 @@ class AttentionTracker:
         """min(k, C) channel indices sorted by index: `always` first, then the highest running means."""
         k = max(0, min(int(k), self.n_channels))
         prev = set(self._selected)
-        boosted = self.mean * np.array([1.0 + self.stickiness if c in prev else 1.0 for c in range(self.n_channels)])
+        boosted = self.mean * np.array(
+            [1.0 + self.stickiness if c in prev else 1.0 for c in range(self.n_channels)]
+        )
         # rank: highest boosted mean first, ties by lower index
         ranked = sorted(range(self.n_channels), key=lambda c: (-boosted[c], c))
         always_set = set(self.always)
         always = [c for c in ranked if c in always_set]
         if len(always) > k:
-            self._warn_once("attention tracker: %s always-channels exceed the budget k=%s; keeping the top ones",
-                            len(always), k)
+            self._warn_once(
+                "attention tracker: %s always-channels exceed the budget k=%s; keeping the top ones",
+                len(always),
+                k,
+            )
         chosen = always[:k]
         for c in ranked:
             if len(chosen) >= k:
@@ -115,14 +125,16 @@ class AttentionTracker:
         return list(self._selected)
 
     def to_json(self) -> str:
-        return json.dumps({
-            "format": STATE_FORMAT,
-            "n_channels": self.n_channels,
-            "names": self.names,
-            "updates": self.updates,
-            "mean": [float(v) for v in self.mean],
-            "selected": self._selected,
-        })
+        return json.dumps(
+            {
+                "format": STATE_FORMAT,
+                "n_channels": self.n_channels,
+                "names": self.names,
+                "updates": self.updates,
+                "mean": [float(v) for v in self.mean],
+                "selected": self._selected,
+            }
+        )
 
     @classmethod
     def from_json(cls, s: str | None, n_channels: int, **kw: Any) -> AttentionTracker:
@@ -133,7 +145,9 @@ class AttentionTracker:
         try:
             d = json.loads(s)
             if not isinstance(d, dict) or d.get("format") != STATE_FORMAT:
-                raise ValueError(f"unknown format {d.get('format') if isinstance(d, dict) else type(d).__name__}")
+                raise ValueError(
+                    f"unknown format {d.get('format') if isinstance(d, dict) else type(d).__name__}"
+                )
             if d.get("n_channels") != n_channels:
                 raise ValueError(f"saved for {d.get('n_channels')} channels, bundle has {n_channels}")
             if fresh.names is not None and d.get("names") is not None and d["names"] != fresh.names:
@@ -141,8 +155,10 @@ class AttentionTracker:
             mean = d.get("mean")
             if not isinstance(mean, list) or len(mean) != n_channels:
                 raise ValueError("mean is not a list of one value per channel")
-            if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
-                       for v in mean):
+            if not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
+                for v in mean
+            ):
                 raise ValueError("mean holds a value outside 0..1 or not a number")
             updates = d.get("updates", 0)
             if not isinstance(updates, int) or isinstance(updates, bool) or updates < 0:

@@ -45,25 +45,51 @@ class GovernorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(default=True, description="Let the governor move between tiers; false = best tier")
-    pinned_tier: str | None = Field(default=None, description="Always this tier (no switching); null = governed")
-    sample_seconds: float = Field(default=1.0, gt=0, le=60, description="Seconds between CPU samples/decisions")
-    cpu_down_percent: float = Field(default=85.0, gt=0, le=100, description="Smoothed system CPU %: step down above")
-    cpu_up_percent: float = Field(default=60.0, ge=0, lt=100, description="Smoothed system CPU %: step up below")
-    cpu_smoothing_seconds: float = Field(default=3.0, ge=0, description="CPU EWMA time constant (0 = raw samples)")
-    latency_down_ms: float = Field(default=25.0, gt=0, description="Own decision latency p99 (ms): step down above")
+    pinned_tier: str | None = Field(
+        default=None, description="Always this tier (no switching); null = governed"
+    )
+    sample_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="Seconds between CPU samples/decisions"
+    )
+    cpu_down_percent: float = Field(
+        default=85.0, gt=0, le=100, description="Smoothed system CPU %: step down above"
+    )
+    cpu_up_percent: float = Field(
+        default=60.0, ge=0, lt=100, description="Smoothed system CPU %: step up below"
+    )
+    cpu_smoothing_seconds: float = Field(
+        default=3.0, ge=0, description="CPU EWMA time constant (0 = raw samples)"
+    )
+    latency_down_ms: float = Field(
+        default=25.0, gt=0, description="Own decision latency p99 (ms): step down above"
+    )
     latency_tier_factor: float | None = Field(
-        default=20.0, gt=1, description="Also step down when p99 > this x the tier's manifest p99; null = off")
-    latency_floor_ms: float = Field(default=10.0, ge=0, description="The tier-relative limit is never below this")
+        default=20.0, gt=1, description="Also step down when p99 > this x the tier's manifest p99; null = off"
+    )
+    latency_floor_ms: float = Field(
+        default=10.0, ge=0, description="The tier-relative limit is never below this"
+    )
     latency_up_fraction: float = Field(
-        default=0.5, gt=0, lt=1, description="Step up only while latency p99 < this fraction of the limit")
-    latency_window_seconds: float = Field(default=10.0, gt=0, description="p99 over the decisions of this window")
-    latency_min_samples: int = Field(default=20, ge=1, description="Fewer decisions in the window: latency ignored")
+        default=0.5, gt=0, lt=1, description="Step up only while latency p99 < this fraction of the limit"
+    )
+    latency_window_seconds: float = Field(
+        default=10.0, gt=0, description="p99 over the decisions of this window"
+    )
+    latency_min_samples: int = Field(
+        default=20, ge=1, description="Fewer decisions in the window: latency ignored"
+    )
     queue_down_depth: int = Field(default=50, ge=1, description="Agent queue depth: step down above")
     queue_up_depth: int = Field(default=0, ge=0, description="Step up only while the queue depth is <= this")
-    down_after_seconds: float = Field(default=5.0, ge=0, description="A signal bad this long on the tier: step down")
-    up_after_seconds: float = Field(default=60.0, ge=0, description="All signals good this long on the tier: step up")
+    down_after_seconds: float = Field(
+        default=5.0, ge=0, description="A signal bad this long on the tier: step down"
+    )
+    up_after_seconds: float = Field(
+        default=60.0, ge=0, description="All signals good this long on the tier: step up"
+    )
     min_seconds_per_tier: float = Field(default=10.0, ge=0, description="Minimum seconds between two changes")
-    max_up_backoff: float = Field(default=8.0, ge=1, description="Cap on the up_after factor after failed step-ups")
+    max_up_backoff: float = Field(
+        default=8.0, ge=1, description="Cap on the up_after factor after failed step-ups"
+    )
 
     @model_validator(mode="after")
     def _check_hysteresis(self) -> GovernorSettings:
@@ -128,10 +154,14 @@ class Governor:
             else:
                 logger.warning(
                     "governor: pinned_tier %r is not in the bundle's ladder %s; using the best tier %r",
-                    settings.pinned_tier, self.tiers, self.tiers[0],
+                    settings.pinned_tier,
+                    self.tiers,
+                    self.tiers[0],
                 )
         self._since = now
-        self._changed_at: float | None = None  # min_seconds_per_tier counts from the last change, not the start
+        self._changed_at: float | None = (
+            None  # min_seconds_per_tier counts from the last change, not the start
+        )
         self._last_reason = "start"
         self._last_up_at: float | None = None
         self._up_backoff = 1.0
@@ -264,7 +294,10 @@ class Governor:
                 assert started is not None
                 held = now - max(started, self._since)
                 if held >= s.down_after_seconds:
-                    if self._last_up_at is not None and now - self._last_up_at < s.up_after_seconds * self._up_backoff:
+                    if (
+                        self._last_up_at is not None
+                        and now - self._last_up_at < s.up_after_seconds * self._up_backoff
+                    ):
                         self._up_backoff = min(s.max_up_backoff, self._up_backoff * 2.0)
                     self._lat_ref = value if name == "latency" else None
                     return self._change(self._index + 1, f"{words} for {held:.0f}s", name, value, now)
@@ -288,13 +321,19 @@ class Governor:
             return
         if self._lat_futile and p99 < self.settings.latency_up_fraction * self.latency_limit_ms():
             self._lat_futile = False
-            logger.info("governor: decision latency p99 %.2f ms recovered; latency steers the tier again", p99)
+            logger.info(
+                "governor: decision latency p99 %.2f ms recovered; latency steers the tier again", p99
+            )
         if self._lat_ref is not None:
             if p99 > (1.0 - LATENCY_MIN_GAIN) * self._lat_ref:
                 self._lat_futile = True
-                logger.info("governor: latency p99 %.2f ms on tier %s vs %.2f ms before the step down: not "
-                            "tier-bound (scheduling or I/O?), latency no longer steers the tier until it recovers",
-                            p99, self.tier, self._lat_ref)
+                logger.info(
+                    "governor: latency p99 %.2f ms on tier %s vs %.2f ms before the step down: not "
+                    "tier-bound (scheduling or I/O?), latency no longer steers the tier until it recovers",
+                    p99,
+                    self.tier,
+                    self._lat_ref,
+                )
             self._lat_ref = None
 
     def _change(self, index: int, reason: str, signal: str, value: float, now: float) -> TierChange:

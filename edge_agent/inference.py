@@ -60,13 +60,17 @@ class Bundle:
         path = Path(path)
         mpath = path / MANIFEST_NAME
         if not mpath.is_file():
-            raise BundleError(f"{mpath}: missing; point `bundle:` at a model bundle directory (manifest.json + ONNX)")
+            raise BundleError(
+                f"{mpath}: missing; point `bundle:` at a model bundle directory (manifest.json + ONNX)"
+            )
         try:
             manifest = read_manifest(path)
         except ValidationError as e:
             first = e.errors()[0]
             key = ".".join(str(p) for p in first["loc"])
-            raise BundleError(f"{mpath}: invalid manifest at {key}: {first['msg']}; rebuild the bundle") from None
+            raise BundleError(
+                f"{mpath}: invalid manifest at {key}: {first['msg']}; rebuild the bundle"
+            ) from None
         except ValueError as e:
             raise BundleError(f"{mpath}: not valid JSON ({e}); rebuild or re-copy the bundle") from None
         by_file: dict[str, ort.InferenceSession] = {}
@@ -86,8 +90,14 @@ class Bundle:
             sessions[tier.name] = by_file[digest]
         bundle = cls(path, manifest, sessions)
         bundle._warm_up()
-        logger.info("bundle %s loaded from %s: %d channels, %d devices, tiers %s",
-                    manifest.version, path, len(manifest.channels), len(manifest.devices), bundle.tiers)
+        logger.info(
+            "bundle %s loaded from %s: %d channels, %d devices, tiers %s",
+            manifest.version,
+            path,
+            len(manifest.channels),
+            len(manifest.devices),
+            bundle.tiers,
+        )
         return bundle
 
     def _warm_up(self) -> None:
@@ -96,9 +106,15 @@ class Bundle:
             steps = max(1, self.manifest.window // t.time_factor)
             fed = min(c, t.channel_budget or c)
             try:
-                self.run(t.name, np.zeros((fed, steps), np.float32), np.ones(fed, np.float32),
-                         np.arange(fed, dtype=np.int64))
-            except Exception as e:  # onnxruntime's error classes are untyped; any failure makes the tier unusable
+                self.run(
+                    t.name,
+                    np.zeros((fed, steps), np.float32),
+                    np.ones(fed, np.float32),
+                    np.arange(fed, dtype=np.int64),
+                )
+            except (
+                Exception
+            ) as e:  # onnxruntime's error classes are untyped; any failure makes the tier unusable
                 raise BundleError(
                     f"{self.path / t.file}: tier {t.name!r} does not run with the contract's inputs ({e}); "
                     "rebuild the bundle"
@@ -126,7 +142,9 @@ def _open_session(f: Path, threads: int) -> ort.InferenceSession:
     try:
         sess = ort.InferenceSession(os.fspath(f), sess_options=so, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own untyped errors for any bad model file
-        raise BundleError(f"{f}: onnxruntime cannot load it ({str(e).splitlines()[0][:200]}); rebuild the bundle") from None
+        raise BundleError(
+            f"{f}: onnxruntime cannot load it ({str(e).splitlines()[0][:200]}); rebuild the bundle"
+        ) from None
     names_in = {i.name for i in sess.get_inputs()}
     names_out = {o.name for o in sess.get_outputs()}
     if not set(INPUTS) <= names_in or not set(OUTPUTS) <= names_out:

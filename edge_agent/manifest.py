@@ -65,9 +65,13 @@ class _Strict(BaseModel):
 
 
 class ChannelSpec(_Strict):
-    name: str = Field(description="Channel name, e.g. 'kitchen.motion'; the runtime's topic mapping targets it")
+    name: str = Field(
+        description="Channel name, e.g. 'kitchen.motion'; the runtime's topic mapping targets it"
+    )
     unit: str = Field(default="", description="Physical unit, e.g. '°C', 'lux', 'ppm', '' for 0/1 events")
-    kind: ChannelKind = Field(default="generic", description="Physical kind: sets validation bounds and fast/slow")
+    kind: ChannelKind = Field(
+        default="generic", description="Physical kind: sets validation bounds and fast/slow"
+    )
     mean: float = Field(description="Training mean used to normalize raw readings")
     std: float = Field(gt=0, description="Training standard deviation used to normalize raw readings")
 
@@ -85,7 +89,9 @@ class DeviceSpec(_Strict):
 
 
 class TierSpec(_Strict):
-    name: TierName = Field(description="Tier name on the ladder, best first: full, int8, coarse, focused, sparse")
+    name: TierName = Field(
+        description="Tier name on the ladder, best first: full, int8, coarse, focused, sparse"
+    )
     file: str = Field(description="ONNX file name, relative to the bundle directory")
     sha256: str = Field(description="Hex sha256 of the ONNX file; the runtime refuses a mismatch")
     precision: Precision = Field(description="Weights precision of this file")

@@ -146,8 +146,9 @@ class MqttLink:
             return False
         return True
 
-    def send_command(self, topic: str, payload: bytes, created: float,
-                     on_done: Callable[[str], None] | None = None) -> str:
+    def send_command(
+        self, topic: str, payload: bytes, created: float, on_done: Callable[[str], None] | None = None
+    ) -> str:
         """QoS1, not retained. Returns 'sent', 'queued' (window full), or 'dropped-disconnected'."""
         if not self.connected.is_set():
             self.counters.commands_disconnected += 1
@@ -166,7 +167,9 @@ class MqttLink:
             if now - p.created > self.command_expiry:
                 self._outbox.popleft()
                 self.counters.commands_expired += 1
-                logger.warning("mqtt: command to %s expired after %.1fs unsent; dropped", p.topic, now - p.created)
+                logger.warning(
+                    "mqtt: command to %s expired after %.1fs unsent; dropped", p.topic, now - p.created
+                )
                 if p.on_done:
                     p.on_done("expired")
                 continue
@@ -211,8 +214,13 @@ class MqttLink:
                 hint = ""
                 if str(reason) in ("Bad user name or password", "Not authorized"):
                     hint = "; check broker.username and broker.password_file"
-                logger.error("mqtt: broker %s:%s refused the connection: %s%s",
-                             self.settings.host, self.settings.port, reason, hint)
+                logger.error(
+                    "mqtt: broker %s:%s refused the connection: %s%s",
+                    self.settings.host,
+                    self.settings.port,
+                    reason,
+                    hint,
+                )
                 return
             self.counters.connects += 1
             _no_delay(client)
@@ -220,9 +228,13 @@ class MqttLink:
             for topic in self.subscriptions:
                 client.subscribe(topic, qos=self.settings.subscribe_qos)
             self.connected.set()
-            logger.info("mqtt: connected to %s:%s (session present: %s), %d subscriptions",
-                        self.settings.host, self.settings.port, getattr(flags, "session_present", None),
-                        len(self.subscriptions))
+            logger.info(
+                "mqtt: connected to %s:%s (session present: %s), %d subscriptions",
+                self.settings.host,
+                self.settings.port,
+                getattr(flags, "session_present", None),
+                len(self.subscriptions),
+            )
             for hook in self.on_connect_hooks:
                 hook()
         except Exception:  # thread boundary: paho's thread must survive
@@ -244,8 +256,9 @@ class MqttLink:
             for mid in stale:
                 if out.pop(mid, None) is not None:
                     self.counters.commands_expired += 1
-                    logger.warning("mqtt: unacknowledged command (mid %d) expired during the outage; not re-sent",
-                                   mid)
+                    logger.warning(
+                        "mqtt: unacknowledged command (mid %d) expired during the outage; not re-sent", mid
+                    )
 
     def _on_disconnect(self, _c: Any, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
         try:
@@ -253,8 +266,12 @@ class MqttLink:
             if self._stopping:
                 return
             self.counters.disconnects += 1
-            logger.warning("mqtt: disconnected from %s:%s (%s); reconnecting with backoff",
-                           self.settings.host, self.settings.port, reason)
+            logger.warning(
+                "mqtt: disconnected from %s:%s (%s); reconnecting with backoff",
+                self.settings.host,
+                self.settings.port,
+                reason,
+            )
         except Exception:
             self.counters.callback_errors += 1
 
@@ -269,8 +286,11 @@ class MqttLink:
         except queue.Full:
             self.counters.dropped += 1
             if self._limiter.allow("inbox-full", time.monotonic()):
-                logger.warning("mqtt: inbox full (%d), dropping messages (%d so far)",
-                               self.inbox.maxsize, self.counters.dropped)
+                logger.warning(
+                    "mqtt: inbox full (%d), dropping messages (%d so far)",
+                    self.inbox.maxsize,
+                    self.counters.dropped,
+                )
         except Exception:
             self.counters.callback_errors += 1
             if self._limiter.allow(f"cb:{getattr(msg, 'topic', '?')}", time.monotonic()):

@@ -16,7 +16,11 @@ from edge_agent.config import DeviceConfig
 from edge_agent.manifest import DeviceSpec
 
 # Absolute limits that no config can widen (last line of defence against a model or config bug).
-HARD_SETPOINT_LIMITS: dict[str, tuple[float, float]] = {"°C": (5.0, 30.0), "C": (5.0, 30.0), "°F": (41.0, 86.0)}
+HARD_SETPOINT_LIMITS: dict[str, tuple[float, float]] = {
+    "°C": (5.0, 30.0),
+    "C": (5.0, 30.0),
+    "°F": (41.0, 86.0),
+}
 HARD_SETPOINT_DEFAULT = (-1e6, 1e6)
 
 

@@ -31,11 +31,16 @@ class ProcessPrioritySettings(BaseModel):
         default=None, description="CPUs the agent may run on, e.g. [1]; null = leave as started"
     )
     inference_threads: int = Field(
-        default=1, ge=1, le=64, description="onnxruntime intra-op threads; 1 is fastest at batch 1 on a busy hub"
+        default=1,
+        ge=1,
+        le=64,
+        description="onnxruntime intra-op threads; 1 is fastest at batch 1 on a busy hub",
     )
 
 
-def apply_process_priority(nice: int | None, cpu_affinity: list[int] | None, *, pid: int | None = None) -> dict[str, Any]:
+def apply_process_priority(
+    nice: int | None, cpu_affinity: list[int] | None, *, pid: int | None = None
+) -> dict[str, Any]:
     """Set niceness and CPU affinity of `pid` (default: this process).
 
     Returns {"nice": value set or None, "cpu_affinity": CPUs set or None, "current_nice": ...,
@@ -57,7 +62,9 @@ def apply_process_priority(nice: int | None, cpu_affinity: list[int] | None, *, 
             applied["nice"] = proc.nice()
             logger.info("process priority: niceness set to %s", applied["nice"])
         except (psutil.Error, OSError, ValueError) as e:
-            logger.warning("process priority: could not set niceness %r (%s); keeping %s", nice, e, _safe(proc.nice))
+            logger.warning(
+                "process priority: could not set niceness %r (%s); keeping %s", nice, e, _safe(proc.nice)
+            )
 
     if cpu_affinity is not None:
         try:
@@ -66,8 +73,12 @@ def apply_process_priority(nice: int | None, cpu_affinity: list[int] | None, *, 
             applied["cpu_affinity"] = sorted(proc.cpu_affinity())
             logger.info("process priority: CPU affinity set to %s", applied["cpu_affinity"])
         except (psutil.Error, OSError, ValueError, AttributeError, TypeError) as e:
-            logger.warning("process priority: could not set CPU affinity %r (%s); keeping %s",
-                           cpu_affinity, e, _safe(proc.cpu_affinity))
+            logger.warning(
+                "process priority: could not set CPU affinity %r (%s); keeping %s",
+                cpu_affinity,
+                e,
+                _safe(proc.cpu_affinity),
+            )
 
     applied["current_nice"] = _safe(proc.nice)
     applied["current_cpu_affinity"] = _safe(proc.cpu_affinity)
@@ -79,7 +90,9 @@ def _check_affinity(cpu_affinity: list[int]) -> list[int]:
         raise ValueError("cpu_affinity must be a non-empty list of CPU numbers")
     if any(isinstance(c, bool) or not isinstance(c, int) for c in cpu_affinity):
         raise ValueError("cpu_affinity must hold integers")
-    allowed = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    allowed = (
+        set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    )
     unknown = sorted(set(cpu_affinity) - allowed)
     if unknown:
         raise ValueError(f"CPUs {unknown} not available (allowed: {sorted(allowed)})")

@@ -42,14 +42,16 @@ logger = logging.getLogger(__name__)
 metadata = MetaData()
 
 readings = Table(
-    "readings", metadata,
+    "readings",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("ts", Float, nullable=False, index=True),
     Column("channel", String(128), nullable=False),
     Column("value", Float, nullable=False),
 )
 decisions = Table(
-    "decisions", metadata,
+    "decisions",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("ts", Float, nullable=False, index=True),
     Column("device", String(128), nullable=False),
@@ -66,17 +68,21 @@ decisions = Table(
     Column("attention", Text),  # JSON: [[channel, weight], ...] top channels
 )
 commands = Table(
-    "commands", metadata,
+    "commands",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("ts", Float, nullable=False, index=True),
     Column("device", String(128), nullable=False),
     Column("topic", String(256), nullable=False),
     Column("payload", Text, nullable=False),
     Column("value", Float, nullable=False),
-    Column("status", String(32), nullable=False),  # sent | dropped-disconnected | expired | dropped-queue-full
+    Column(
+        "status", String(32), nullable=False
+    ),  # sent | dropped-disconnected | expired | dropped-queue-full
 )
 overrides = Table(
-    "overrides", metadata,
+    "overrides",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("ts", Float, nullable=False, index=True),
     Column("device", String(128), nullable=False),
@@ -89,7 +95,8 @@ overrides = Table(
     Column("hold_until", Float),
 )
 model_versions = Table(
-    "model_versions", metadata,
+    "model_versions",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("version", String(128), nullable=False),
     Column("loaded_at", Float, nullable=False),
@@ -97,7 +104,8 @@ model_versions = Table(
     Column("manifest", Text, nullable=False),
 )
 tier_changes = Table(
-    "tier_changes", metadata,
+    "tier_changes",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("ts", Float, nullable=False),
     Column("old", String(16), nullable=False),
@@ -107,7 +115,8 @@ tier_changes = Table(
     Column("value", Float),
 )
 agent_state = Table(
-    "agent_state", metadata,
+    "agent_state",
+    metadata,
     Column("key", String(128), primary_key=True),
     Column("value", Text, nullable=False),
     Column("updated", Float, nullable=False),
@@ -138,8 +147,9 @@ def make_engine(url: str) -> Engine:
 class Recorder:
     """Owns the engine and the writer thread."""
 
-    def __init__(self, url: str, *, flush_interval: float = 1.0, batch_rows: int = 500,
-                 queue_size: int = 100_000) -> None:
+    def __init__(
+        self, url: str, *, flush_interval: float = 1.0, batch_rows: int = 500, queue_size: int = 100_000
+    ) -> None:
         self.url = url
         self.engine = make_engine(url)
         metadata.create_all(self.engine)
@@ -163,7 +173,9 @@ class Recorder:
         except queue.Full:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 10_000 == 0:
-                logger.warning("recorder: write queue full, %d rows dropped so far (disk too slow?)", self.dropped)
+                logger.warning(
+                    "recorder: write queue full, %d rows dropped so far (disk too slow?)", self.dropped
+                )
 
     def call(self, fn: Callable[[Connection], None]) -> None:
         """Run `fn(conn)` on the writer thread in its own transaction (retention and other maintenance)."""

@@ -34,12 +34,18 @@ def simhome_config_dict(
     known = {c.name for c in read_manifest(bundle).channels}
     channels = [
         {"topic": s.topic, "channel": s.channel, "field": s.field, "invert": s.invert}
-        for s in topo.sensors if s.channel in known
+        for s in topo.sensors
+        if s.channel in known
     ]
     devices = []
     for d in topo.devices:
-        dev: dict[str, Any] = {"name": d.name, "state_topic": d.state_topic, "command_topic": d.command_topic,
-                               "field": d.field, "echo_window_seconds": echo_window_seconds}
+        dev: dict[str, Any] = {
+            "name": d.name,
+            "state_topic": d.state_topic,
+            "command_topic": d.command_topic,
+            "field": d.field,
+            "echo_window_seconds": echo_window_seconds,
+        }
         if d.value_map:
             dev["values"] = [k for k, _ in sorted(d.value_map.items(), key=lambda kv: kv[1])]
         if d.min_value is not None:
@@ -48,9 +54,13 @@ def simhome_config_dict(
             dev["max_value"] = d.max_value
         devices.append(dev)
     data: dict[str, Any] = {
-        "agent_id": agent_id, "mode": mode, "bundle": str(bundle), "state_dir": str(state_dir),
+        "agent_id": agent_id,
+        "mode": mode,
+        "bundle": str(bundle),
+        "state_dir": str(state_dir),
         "broker": {"host": host, "port": port, "reconnect_min_seconds": 0.2, "reconnect_max_seconds": 2.0},
-        "channels": channels, "devices": devices,
+        "channels": channels,
+        "devices": devices,
     }
     data.update(overrides)
     return data

@@ -13,7 +13,9 @@ from edge_agent.manifest import TierSpec
 from edge_agent.window import pool_time
 
 
-def select_channels(tier: TierSpec, n_channels: int, tracker: AttentionTracker, triggered: Iterable[int]) -> np.ndarray:
+def select_channels(
+    tier: TierSpec, n_channels: int, tracker: AttentionTracker, triggered: Iterable[int]
+) -> np.ndarray:
     """Channel ids [C_fed] for `tier`: all, or the tracker's top-k plus the channels an event fired on."""
     if tier.channel_budget is None or tier.channel_budget >= n_channels:
         return np.arange(n_channels, dtype=np.int64)

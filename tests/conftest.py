@@ -109,7 +109,9 @@ class EchoDevices:
     def person_sets(self, name: str, **fields: Any) -> None:
         """A person changes the device by hand (wall switch, app)."""
         self.state[name].update(fields)
-        self.client.publish(f"zigbee2mqtt/{name}", json.dumps(self.state[name]), qos=1, retain=True).wait_for_publish(5)
+        self.client.publish(
+            f"zigbee2mqtt/{name}", json.dumps(self.state[name]), qos=1, retain=True
+        ).wait_for_publish(5)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -151,7 +153,12 @@ def agent_config_dict(bundle: Path, port: int, state_dir: Path, **over: Any) -> 
         "state_dir": str(state_dir),
         "decision_tick_seconds": 0.5,
         "stats_interval_seconds": 0.5,
-        "broker": {"host": "127.0.0.1", "port": port, "reconnect_min_seconds": 0.1, "reconnect_max_seconds": 0.5},
+        "broker": {
+            "host": "127.0.0.1",
+            "port": port,
+            "reconnect_min_seconds": 0.1,
+            "reconnect_max_seconds": 0.5,
+        },
         "channels": [
             {"topic": "zigbee2mqtt/living_motion", "channel": "living.motion", "field": "occupancy"},
             {"topic": "zigbee2mqtt/living_motion", "channel": "living.illuminance", "field": "illuminance"},
@@ -160,13 +167,30 @@ def agent_config_dict(bundle: Path, port: int, state_dir: Path, **over: Any) -> 
             {"topic": "zigbee2mqtt/bedroom_climate", "channel": "bedroom.humidity", "field": "humidity"},
         ],
         "devices": [
-            {"name": "living.light", "state_topic": "zigbee2mqtt/living_light", "override_hold_seconds": 600,
-             "required_channels": ["living.motion"], **fast},
-            {"name": "bedroom.fan", "state_topic": "zigbee2mqtt/bedroom_fan", "field": "fan_mode",
-             "values": ["off", "low", "medium", "high"], "required_channels": ["bedroom.humidity"], **fast},
-            {"name": "living.heating", "state_topic": "zigbee2mqtt/living_thermostat",
-             "field": "occupied_heating_setpoint", "min_value": 16, "max_value": 23,
-             "required_channels": ["living.temperature"], **fast},
+            {
+                "name": "living.light",
+                "state_topic": "zigbee2mqtt/living_light",
+                "override_hold_seconds": 600,
+                "required_channels": ["living.motion"],
+                **fast,
+            },
+            {
+                "name": "bedroom.fan",
+                "state_topic": "zigbee2mqtt/bedroom_fan",
+                "field": "fan_mode",
+                "values": ["off", "low", "medium", "high"],
+                "required_channels": ["bedroom.humidity"],
+                **fast,
+            },
+            {
+                "name": "living.heating",
+                "state_topic": "zigbee2mqtt/living_thermostat",
+                "field": "occupied_heating_setpoint",
+                "min_value": 16,
+                "max_value": 23,
+                "required_channels": ["living.temperature"],
+                **fast,
+            },
         ],
     }
     data.update(over)

@@ -41,8 +41,9 @@ def rows(agent: Agent, table: Any) -> list[Any]:
         return list(c.execute(select(table)).mappings())
 
 
-def test_sensors_in_commands_out(bundle_path: Path, broker: Broker, observer: Observer,
-                                 devices: EchoDevices, tmp_path: Path) -> None:
+def test_sensors_in_commands_out(
+    bundle_path: Path, broker: Broker, observer: Observer, devices: EchoDevices, tmp_path: Path
+) -> None:
     """Motion in a dark room, humid bedroom, cold living room -> light ON, fan high, setpoint clamped to 23."""
     agent = start_agent(bundle_path, broker, tmp_path)
     try:
@@ -53,9 +54,12 @@ def test_sensors_in_commands_out(bundle_path: Path, broker: Broker, observer: Ob
         assert wait_until(lambda: observer.on(SET)) == [{"state": "ON"}]
         assert wait_until(lambda: observer.on("zigbee2mqtt/bedroom_fan/set")) == [{"fan_mode": "high"}]
         assert wait_until(lambda: observer.on("zigbee2mqtt/living_thermostat/set")) == [
-            {"occupied_heating_setpoint": 23.0}]
+            {"occupied_heating_setpoint": 23.0}
+        ]
         # the light went on within the motion event's own decision, explained by the motion channel
-        dec = wait_until(lambda: [d for d in observer.on("edge-agent/t1/decision/living.light") if d["sent"]])[0]
+        dec = wait_until(
+            lambda: [d for d in observer.on("edge-agent/t1/decision/living.light") if d["sent"]]
+        )[0]
         assert dec["trigger"].startswith("event:living.motion") and dec["top"][0][0] == "living.motion"
         assert dec["value"] == 1.0 and dec["tier"] == "full" and dec["mode"] == "auto"
         # echoes came back and are not overrides; commands are not retained
@@ -63,14 +67,18 @@ def test_sensors_in_commands_out(bundle_path: Path, broker: Broker, observer: Ob
         assert agent.counters.overrides == 0
         assert not any(r for t, _, r in observer.messages if t.endswith("/set"))
         cmd = rows(agent, commands)
-        assert {(c["device"], c["status"]) for c in cmd} >= {("living.light", "sent"), ("bedroom.fan", "sent")}
+        assert {(c["device"], c["status"]) for c in cmd} >= {
+            ("living.light", "sent"),
+            ("bedroom.fan", "sent"),
+        }
     finally:
         agent.stop()
     assert observer.on("edge-agent/t1/availability")[-1] == "offline"
 
 
-def test_manual_change_holds_and_is_recorded(bundle_path: Path, broker: Broker, observer: Observer,
-                                             devices: EchoDevices, tmp_path: Path) -> None:
+def test_manual_change_holds_and_is_recorded(
+    bundle_path: Path, broker: Broker, observer: Observer, devices: EchoDevices, tmp_path: Path
+) -> None:
     """A person switching the light off is an override (held, recorded with the agent's value); our echo is not."""
     agent = start_agent(bundle_path, broker, tmp_path)
     try:
@@ -94,8 +102,9 @@ def test_manual_change_holds_and_is_recorded(bundle_path: Path, broker: Broker, 
         agent.stop()
 
 
-def test_stale_sensor_no_command(bundle_path: Path, broker: Broker, observer: Observer,
-                                 devices: EchoDevices, tmp_path: Path) -> None:
+def test_stale_sensor_no_command(
+    bundle_path: Path, broker: Broker, observer: Observer, devices: EchoDevices, tmp_path: Path
+) -> None:
     """A cold-room reading older than its stale limit never drives the thermostat; a fresh one does."""
     clock = JumpClock()
     agent = start_agent(bundle_path, broker, tmp_path, clock=clock, decision_tick_seconds=3600)
@@ -105,7 +114,9 @@ def test_stale_sensor_no_command(bundle_path: Path, broker: Broker, observer: Ob
         observer.publish("zigbee2mqtt/living_climate", {"temperature": 15.0})  # slow channel: no decision yet
         wait_until(lambda: agent.counters.readings >= 1)
         clock.jump(2 * 3600)  # past the temperature channel's 30 min stale limit
-        observer.publish("zigbee2mqtt/living_motion", {"occupancy": True, "illuminance": 500})  # event -> decide
+        observer.publish(
+            "zigbee2mqtt/living_motion", {"occupancy": True, "illuminance": 500}
+        )  # event -> decide
         wait_until(lambda: (agent.devices[2].last or {}).get("reason") == "stale")
         assert observer.on(heat) == [] and agent.counters.skipped_stale >= 1
         observer.publish("zigbee2mqtt/living_climate", {"temperature": 15.0})
@@ -115,14 +126,17 @@ def test_stale_sensor_no_command(bundle_path: Path, broker: Broker, observer: Ob
         agent.stop()
 
 
-def test_shadow_records_but_sends_nothing(bundle_path: Path, broker: Broker, observer: Observer,
-                                          devices: EchoDevices, tmp_path: Path) -> None:
+def test_shadow_records_but_sends_nothing(
+    bundle_path: Path, broker: Broker, observer: Observer, devices: EchoDevices, tmp_path: Path
+) -> None:
     """In shadow mode the agent decides, records and publishes its decision, and commands nothing."""
     agent = start_agent(bundle_path, broker, tmp_path, mode="shadow")
     try:
         wait_until(lambda: agent.devices[0].tracker.reported == 0.0)
         observer.publish("zigbee2mqtt/living_motion", {"occupancy": True, "illuminance": 5})
-        d = wait_until(lambda: [x for x in observer.on("edge-agent/t1/decision/living.light") if x["value"] == 1.0])
+        d = wait_until(
+            lambda: [x for x in observer.on("edge-agent/t1/decision/living.light") if x["value"] == 1.0]
+        )
         assert d[0]["mode"] == "shadow" and d[0]["sent"] is False and d[0]["reason"] == "change"
         dec = rows(agent, decisions)
         assert any(r["device"] == "living.light" and r["target"] == 1.0 and not r["sent"] for r in dec)
@@ -132,15 +146,29 @@ def test_shadow_records_but_sends_nothing(bundle_path: Path, broker: Broker, obs
         agent.stop()
 
 
-def test_malformed_payloads_counted_loop_goes_on(bundle_path: Path, broker: Broker, observer: Observer,
-                                                 devices: EchoDevices, tmp_path: Path) -> None:
+def test_malformed_payloads_counted_loop_goes_on(
+    bundle_path: Path, broker: Broker, observer: Observer, devices: EchoDevices, tmp_path: Path
+) -> None:
     """Not JSON, wrong types, NaN, huge, out of bounds, unknown topics: counted; the next good message works."""
-    agent = start_agent(bundle_path, broker, tmp_path, max_payload_bytes=4096,
-                        broker={"host": "127.0.0.1", "port": broker.port, "extra_subscriptions": ["zigbee2mqtt/#"]})
+    agent = start_agent(
+        bundle_path,
+        broker,
+        tmp_path,
+        max_payload_bytes=4096,
+        broker={"host": "127.0.0.1", "port": broker.port, "extra_subscriptions": ["zigbee2mqtt/#"]},
+    )
     try:
         wait_until(lambda: agent.devices[0].tracker.reported == 0.0)
-        bad = [b"not json", b"[1,2,3]", b'{"occupancy": "maybe"}', b'{"illuminance": NaN}',
-               b'{"illuminance": -40}', b"x" * 100_000, b"\xff\xfe\x00", b'{"occupancy": {"a": 1}}']
+        bad = [
+            b"not json",
+            b"[1,2,3]",
+            b'{"occupancy": "maybe"}',
+            b'{"illuminance": NaN}',
+            b'{"illuminance": -40}',
+            b"x" * 100_000,
+            b"\xff\xfe\x00",
+            b'{"occupancy": {"a": 1}}',
+        ]
         for p in bad:
             observer.publish("zigbee2mqtt/living_motion", p)
         observer.publish("zigbee2mqtt/living_light", b"{broken")
@@ -148,7 +176,9 @@ def test_malformed_payloads_counted_loop_goes_on(bundle_path: Path, broker: Brok
         wait_until(lambda: agent.counters.invalid == len(bad) + 1 and agent.counters.unknown_topic == 1)
         observer.publish("zigbee2mqtt/living_motion", {"occupancy": True, "illuminance": 5})
         assert wait_until(lambda: observer.on(SET)) == [{"state": "ON"}]
-        stats = wait_until(lambda: [s for s in observer.on("edge-agent/t1/stats") if s["invalid"] == len(bad) + 1])
+        stats = wait_until(
+            lambda: [s for s in observer.on("edge-agent/t1/stats") if s["invalid"] == len(bad) + 1]
+        )
         assert stats[-1]["unknown_topic"] == 1 and agent.counters.errors == 0
     finally:
         agent.stop()

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.integration
 SET = "zigbee2mqtt/living_light/set"
 
 
-def test_broker_restart_reconnects_and_resubscribes(bundle_path: Path, broker: Broker, tmp_path: Path) -> None:
+def test_broker_restart_reconnects_and_resubscribes(
+    bundle_path: Path, broker: Broker, tmp_path: Path
+) -> None:
     """Broker killed mid-run: the agent reconnects, resubscribes, says online again, and keeps commanding."""
     agent = Agent(parse_config(agent_config_dict(bundle_path, broker.port, tmp_path / "s")))
     agent.start()
@@ -44,7 +46,9 @@ def test_broker_restart_reconnects_and_resubscribes(bundle_path: Path, broker: B
 
 def test_command_while_disconnected_is_dropped_not_sent_late(broker: Broker) -> None:
     """A command made while the broker is down is dropped and counted; nothing leaks out after reconnect."""
-    settings = BrokerSettings(host="127.0.0.1", port=broker.port, reconnect_min_seconds=0.1, reconnect_max_seconds=0.3)
+    settings = BrokerSettings(
+        host="127.0.0.1", port=broker.port, reconnect_min_seconds=0.1, reconnect_max_seconds=0.3
+    )
     link = MqttLink(settings, "link-test", "edge-agent/x/availability", queue.Queue(10), command_expiry=0.5)
     link.start()
     try:
@@ -52,7 +56,10 @@ def test_command_while_disconnected_is_dropped_not_sent_late(broker: Broker) -> 
         broker.stop()
         wait_until(lambda: not link.connected.is_set())
         statuses: list[str] = []
-        assert link.send_command("dev/set", b'{"state":"ON"}', link.clock(), statuses.append) == "dropped-disconnected"
+        assert (
+            link.send_command("dev/set", b'{"state":"ON"}', link.clock(), statuses.append)
+            == "dropped-disconnected"
+        )
         broker.start()
         obs = Observer(broker.port, ["dev/#"])
         try:
@@ -67,21 +74,38 @@ def test_command_while_disconnected_is_dropped_not_sent_late(broker: Broker) -> 
         link.stop()
 
 
-def test_governor_step_down_is_recorded_and_used(bundle_path: Path, broker: Broker, observer: Observer,
-                                                 tmp_path: Path) -> None:
+def test_governor_step_down_is_recorded_and_used(
+    bundle_path: Path, broker: Broker, observer: Observer, tmp_path: Path
+) -> None:
     """A governor forced to step down (a CPU limit any running process exceeds): the change is recorded,
     published, and decisions run on the new tier, feeding only the focused channel set plus the triggering
     fast channel."""
-    gov = {"cpu_down_percent": 0.001, "cpu_up_percent": 0, "cpu_smoothing_seconds": 0,
-           "down_after_seconds": 0, "min_seconds_per_tier": 0, "sample_seconds": 0.1}
-    agent = Agent(parse_config(agent_config_dict(bundle_path, broker.port, tmp_path / "s", governor=gov,
-                                                 decision_tick_seconds=0.2)))
+    gov = {
+        "cpu_down_percent": 0.001,
+        "cpu_up_percent": 0,
+        "cpu_smoothing_seconds": 0,
+        "down_after_seconds": 0,
+        "min_seconds_per_tier": 0,
+        "sample_seconds": 0.1,
+    }
+    agent = Agent(
+        parse_config(
+            agent_config_dict(
+                bundle_path, broker.port, tmp_path / "s", governor=gov, decision_tick_seconds=0.2
+            )
+        )
+    )
     agent.start()
     try:
         wait_until(lambda: agent.governor.tier == "focused", timeout=10)
         observer.publish("zigbee2mqtt/living_motion", {"occupancy": True, "illuminance": 5})
-        dec = wait_until(lambda: [d for d in observer.on("edge-agent/t1/decision/living.light")
-                                  if d["tier"] in ("focused", "sparse") and d["trigger"].startswith("event")])
+        dec = wait_until(
+            lambda: [
+                d
+                for d in observer.on("edge-agent/t1/decision/living.light")
+                if d["tier"] in ("focused", "sparse") and d["trigger"].startswith("event")
+            ]
+        )
         assert len(dec[-1]["top"]) <= 3 and dec[-1]["value"] == 1.0
         agent.recorder.flush()
         with agent.recorder.engine.connect() as c:

@@ -43,7 +43,9 @@ def test_simulated_home_end_to_end(tmp_path: Path, broker: Broker) -> None:
     eng = agent.recorder.engine
     with eng.connect() as c:
         chans = {r[0] for r in c.execute(select(readings.c.channel).distinct())}
-        sent = c.execute(select(func.count()).select_from(commands).where(commands.c.status == "sent")).scalar()
+        sent = c.execute(
+            select(func.count()).select_from(commands).where(commands.c.status == "sent")
+        ).scalar()
     assert chans >= set(CHANNEL_NAMES) - {"hall.door"}  # the door may not move in a few sim minutes
     assert sent >= 3
     # every manual change the person made after a command is an override the agent saw (echoes are not)

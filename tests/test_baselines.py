@@ -52,16 +52,25 @@ def _synthetic(n: int, seed: int) -> SensorLog:
     lux = rng.gamma(1.0, 50.0, size=n).astype(np.float32)
     temp = (20 + np.sin(t / 300.0) + 0.05 * rng.normal(size=n)).astype(np.float32)
     values = np.stack([heat, lux, temp], axis=1)
-    values[n // 3: n // 3 + 40, 1] = np.nan  # an outage of lux: masked windows
+    values[n // 3 : n // 3 + 40, 1] = np.nan  # an outage of lux: masked windows
     fan = np.digitize(heat, [-0.3, 0.4]).astype(np.float32)  # 0, 1, 2
     light = (lux > 160).astype(np.float32)  # on ~4 % of the time (exp(-3.2))
     setpoint = np.round(2 * (temp + 0.5)) / 2
     labels = np.stack([fan, light, setpoint], axis=1).astype(np.float32)
     labels[::97, 0] = np.nan  # unknown fan labels are skipped, other devices still used
-    return SensorLog("toy", 60.0, 1.7e9, values, labels,
-                     [ChannelInfo("heat"), ChannelInfo("lux", "lux", "illuminance"), ChannelInfo("temp", "°C")],
-                     [DeviceInfo("fan", "level", levels=3), DeviceInfo("light", "binary"),
-                      DeviceInfo("heating", "setpoint", "°C")])
+    return SensorLog(
+        "toy",
+        60.0,
+        1.7e9,
+        values,
+        labels,
+        [ChannelInfo("heat"), ChannelInfo("lux", "lux", "illuminance"), ChannelInfo("temp", "°C")],
+        [
+            DeviceInfo("fan", "level", levels=3),
+            DeviceInfo("light", "binary"),
+            DeviceInfo("heating", "setpoint", "°C"),
+        ],
+    )
 
 
 def test_all_device_kinds_and_rare_label():
@@ -74,8 +83,10 @@ def test_all_device_kinds_and_rare_label():
         assert set(pred) == {"fan", "light", "heating"}
         assert sc["fan"].shape == (ends.size, 3) and sc["light"].shape == (ends.size,)
         assert set(np.unique(pred["light"])) <= {0.0, 1.0} and set(np.unique(pred["fan"])) <= {0.0, 1.0, 2.0}
-        res[name] = {d.name: device_metrics(d.kind, test.labels[ends, k], pred[d.name], sc[d.name], d.levels)
-                     for k, d in enumerate(test.devices)}
+        res[name] = {
+            d.name: device_metrics(d.kind, test.labels[ends, k], pred[d.name], sc[d.name], d.levels)
+            for k, d in enumerate(test.devices)
+        }
     # rare light: majority never turns it on; the class-weighted trees and the rule find it
     assert res["majority"]["light"]["f1"] == 0.0 and res["majority"]["light"]["majority_rate"] > 0.9
     assert res["gbdt_window"]["light"]["balanced_accuracy"] > 0.9
@@ -98,7 +109,9 @@ def test_features_match_definitions():
     slope = np.polyfit(np.arange(WINDOW), w, 1)[0]
     got = dict(zip(names, f[1], strict=True))
     assert got["heat.last"] == w[-1] and got["heat.max"] == w.max() and got["heat.min"] == w.min()
-    assert got["heat.mean"] == pytest.approx(w.mean(), rel=1e-5) and got["heat.std"] == pytest.approx(w.std(), rel=1e-4)
+    assert got["heat.mean"] == pytest.approx(w.mean(), rel=1e-5) and got["heat.std"] == pytest.approx(
+        w.std(), rel=1e-4
+    )
     assert got["heat.slope"] == pytest.approx(slope, rel=1e-3, abs=1e-6)
     np.testing.assert_array_equal(current_features(s, ends), log.values[ends])
     dead = np.array([log.values.shape[0] // 3 + 20])  # inside the lux outage: masked -> NaN features
@@ -112,7 +125,9 @@ def test_device_metrics_definitions():
     m = device_metrics("binary", y, p, s)
     assert m["n"] == 7 and m["accuracy"] == pytest.approx(5 / 7)
     assert m["balanced_accuracy"] == pytest.approx(0.5 * (1 / 2 + 4 / 5)) and m["f1"] == pytest.approx(0.5)
-    assert m["majority_rate"] == pytest.approx(5 / 7) and m["average_precision"] == pytest.approx((1 + 2 / 3) / 2)
+    assert m["majority_rate"] == pytest.approx(5 / 7) and m["average_precision"] == pytest.approx(
+        (1 + 2 / 3) / 2
+    )
     lv = device_metrics("level", np.array([0, 1, 2, 2]), np.array([0, 2, 2, 2]), levels=3)
     assert lv["accuracy"] == 0.75 and lv["mae"] == 0.25 and lv["balanced_accuracy"] == pytest.approx(2 / 3)
     assert np.isnan(lv["average_precision"])

@@ -25,7 +25,9 @@ def write_cfg(tmp_path: Path, data: dict) -> Path:
     return p
 
 
-def test_bad_config_exits_2_naming_key(tmp_path: Path, bundle_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_config_exits_2_naming_key(
+    tmp_path: Path, bundle_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A misspelled key: exit 2, the dotted key on stderr, no traceback."""
     data = agent_config_dict(bundle_path, 1883, tmp_path)
     data["devices"][1]["max_comands_per_hour"] = 3
@@ -49,7 +51,9 @@ def test_corrupt_bundle_exits_2_naming_file(tmp_path: Path, capsys: pytest.Captu
     assert "model_int8.onnx: sha256 mismatch" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_check_config_prints_redacted(tmp_path: Path, bundle_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_prints_redacted(
+    tmp_path: Path, bundle_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """check-config prints the resolved config with the password replaced and verifies the bundle."""
     (tmp_path / "pw").write_text("topsecret")
     data = agent_config_dict(bundle_path, 1883, tmp_path)
@@ -62,10 +66,16 @@ def test_check_config_prints_redacted(tmp_path: Path, bundle_path: Path, capsys:
 
 
 @pytest.mark.integration
-def test_sigterm_flushes_recorder(tmp_path: Path, bundle_path: Path, broker: Broker, observer: Observer) -> None:
+def test_sigterm_flushes_recorder(
+    tmp_path: Path, bundle_path: Path, broker: Broker, observer: Observer
+) -> None:
     """SIGTERM to `edge-agent run`: exit 0, offline published, every decision it published is in the DB."""
-    data = agent_config_dict(bundle_path, broker.port, tmp_path / "state",
-                             recorder={"flush_interval_seconds": 120, "batch_rows": 1_000_000})
+    data = agent_config_dict(
+        bundle_path,
+        broker.port,
+        tmp_path / "state",
+        recorder={"flush_interval_seconds": 120, "batch_rows": 1_000_000},
+    )
     cfg = write_cfg(tmp_path, data)
     proc = subprocess.Popen([*EDGE, "run", "--config", str(cfg)], stderr=subprocess.PIPE, text=True)
     try:
@@ -93,8 +103,9 @@ def test_sigterm_flushes_recorder(tmp_path: Path, bundle_path: Path, broker: Bro
 
 
 @pytest.mark.integration
-def test_status_reads_stats_then_db(tmp_path: Path, bundle_path: Path, broker: Broker,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_reads_stats_then_db(
+    tmp_path: Path, bundle_path: Path, broker: Broker, capsys: pytest.CaptureFixture[str]
+) -> None:
     """status shows the retained stats while the broker is up, and the DB's last decisions when it is not."""
     from edge_agent.agent import Agent
     from edge_agent.config import parse_config

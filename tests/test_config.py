@@ -52,7 +52,9 @@ def test_inline_password_refused() -> None:
 def test_password_file_read_and_redacted(tmp_path: Path) -> None:
     """The password is read from its file, relative to the config, and redacted in the dump."""
     (tmp_path / "pw").write_text("s3cret\n")
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(dict(MIN, broker={"username": "u", "password_file": "pw"})))
+    (tmp_path / "c.yaml").write_text(
+        yaml.safe_dump(dict(MIN, broker={"username": "u", "password_file": "pw"}))
+    )
     cfg = load_config(tmp_path / "c.yaml")
     assert cfg.broker.password is not None and cfg.broker.password.get_secret_value() == "s3cret"
     assert cfg.bundle == tmp_path / "bundle"
@@ -78,8 +80,14 @@ def test_bad_yaml_reports_line(tmp_path: Path) -> None:
 def test_device_mode_is_the_more_restrictive() -> None:
     """The global mode is a cap: a device in auto under a global shadow stays in shadow."""
     cfg = AgentConfig.model_validate(
-        dict(MIN, mode="shadow", devices=[{"name": "a", "state_topic": "t", "mode": "auto"},
-                                          {"name": "b", "state_topic": "u", "mode": "off"}])
+        dict(
+            MIN,
+            mode="shadow",
+            devices=[
+                {"name": "a", "state_topic": "t", "mode": "auto"},
+                {"name": "b", "state_topic": "u", "mode": "off"},
+            ],
+        )
     )
     assert cfg.device_mode(cfg.devices[0]) == "shadow"
     assert cfg.device_mode(cfg.devices[1]) == "off"

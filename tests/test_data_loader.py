@@ -19,11 +19,17 @@ STEP = 900  # 15 min
 
 
 def _sidecar(path: Path, **over) -> Path:
-    sc = {"timestamp_column": "time", "step_seconds": STEP, "ffill_limit_seconds": 2 * STEP,
-          "columns": {"temp": {"role": "channel", "kind": "temperature", "unit": "°C"},
-                      "lux": {"role": "channel", "kind": "illuminance", "unit": "lux"},
-                      "note": {"role": "ignore"},
-                      "light": {"role": "device", "device_kind": "binary"}}}
+    sc = {
+        "timestamp_column": "time",
+        "step_seconds": STEP,
+        "ffill_limit_seconds": 2 * STEP,
+        "columns": {
+            "temp": {"role": "channel", "kind": "temperature", "unit": "°C"},
+            "lux": {"role": "channel", "kind": "illuminance", "unit": "lux"},
+            "note": {"role": "ignore"},
+            "light": {"role": "device", "device_kind": "binary"},
+        },
+    }
     sc.update(over)
     out = path.with_name(path.name + ".sidecar.json")
     out.write_text(json.dumps(sc), encoding="utf-8")
@@ -68,7 +74,9 @@ def test_fall_back_duplicates_gap_bad_cell(tmp_path, mode):
     expect[4] = 3  # the last reading before the gap (step 3) carries 2 steps: 4 and 5
     expect[5] = 3
     np.testing.assert_array_equal(temp, expect)
-    np.testing.assert_array_equal(log.values[:, 1], np.where(np.isin(np.arange(25), [4, 5]), 103, 100 + np.arange(25)))
+    np.testing.assert_array_equal(
+        log.values[:, 1], np.where(np.isin(np.arange(25), [4, 5]), 103, 100 + np.arange(25))
+    )
     st = log.stats
     assert st["rows_in"] == 24 and st["duplicates"] == 1 and st["out_of_order"] == 1
     assert st["non_numeric"] == 1 and st["non_numeric.temp"] == 1 and st["bad_timestamps"] == 0
@@ -108,18 +116,21 @@ def _bad(tmp_path, rows=None, sidecar_over=None, header=None):
     return csv
 
 
-@pytest.mark.parametrize("case,match", [
-    ("role", r"column 'lux' key 'role'.*'sensor'"),
-    ("unknown_sidecar_col", r"column 'pressure' is not in the CSV header"),
-    ("unknown_csv_col", r"column 'extra' is in the CSV but not in the sidecar"),
-    ("no_time", r"timestamp column 'time'.*not in the CSV header"),
-    ("mostly_text", r"column 'lux' is mostly non-numeric.*line 2"),
-    ("all_missing", r"channel column 'lux' has no value"),
-    ("binary", r"device column 'light' line 3: value 2 is not 0 or 1"),
-    ("zone", r"unknown time zone 'Mars/Olympus'"),
-    ("mixed", r"line 3.*has a UTC offset"),
-    ("bad_times", r"not ISO 8601 \(first: line 2, 'yesterday'\)"),
-])
+@pytest.mark.parametrize(
+    "case,match",
+    [
+        ("role", r"column 'lux' key 'role'.*'sensor'"),
+        ("unknown_sidecar_col", r"column 'pressure' is not in the CSV header"),
+        ("unknown_csv_col", r"column 'extra' is in the CSV but not in the sidecar"),
+        ("no_time", r"timestamp column 'time'.*not in the CSV header"),
+        ("mostly_text", r"column 'lux' is mostly non-numeric.*line 2"),
+        ("all_missing", r"channel column 'lux' has no value"),
+        ("binary", r"device column 'light' line 3: value 2 is not 0 or 1"),
+        ("zone", r"unknown time zone 'Mars/Olympus'"),
+        ("mixed", r"line 3.*has a UTC offset"),
+        ("bad_times", r"not ISO 8601 \(first: line 2, 'yesterday'\)"),
+    ],
+)
 def test_bad_input_one_line_errors(tmp_path, case, match):
     cols = json.loads(_sidecar(_bad(tmp_path)).read_text())["columns"]
     rows = None
@@ -165,7 +176,9 @@ def _big_csv(path: Path, n: int, k: int) -> Path:
     rng = np.random.default_rng(1)
     vals = rng.normal(20, 3, size=(n, k)).round(2)
     stamps = np.datetime_as_string(t.astype("datetime64[s]"), unit="s")
-    body = "\n".join(f"{s}Z," + ",".join(map(str, v)) + ",1" for s, v in zip(stamps, vals.tolist(), strict=True))
+    body = "\n".join(
+        f"{s}Z," + ",".join(map(str, v)) + ",1" for s, v in zip(stamps, vals.tolist(), strict=True)
+    )
     path.write_text("time," + ",".join(f"c{i}" for i in range(k)) + ",dev\n" + body + "\n")
     cols = {f"c{i}": {"role": "channel"} for i in range(k)} | {"dev": {"role": "device"}}
     path.with_name(path.name + ".sidecar.json").write_text(json.dumps({"step_seconds": 60, "columns": cols}))
@@ -211,6 +224,10 @@ def test_cli_exits_2_with_one_line(tmp_path, capsys):
     assert main(["train", "--dataset", str(csv), "--out", str(tmp_path / "b"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: sidecar") and "'note'" in err and "role" in err and "\n" not in err
-    assert main(["train", "--dataset", "uci-occupancy", "--data-dir", str(tmp_path), "--out",
-                 str(tmp_path / "b")]) == 2
+    assert (
+        main(
+            ["train", "--dataset", "uci-occupancy", "--data-dir", str(tmp_path), "--out", str(tmp_path / "b")]
+        )
+        == 2
+    )
     assert "EDGE_AGENT_UCI_DIR" in capsys.readouterr().err

@@ -33,7 +33,13 @@ def test_uci_shapes_and_metadata(uci):
     assert {k: len(v) for k, v in uci.items()} == {"train": 8143, "test": 2665, "test2": 9752}
     log = uci["train"]
     assert [c.name for c in log.channels] == ["Temperature", "Humidity", "Light", "CO2", "HumidityRatio"]
-    assert [c.kind for c in log.channels] == ["temperature", "humidity", "illuminance", "co2", "humidity_ratio"]
+    assert [c.kind for c in log.channels] == [
+        "temperature",
+        "humidity",
+        "illuminance",
+        "co2",
+        "humidity_ratio",
+    ]
     assert [d.name for d in log.devices] == ["Occupancy"] and log.devices[0].kind == "binary"
     assert log.values.dtype == np.float32 and log.values.shape == (8143, 5) and log.labels.shape == (8143, 1)
     assert log.stats["masked_rows"] == 0 and log.stats["gaps"] == 0
@@ -63,8 +69,12 @@ def test_calendar(uci):
     assert [c.name for c in cal.channels[-3:]] == ["calendar.tod_sin", "calendar.tod_cos", "calendar.dow_sin"]
     assert cal.channels[-1].kind == "calendar" and cal.values.shape == (len(log), 8)
     for i in (0, 500, 4000):
-        assert cal.values[i, 5] == pytest.approx(calendar_value("calendar.tod_sin", hour[i], int(wd[i])), abs=1e-6)
-        assert cal.values[i, 7] == pytest.approx(calendar_value("calendar.dow_sin", hour[i], int(wd[i])), abs=1e-6)
+        assert cal.values[i, 5] == pytest.approx(
+            calendar_value("calendar.tod_sin", hour[i], int(wd[i])), abs=1e-6
+        )
+        assert cal.values[i, 7] == pytest.approx(
+            calendar_value("calendar.dow_sin", hour[i], int(wd[i])), abs=1e-6
+        )
     assert add_calendar_channels(cal, ("calendar.tod_sin",)) is cal
 
 
@@ -72,7 +82,11 @@ def test_split_fractions_and_dates(uci):
     log = uci["test2"]
     parts = split_log(log, None)
     n = len(log)
-    assert [len(p) for p in parts.values()] == [round(0.7 * n), round(0.85 * n) - round(0.7 * n), n - round(0.85 * n)]
+    assert [len(p) for p in parts.values()] == [
+        round(0.7 * n),
+        round(0.85 * n) - round(0.7 * n),
+        n - round(0.85 * n),
+    ]
     np.testing.assert_array_equal(parts["val"].values[0], log.values[round(0.7 * n)])
     assert parts["test"].t0 == log.t0 + round(0.85 * n) * 60
     # dates in local time: test2 spans 2015-02-11 14:48 .. 2015-02-18 09:19 (Brussels)
@@ -80,8 +94,12 @@ def test_split_fractions_and_dates(uci):
     hour, _ = hour_and_weekday(by_date["val"])
     assert hour[0] == 0.0 and len(by_date["val"]) == 2 * 24 * 60
     assert len(by_date["train"]) + len(by_date["val"]) + len(by_date["test"]) == n
-    for bad, msg in [("2014-01-01,2014-02-01", "empty part"), ("0.9,0.5", "0 < A < B < 1"),
-                     ("soon,later", "not dates"), ("0.5", "two boundaries")]:
+    for bad, msg in [
+        ("2014-01-01,2014-02-01", "empty part"),
+        ("0.9,0.5", "0 < A < B < 1"),
+        ("soon,later", "not dates"),
+        ("0.5", "two boundaries"),
+    ]:
         with pytest.raises(DataError, match=msg):
             split_log(log, bad)
 
@@ -94,8 +112,15 @@ def _toy_log() -> SensorLog:
     values[:6, 2] = np.nan  # channel 2 starts late: leading NaNs back-filled
     labels = (rng.random((40, 2)) > 0.5).astype(np.float32)
     labels[15, :] = np.nan  # unknown label: not a window end
-    return SensorLog("toy", 60.0, 0.0, values, labels, [ChannelInfo(f"c{i}") for i in range(3)],
-                     [DeviceInfo("a"), DeviceInfo("b")])
+    return SensorLog(
+        "toy",
+        60.0,
+        0.0,
+        values,
+        labels,
+        [ChannelInfo(f"c{i}") for i in range(3)],
+        [DeviceInfo("a"), DeviceInfo("b")],
+    )
 
 
 def test_window_sampler_matches_direct_slice():
@@ -106,7 +131,7 @@ def test_window_sampler_matches_direct_slice():
     assert x.shape == (len(s), 3, 8) and mask.shape == (len(s), 3) and lab.shape == (len(s), 2)
     assert x.dtype == mask.dtype == lab.dtype == np.float32
     for b, e in enumerate(s.ends):
-        direct = log.values[e - 7:e + 1].T  # [C, T]
+        direct = log.values[e - 7 : e + 1].T  # [C, T]
         for c in range(3):
             live = not np.isnan(direct[c, -1])
             assert mask[b, c] == float(live)
@@ -133,7 +158,11 @@ def test_normalize_and_coarsen():
     x = np.arange(2 * 2 * 8, dtype=np.float32).reshape(2, 2, 8)
     mask = np.array([[1, 0], [1, 1]], np.float32)
     z = normalize(x, mask, np.array([1.0, 2.0]), np.array([2.0, 4.0]))
-    assert (z[0, 1] == 0).all() and z[0, 0, 0] == pytest.approx(-0.5) and z[1, 1, 0] == pytest.approx((24 - 2) / 4)
+    assert (
+        (z[0, 1] == 0).all()
+        and z[0, 0, 0] == pytest.approx(-0.5)
+        and z[1, 1, 0] == pytest.approx((24 - 2) / 4)
+    )
     c = coarsen_time(x, 3)  # 8 // 3 = 2 groups aligned at the newest step: steps 2-4 and 5-7
     assert c.shape == (2, 2, 2) and c[0, 0].tolist() == [3.0, 6.0]
     assert math.isclose(float(coarsen_time(x, 1).sum()), float(x.sum()))

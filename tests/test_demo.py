@@ -13,7 +13,9 @@ import pytest
 def test_demo_runs_decides_and_summarizes() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "edge_agent.cli", "demo", "--minutes", "0.25", "--speed", "300", "--no-live"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
@@ -29,7 +31,9 @@ def test_demo_runs_decides_and_summarizes() -> None:
 def test_demo_bad_broker_argument_is_one_line_exit_2() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "edge_agent.cli", "demo", "--broker", "nonsense", "--minutes", "0.1"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "HOST:PORT" in proc.stdout + proc.stderr

@@ -13,9 +13,16 @@ from edge_agent.manifest import DeviceSpec
 
 
 def light() -> DeviceTracker:
-    return DeviceTracker(DeviceSpec(name="living.light", kind="binary"),
-                         DeviceConfig(name="living.light", state_topic="zigbee2mqtt/living_light",
-                                      echo_window_seconds=5, override_hold_seconds=100, template={"transition": 1}))
+    return DeviceTracker(
+        DeviceSpec(name="living.light", kind="binary"),
+        DeviceConfig(
+            name="living.light",
+            state_topic="zigbee2mqtt/living_light",
+            echo_window_seconds=5,
+            override_hold_seconds=100,
+            template={"transition": 1},
+        ),
+    )
 
 
 def test_payloads_absolute_and_clamped() -> None:
@@ -23,12 +30,15 @@ def test_payloads_absolute_and_clamped() -> None:
     d = light()
     assert d.command_topic == "zigbee2mqtt/living_light/set"
     assert json.loads(d.command_bytes(1.0)) == {"transition": 1, "state": "ON"}
-    fan = DeviceTracker(DeviceSpec(name="f", kind="level", levels=4),
-                        DeviceConfig(name="f", state_topic="z/f", field="fan_mode",
-                                     values=["off", "low", "medium", "high"]))
+    fan = DeviceTracker(
+        DeviceSpec(name="f", kind="level", levels=4),
+        DeviceConfig(name="f", state_topic="z/f", field="fan_mode", values=["off", "low", "medium", "high"]),
+    )
     assert fan.command_payload(7) == {"fan_mode": "high"}
-    heat = DeviceTracker(DeviceSpec(name="h", kind="setpoint", unit="°C"),
-                         DeviceConfig(name="h", state_topic="z/h", field="occupied_heating_setpoint", max_value=24))
+    heat = DeviceTracker(
+        DeviceSpec(name="h", kind="setpoint", unit="°C"),
+        DeviceConfig(name="h", state_topic="z/h", field="occupied_heating_setpoint", max_value=24),
+    )
     assert heat.command_payload(26.0) == {"occupied_heating_setpoint": 24.0}
     assert fan.parse_state(b'{"fan_mode": "Medium"}') == 2.0
     assert heat.parse_state(b'{"occupied_heating_setpoint": 20.5, "x": 1}') == 20.5

@@ -15,8 +15,11 @@ from training.model import CatVsn, DeviceHead, ModelConfig
 from training.ortrun import make_session
 from training.thresholds import choose_threshold
 
-DEVICES = [DeviceSpec(name="l", kind="binary", threshold=0.3), DeviceSpec(name="f", kind="level", levels=4),
-           DeviceSpec(name="h", kind="setpoint", min_value=16, max_value=23)]
+DEVICES = [
+    DeviceSpec(name="l", kind="binary", threshold=0.3),
+    DeviceSpec(name="f", kind="level", levels=4),
+    DeviceSpec(name="h", kind="setpoint", min_value=16, max_value=23),
+]
 
 
 def test_decide_per_kind() -> None:

@@ -17,8 +17,11 @@ from training.model import CatVsn, DeviceHead, ModelConfig, pool_time
 from training.ortrun import make_session, run_session
 
 KINDS = ["temperature", "humidity", "illuminance", "co2", "humidity_ratio"]
-HEADS = [DeviceHead("occ"), DeviceHead("fan", kind="level", levels=3),
-         DeviceHead("heat", kind="setpoint", mean=20.0, std=1.0, min_value=17.0, max_value=23.0)]
+HEADS = [
+    DeviceHead("occ"),
+    DeviceHead("fan", kind="level", levels=3),
+    DeviceHead("heat", kind="setpoint", mean=20.0, std=1.0, min_value=17.0, max_value=23.0),
+]
 
 
 def _trained(window: int, patch: int, steps: int = 60) -> CatVsn:
@@ -72,10 +75,16 @@ def test_bundle_is_complete_and_loadable(full_model: CatVsn, tmp_path: Path) -> 
     """write_bundle gives the five tiers with matching sha256, latencies, and a loadable model.pt."""
     coarse = _trained(16, 2, steps=5)
     spec = BundleSpec(
-        version="test", dataset="synthetic", step_seconds=60, window=64,
+        version="test",
+        dataset="synthetic",
+        step_seconds=60,
+        window=64,
         channels=[ChannelSpec(name=f"c{i}", kind=k, mean=0.0, std=1.0) for i, k in enumerate(KINDS)],
-        devices=[DeviceSpec(name="occ", kind="binary"), DeviceSpec(name="fan", kind="level", levels=3),
-                 DeviceSpec(name="heat", kind="setpoint", min_value=17, max_value=23)],
+        devices=[
+            DeviceSpec(name="occ", kind="binary"),
+            DeviceSpec(name="fan", kind="level", levels=3),
+            DeviceSpec(name="heat", kind="setpoint", min_value=17, max_value=23),
+        ],
         channel_budget=3,
     )
     x, mask, ids = (t.numpy() for t in example_inputs(5, 64, batch=32, seed=9))
@@ -104,9 +113,15 @@ def test_bundle_refuses_to_clobber_other_directory(full_model: CatVsn, tmp_path:
     """An existing non-empty directory without manifest.json is not overwritten."""
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "notes.txt").write_text("mine")
-    spec = BundleSpec(version="v", dataset="d", step_seconds=60, window=64,
-                      channels=[ChannelSpec(name="a", mean=0, std=1)], devices=[DeviceSpec(name="o", kind="binary")],
-                      channel_budget=1)
+    spec = BundleSpec(
+        version="v",
+        dataset="d",
+        step_seconds=60,
+        window=64,
+        channels=[ChannelSpec(name="a", mean=0, std=1)],
+        devices=[DeviceSpec(name="o", kind="binary")],
+        channel_budget=1,
+    )
     with pytest.raises(FileExistsError, match="not a model bundle"):
         write_bundle(tmp_path / "x", spec, full_model, full_model, 4, (np.zeros((1, 1, 64)),) * 3)
     assert (tmp_path / "x" / "notes.txt").read_text() == "mine"

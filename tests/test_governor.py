@@ -24,8 +24,9 @@ class Clock:
         return self.t
 
 
-def run(gov: Governor, clock: Clock, seconds: float, *, step: float = 1.0, until_change: bool = False,
-        **signals) -> list[TierChange]:
+def run(
+    gov: Governor, clock: Clock, seconds: float, *, step: float = 1.0, until_change: bool = False, **signals
+) -> list[TierChange]:
     """Advance `seconds` in steps, observing `signals` (values or callables of time) before each update."""
     changes = []
     end = clock.t + seconds
@@ -82,7 +83,9 @@ def test_load_at_threshold_never_oscillates():
         if level == 60.0:  # start at the bottom so a step up is possible
             run(gov, clock, 100, cpu_percent=99.0)
             assert gov.tier == "sparse"
-        changes = run(gov, clock, 4 * 3600, cpu_percent=lambda t, lv=level: min(100.0, max(0.0, lv + rng.gauss(0, 6))))
+        changes = run(
+            gov, clock, 4 * 3600, cpu_percent=lambda t, lv=level: min(100.0, max(0.0, lv + rng.gauss(0, 6)))
+        )
         directions = {LADDER.index(c.new) - LADDER.index(c.old) for c in changes}
         assert len(directions) <= 1, f"oscillated at {level}%: {[(c.old, c.new) for c in changes]}"
         assert len(changes) <= len(LADDER) - 1
@@ -152,12 +155,18 @@ def test_latency_window_is_per_tier():
 
 def test_latency_relative_to_tier_measured_p99():
     clock = Clock()
-    gov = Governor(GovernorSettings(latency_tier_factor=20.0, latency_floor_ms=2.0), LADDER, clock,
-                   tier_p99_ms={"full": 0.5})
+    gov = Governor(
+        GovernorSettings(latency_tier_factor=20.0, latency_floor_ms=2.0),
+        LADDER,
+        clock,
+        tier_p99_ms={"full": 0.5},
+    )
     assert gov.latency_limit_ms() == pytest.approx(10.0)
     changes = run(gov, clock, 30, latency_ms=12.0, until_change=True)
     assert len(changes) == 1 and changes[0].signal == "latency"
-    assert gov.tier == "int8" and gov.latency_limit_ms() == pytest.approx(25.0)  # no reference: absolute limit
+    assert gov.tier == "int8" and gov.latency_limit_ms() == pytest.approx(
+        25.0
+    )  # no reference: absolute limit
     assert run(gov, clock, 30, latency_ms=12.0) == []
 
 
@@ -187,7 +196,9 @@ def test_ladder_of_one_never_changes():
 
 def test_min_time_per_tier():
     clock = Clock()
-    s = GovernorSettings(down_after_seconds=0, up_after_seconds=0, min_seconds_per_tier=30, cpu_smoothing_seconds=0)
+    s = GovernorSettings(
+        down_after_seconds=0, up_after_seconds=0, min_seconds_per_tier=30, cpu_smoothing_seconds=0
+    )
     gov = Governor(s, LADDER, clock)
     changes = run(gov, clock, 400, cpu_percent=lambda t: 99.0 if t % 100 < 50 else 1.0)
     assert len(changes) > 3
@@ -250,7 +261,9 @@ def test_percentile():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 100), st.integers(0, 200), st.floats(0, 80)), min_size=1, max_size=300))
+@given(
+    st.lists(st.tuples(st.floats(0, 100), st.integers(0, 200), st.floats(0, 80)), min_size=1, max_size=300)
+)
 def test_invariants_on_random_traces(trace):
     clock = Clock()
     s = GovernorSettings(min_seconds_per_tier=10)

@@ -21,9 +21,16 @@ pytestmark = pytest.mark.integration
 
 # Short windows so the whole cycle fits in ~20 s; the hysteresis gap is still wide (down > 90 %, up < 70 %).
 GOVERNOR = {
-    "sample_seconds": 0.25, "cpu_smoothing_seconds": 0.5, "cpu_down_percent": 90.0, "cpu_up_percent": 70.0,
-    "down_after_seconds": 1.0, "up_after_seconds": 2.0, "min_seconds_per_tier": 1.5,
-    "latency_down_ms": 1000.0, "latency_tier_factor": None, "queue_down_depth": 5000,
+    "sample_seconds": 0.25,
+    "cpu_smoothing_seconds": 0.5,
+    "cpu_down_percent": 90.0,
+    "cpu_up_percent": 70.0,
+    "down_after_seconds": 1.0,
+    "up_after_seconds": 2.0,
+    "min_seconds_per_tier": 1.5,
+    "latency_down_ms": 1000.0,
+    "latency_tier_factor": None,
+    "queue_down_depth": 5000,
 }
 HOG_SECONDS = 12.0  # upper bound on the hog's life, whatever happens to the test
 N_HOGS = max(2, (psutil.cpu_count() or 2) + 1)
@@ -39,18 +46,29 @@ def wait_tier(agent: Agent, pred, timeout: float, what: str) -> None:
     try:
         wait_until(lambda: pred(agent), timeout=timeout, interval=0.05)
     except AssertionError:
-        raise AssertionError(f"{what} within {timeout}s; governor state: {agent.governor.state()} "
-                             "(CPU near 100% here means other processes keep this machine saturated)") from None
+        raise AssertionError(
+            f"{what} within {timeout}s; governor state: {agent.governor.state()} "
+            "(CPU near 100% here means other processes keep this machine saturated)"
+        ) from None
 
 
 def decisions(obs: Observer) -> list[dict]:
     return obs.on("edge-agent/t1/decision/living.light")
 
 
-def test_cpu_hog_steps_down_and_back_up_while_deciding(bundle_path: Path, broker: Broker, observer: Observer,
-                                                        tmp_path: Path) -> None:
-    cfg = parse_config(agent_config_dict(bundle_path, broker.port, tmp_path / "s", governor=GOVERNOR,
-                                         decision_tick_seconds=0.2, stats_interval_seconds=0.5))
+def test_cpu_hog_steps_down_and_back_up_while_deciding(
+    bundle_path: Path, broker: Broker, observer: Observer, tmp_path: Path
+) -> None:
+    cfg = parse_config(
+        agent_config_dict(
+            bundle_path,
+            broker.port,
+            tmp_path / "s",
+            governor=GOVERNOR,
+            decision_tick_seconds=0.2,
+            stats_interval_seconds=0.5,
+        )
+    )
     agent = Agent(cfg)
     dev = EchoDevices(broker.port, INITIAL_STATES)
     agent.start()
@@ -60,8 +78,12 @@ def test_cpu_hog_steps_down_and_back_up_while_deciding(bundle_path: Path, broker
         observer.publish("zigbee2mqtt/living_climate", {"temperature": 21.0})
         observer.publish("zigbee2mqtt/bedroom_climate", {"humidity": 50.0})
         # precondition: the machine is not already saturated by something else (the hog must be the cause)
-        wait_tier(agent, lambda a: a.governor.tier == "full" and (a.governor.state()["cpu_percent"] or 0) < 70,
-                  10, "precondition: CPU quiet before the hog")
+        wait_tier(
+            agent,
+            lambda a: a.governor.tier == "full" and (a.governor.state()["cpu_percent"] or 0) < 70,
+            10,
+            "precondition: CPU quiet before the hog",
+        )
 
         hogs = start_hogs()
         t_hog = time.monotonic()

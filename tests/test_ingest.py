@@ -18,8 +18,13 @@ RULES = [
     ChannelRule(topic="tele/attic/SENSOR", channel="attic.temperature", field="AM2301.Temperature"),
     ChannelRule(topic="home/power", channel="house.power", format="plain"),
 ]
-KINDS = {"living.motion": "motion", "living.illuminance": "illuminance", "hall.door": "contact",
-         "attic.temperature": "temperature", "house.power": "power"}
+KINDS = {
+    "living.motion": "motion",
+    "living.illuminance": "illuminance",
+    "hall.door": "contact",
+    "attic.temperature": "temperature",
+    "house.power": "power",
+}
 
 
 @pytest.fixture()
@@ -33,7 +38,9 @@ def _p(obj: object) -> bytes:
 
 def test_z2m_message_feeds_two_channels_with_alias(ing: Ingestor) -> None:
     """One motion sensor message gives occupancy and (aliased, older firmware) illuminance_lux."""
-    out = ing.parse("zigbee2mqtt/living_motion", _p({"occupancy": True, "illuminance_lux": 31, "battery": 90}))
+    out = ing.parse(
+        "zigbee2mqtt/living_motion", _p({"occupancy": True, "illuminance_lux": 31, "battery": 90})
+    )
     assert out == [Reading("living.motion", 1.0), Reading("living.illuminance", 31.0)]
 
 

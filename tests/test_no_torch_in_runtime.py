@@ -31,7 +31,12 @@ print(json.dumps({"imported": names, "forbidden": bad}))
 
 def test_importing_every_runtime_module_pulls_no_torch() -> None:
     """In a fresh interpreter, importing every module under edge_agent/ leaves torch/training unloaded."""
-    r = subprocess.run([sys.executable, "-c", PROBE.replace("FORBIDDEN_NAMES", repr(FORBIDDEN))], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE.replace("FORBIDDEN_NAMES", repr(FORBIDDEN))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert "edge_agent.manifest" in out["imported"]
@@ -53,5 +58,7 @@ def test_no_runtime_source_file_mentions_a_forbidden_import() -> None:
     """Static scan: no `import torch` / `from training ...` anywhere in edge_agent/, even lazily in a function."""
     files = sorted(RUNTIME.rglob("*.py"))
     assert files
-    bad = [(str(f.relative_to(RUNTIME)), n) for f in files for n in _imports(f) if n.split(".")[0] in FORBIDDEN]
+    bad = [
+        (str(f.relative_to(RUNTIME)), n) for f in files for n in _imports(f) if n.split(".")[0] in FORBIDDEN
+    ]
     assert bad == []

@@ -26,8 +26,12 @@ print(json.dumps(out))
 
 
 def run_child(nice, affinity) -> tuple[dict, str]:
-    p = subprocess.run([sys.executable, "-c", CHILD, json.dumps([nice, affinity])],
-                       capture_output=True, text=True, timeout=30)
+    p = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps([nice, affinity])],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout), p.stderr
 

@@ -82,7 +82,10 @@ def test_rare_device_over_a_year_and_agreement():
         devs.append(frame.devices)
         prefs.append(frame.preferred)
     dev, pref = np.concatenate(devs), np.concatenate(prefs)
-    on = {d: float(np.mean(dev[:, i] != (17.0 if d == "living.heating" else 0.0))) for i, d in enumerate(DEVICE_NAMES)}
+    on = {
+        d: float(np.mean(dev[:, i] != (17.0 if d == "living.heating" else 0.0)))
+        for i, d in enumerate(DEVICE_NAMES)
+    }
     fan = on["bedroom.fan"]
     assert 0.001 < fan < 0.05, on
     assert set(np.unique(dev[:, DEVICE_NAMES.index("bedroom.fan")])) == {0.0, 1.0, 2.0, 3.0}

@@ -85,7 +85,9 @@ def test_driver_streams_applies_commands_and_reconnects(broker):
         assert drv.stats()["connects"] == 2
         mark = len(listener.msgs)
         assert listener.wait_for(lambda t, r: t == "zigbee2mqtt/house_meter", since=mark) is not None
-        listener.client.publish("zigbee2mqtt/living_thermostat/set", b'{"occupied_heating_setpoint": 22}', qos=1)
+        listener.client.publish(
+            "zigbee2mqtt/living_thermostat/set", b'{"occupied_heating_setpoint": 22}', qos=1
+        )
         echo = listener.wait_for(lambda t, r: t == "zigbee2mqtt/living_thermostat" and b"22" in r, since=mark)
         assert echo is not None and echo[1]["occupied_heating_setpoint"] == 22.0
     finally:

@@ -71,7 +71,9 @@ def test_schedule_change_and_dropout():
     stream.poll(t, _readings())
     assert stream.poll(t + 5, _readings()) == []  # nothing due, nothing changed
     moved = stream.poll(t + 10, _readings(**{"kitchen.motion": 1.0}))
-    assert [m.topic for m in moved] == ["zigbee2mqtt/kitchen_motion"] and moved[0].payload["occupancy"] is True
+    assert [m.topic for m in moved] == ["zigbee2mqtt/kitchen_motion"] and moved[0].payload[
+        "occupancy"
+    ] is True
     opened = stream.poll(t + 12, _readings(**{"kitchen.motion": 1.0, "hall.door": 1.0}))
     assert [m.payload for m in opened] == [{"contact": False}]
     silent = _readings(**{"kitchen.motion": 1.0, "house.power": None})
@@ -90,7 +92,10 @@ def test_device_state_payloads_and_commands():
     assert m.payload == {"occupied_heating_setpoint": 20.5, "local_temperature": 19.8}
     assert decode_command(topo, "zigbee2mqtt/bedroom_fan/set", b'{"fan_mode": "medium"}', 0.0)[1] == 2.0
     assert decode_command(topo, "zigbee2mqtt/living_light/set", b'{"state": "TOGGLE"}', 1.0)[1] == 0.0
-    assert decode_command(topo, "zigbee2mqtt/living_thermostat/set", b'{"occupied_heating_setpoint": 21}', 0)[1] == 21
+    assert (
+        decode_command(topo, "zigbee2mqtt/living_thermostat/set", b'{"occupied_heating_setpoint": 21}', 0)[1]
+        == 21
+    )
     with pytest.raises(ValueError, match="not JSON"):
         decode_command(topo, "zigbee2mqtt/living_light/set", b"ON", 0.0)
     with pytest.raises(ValueError, match="no 'fan_mode' key"):
@@ -99,8 +104,17 @@ def test_device_state_payloads_and_commands():
         decode_command(topo, "zigbee2mqtt/bedroom_fan/set", b'{"fan_mode": "turbo"}', 0.0)
 
 
-def _run(person: Person, device: str, actual: float, preferred: float, present=True, awake=True,
-         source="controller", t0=0.0, until=3600.0):
+def _run(
+    person: Person,
+    device: str,
+    actual: float,
+    preferred: float,
+    present=True,
+    awake=True,
+    source="controller",
+    t0=0.0,
+    until=3600.0,
+):
     """Tick every 5 sim-seconds; return (time, value) of the first manual action, or None."""
     t = t0
     while t <= until:

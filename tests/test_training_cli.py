@@ -11,10 +11,15 @@ import pytest
 
 from training.cli import main
 
-SIDECAR = {"timestamp_column": "time", "step_seconds": 60,
-           "columns": {"a": {"role": "channel", "kind": "temperature"},
-                       "b": {"role": "channel", "kind": "co2"},
-                       "dev": {"role": "device", "device_kind": "binary"}}}
+SIDECAR = {
+    "timestamp_column": "time",
+    "step_seconds": 60,
+    "columns": {
+        "a": {"role": "channel", "kind": "temperature"},
+        "b": {"role": "channel", "kind": "co2"},
+        "dev": {"role": "device", "device_kind": "binary"},
+    },
+}
 
 
 def _csv(tmp: Path, rows: list[str], sidecar: dict | None = None, header: str = "time,a,b,dev") -> Path:
@@ -25,8 +30,11 @@ def _csv(tmp: Path, rows: list[str], sidecar: dict | None = None, header: str = 
 
 
 def _rows(n: int, a: str | None = None, b: str | None = None) -> list[str]:
-    return [f"2024-01-01T{i // 60:02d}:{i % 60:02d}:00+00:00,{a if a is not None else 20 + i % 3},"
-            f"{b if b is not None else 400 + i},{i % 2}" for i in range(n)]
+    return [
+        f"2024-01-01T{i // 60:02d}:{i % 60:02d}:00+00:00,{a if a is not None else 20 + i % 3},"
+        f"{b if b is not None else 400 + i},{i % 2}"
+        for i in range(n)
+    ]
 
 
 def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -89,22 +97,33 @@ def test_train_out_is_a_foreign_directory(tmp_path: Path, capsys: pytest.Capture
 
 def test_split_with_uci_and_bad_window(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """UCI has its own splits; a window that is not a multiple of 8 is refused up front."""
-    err = _run(["train", "--dataset", "uci-occupancy", "--split", "0.7,0.85", "--out", str(tmp_path / "b")], capsys)
+    err = _run(
+        ["train", "--dataset", "uci-occupancy", "--split", "0.7,0.85", "--out", str(tmp_path / "b")], capsys
+    )
     assert "--split" in err
-    err = _run(["train", "--dataset", "uci-occupancy", "--window", "30", "--out", str(tmp_path / "b")], capsys)
+    err = _run(
+        ["train", "--dataset", "uci-occupancy", "--window", "30", "--out", str(tmp_path / "b")], capsys
+    )
     assert "--window" in err
 
 
 def test_unknown_drop_channel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--drop-channels with an unknown name lists the known channels."""
-    err = _run(["train", "--dataset", "uci-occupancy", "--drop-channels", "Lux", "--out", str(tmp_path / "b")], capsys)
+    err = _run(
+        ["train", "--dataset", "uci-occupancy", "--drop-channels", "Lux", "--out", str(tmp_path / "b")],
+        capsys,
+    )
     assert "Lux" in err and "Light" in err
 
 
 def test_subprocess_prints_no_traceback(tmp_path: Path) -> None:
     """Through the real entry point: exit code 2 and a single stderr line."""
-    r = subprocess.run([sys.executable, "-m", "training", "evaluate", str(tmp_path / "missing")],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "training", "evaluate", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert "no such bundle directory" in r.stderr

@@ -18,8 +18,22 @@ DEVICE_KEYS = ("accuracy", "balanced_accuracy", "f1", "average_precision", "majo
 @pytest.fixture(scope="module")
 def uci_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("uci") / "bundle"
-    code = main(["train", "--dataset", "uci-occupancy", "--epochs", "6", "--budget-seconds", "40",
-                 "--latency-runs", "100", "--no-progress", "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "uci-occupancy",
+            "--epochs",
+            "6",
+            "--budget-seconds",
+            "40",
+            "--latency-runs",
+            "100",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     return out
 
@@ -40,8 +54,22 @@ def test_train_writes_a_complete_bundle(uci_bundle: Path) -> None:
 def test_evaluate_report_keys_and_accuracy(uci_bundle: Path, tmp_path: Path) -> None:
     """evaluate writes every issue-3/issue-11 key; the model beats the majority class on both test splits."""
     rj, rm, png = tmp_path / "r.json", tmp_path / "r.md", tmp_path / "r.png"
-    code = main(["evaluate", str(uci_bundle), "--json", str(rj), "--markdown", str(rm), "--plot", str(png),
-                 "--latency-runs", "100", "--faithfulness-windows", "300"])
+    code = main(
+        [
+            "evaluate",
+            str(uci_bundle),
+            "--json",
+            str(rj),
+            "--markdown",
+            str(rm),
+            "--plot",
+            str(png),
+            "--latency-runs",
+            "100",
+            "--faithfulness-windows",
+            "300",
+        ]
+    )
     assert code == 0
     r = json.loads(rj.read_text())
     for tier in TIERS:
@@ -75,8 +103,23 @@ def test_evaluate_report_keys_and_accuracy(uci_bundle: Path, tmp_path: Path) -> 
 def test_evaluate_without_light(uci_bundle: Path, tmp_path: Path) -> None:
     """--drop-channels Light masks it in every tier (zero attention) and fits the baselines without it."""
     rj = tmp_path / "r.json"
-    assert main(["evaluate", str(uci_bundle), "--drop-channels", "Light", "--json", str(rj),
-                 "--latency-runs", "50", "--faithfulness-windows", "200"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(uci_bundle),
+                "--drop-channels",
+                "Light",
+                "--json",
+                str(rj),
+                "--latency-runs",
+                "50",
+                "--faithfulness-windows",
+                "200",
+            ]
+        )
+        == 0
+    )
     r = json.loads(rj.read_text())
     assert r["drop_channels"] == ["Light"] and "Light" not in r["focused_channels"]
     assert r["tiers"]["full"]["test2"]["accuracy"] > 0.5

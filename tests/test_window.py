@@ -14,8 +14,13 @@ T0 = 1_700_000_000.0  # a multiple of 10
 
 
 def make(length: int = 4) -> Window:
-    return Window(["m", "t", "calendar.tod_sin"], ["motion", "temperature", "calendar"], STEP, length,
-                  [100.0, 50.0, float("inf")])
+    return Window(
+        ["m", "t", "calendar.tod_sin"],
+        ["motion", "temperature", "calendar"],
+        STEP,
+        length,
+        [100.0, 50.0, float("inf")],
+    )
 
 
 def test_event_keeps_max_other_keeps_last() -> None:

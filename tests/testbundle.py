@@ -27,7 +27,9 @@ TIER_DEFAULTS = {
 }
 
 
-def build_model(weights: np.ndarray, bias: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> onnx.ModelProto:
+def build_model(
+    weights: np.ndarray, bias: np.ndarray, scale: np.ndarray, offset: np.ndarray
+) -> onnx.ModelProto:
     """weights [C_total, D]; bias, scale, offset [D]."""
     inits = [
         numpy_helper.from_array(weights.astype(np.float32), "W"),
@@ -112,8 +114,15 @@ def build_bundle(
         f.write_bytes(data)
         extra = dict(TIER_DEFAULTS[name])
         specs.append(TierSpec(name=name, file=f.name, sha256=sha256_file(f), **extra))  # type: ignore[arg-type]
-    manifest = Manifest(version=version, created="2026-01-01T00:00:00Z", step_seconds=step_seconds, window=window,
-                        channels=list(channels), devices=list(devices), tiers=specs)
+    manifest = Manifest(
+        version=version,
+        created="2026-01-01T00:00:00Z",
+        step_seconds=step_seconds,
+        window=window,
+        channels=list(channels),
+        devices=list(devices),
+        tiers=specs,
+    )
     write_manifest(out, manifest)
     return out
 
@@ -141,8 +150,16 @@ def home_bundle(out: Path, **kw: object) -> Path:
     w[4, 1] = 3.0
     w[2, 2] = -2.0
     bias = np.array([-4.0, -1.5, 0.0])
-    return build_bundle(out, HOME_CHANNELS, HOME_DEVICES, w, bias, scale=np.array([1.0, 3.0, 10.0]),
-                        offset=np.array([0.0, 0.0, 15.0]), **kw)  # type: ignore[arg-type]
+    return build_bundle(
+        out,
+        HOME_CHANNELS,
+        HOME_DEVICES,
+        w,
+        bias,
+        scale=np.array([1.0, 3.0, 10.0]),
+        offset=np.array([0.0, 0.0, 15.0]),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def simhome_bundle(out: Path, **kw: object) -> Path:
@@ -152,10 +169,27 @@ def simhome_bundle(out: Path, **kw: object) -> Path:
 
     scale = {"illuminance": 100.0, "temperature": 5.0, "humidity": 20.0, "co2": 300.0, "power": 1000.0}
     mean = {"temperature": 20.0, "humidity": 50.0, "co2": 600.0, "power": 500.0}
-    chans = [ChannelSpec(name=c.name, kind=c.kind, unit=c.unit, mean=mean.get(c.kind, 0.0),  # type: ignore[arg-type]
-                         std=scale.get(c.kind, 1.0)) for c in CHANNELS]
-    devs = [DeviceSpec(name=d.name, kind=d.kind, unit=d.unit, levels=d.levels, min_value=d.min_value,  # type: ignore[arg-type]
-                       max_value=d.max_value) for d in DEVICES]
+    chans = [
+        ChannelSpec(
+            name=c.name,
+            kind=c.kind,
+            unit=c.unit,
+            mean=mean.get(c.kind, 0.0),  # type: ignore[arg-type]
+            std=scale.get(c.kind, 1.0),
+        )
+        for c in CHANNELS
+    ]
+    devs = [
+        DeviceSpec(
+            name=d.name,
+            kind=d.kind,
+            unit=d.unit,
+            levels=d.levels,
+            min_value=d.min_value,  # type: ignore[arg-type]
+            max_value=d.max_value,
+        )
+        for d in DEVICES
+    ]
     idx = {c.name: i for i, c in enumerate(chans)}
     w = np.zeros((len(chans), len(devs)))
     bias = np.zeros(len(devs))
@@ -168,5 +202,16 @@ def simhome_bundle(out: Path, **kw: object) -> Path:
             w[idx[f"{room}.humidity"], j], bias[j], sc[j] = 3.0, -1.5, d.levels - 1
         else:
             w[idx[f"{room}.temperature"], j], sc[j], off[j] = -2.0, 10.0, 15.0
-    return build_bundle(out, chans, devs, w, bias, scale=sc, offset=off, step_seconds=60.0, window=16,
-                        version="sim-test-1", **kw)  # type: ignore[arg-type]
+    return build_bundle(
+        out,
+        chans,
+        devs,
+        w,
+        bias,
+        scale=sc,
+        offset=off,
+        step_seconds=60.0,
+        window=16,
+        version="sim-test-1",
+        **kw,
+    )  # type: ignore[arg-type]

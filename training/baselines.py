@@ -94,7 +94,9 @@ class Baseline(ABC):
     def _check(self, log: SensorLog) -> None:
         names = [c.name for c in log.channels]
         if names != self.channels:
-            raise ValueError(f"{self.name}: {log.name} has channels {names}, the baseline was fit on {self.channels}")
+            raise ValueError(
+                f"{self.name}: {log.name} has channels {names}, the baseline was fit on {self.channels}"
+            )
 
     def scores(self, log: SensorLog, ends: np.ndarray) -> dict[str, np.ndarray]:
         """Per device: binary P(on) [M]; level class probabilities [M, levels]; setpoint value [M]."""
@@ -245,8 +247,14 @@ class ThresholdRule(Majority):
         _, c, sign, cut = best
         scale = float(np.nanstd(f[:, c])) or 1.0
         self._rules[k] = (c, sign, cut, scale, best[0])
-        logger.info("threshold_rule %s: %s %s %.4g (train balanced accuracy %.3f)", dev.name, self.channels[c],
-                    ">" if sign > 0 else "<", sign * cut, best[0])
+        logger.info(
+            "threshold_rule %s: %s %s %.4g (train balanced accuracy %.3f)",
+            dev.name,
+            self.channels[c],
+            ">" if sign > 0 else "<",
+            sign * cut,
+            best[0],
+        )
 
     def _score_device(self, k, dev, f):
         if k not in self._rules:
@@ -255,8 +263,9 @@ class ThresholdRule(Majority):
         margin = (sign * f[:, c] - cut) / scale
         p = 1.0 / (1.0 + np.exp(-np.clip(margin, -50, 50)))  # > 0.5 exactly when the rule says ON
         fallback = super()._score_device(k, dev, f)
-        return np.where(np.isnan(f[:, c]), fallback, np.where(margin > 0, np.maximum(p, 0.5 + 1e-6), p)
-                        ).astype(np.float32)
+        return np.where(
+            np.isnan(f[:, c]), fallback, np.where(margin > 0, np.maximum(p, 0.5 + 1e-6), p)
+        ).astype(np.float32)
 
     def rule(self, device: str) -> str:
         """Human-readable rule of a binary device, e.g. "Light > 365.2"."""
@@ -279,15 +288,22 @@ class GbdtWindow(Baseline):
         return window_features(sampler, ends)
 
     def _fit_device(self, k, dev, f, y):
-        common = dict(max_iter=200, learning_rate=0.1, early_stopping=True, validation_fraction=0.1,
-                      n_iter_no_change=15, random_state=self.seed)
+        common = dict(
+            max_iter=200,
+            learning_rate=0.1,
+            early_stopping=True,
+            validation_fraction=0.1,
+            n_iter_no_change=15,
+            random_state=self.seed,
+        )
         if dev.kind == "setpoint":
             self._models[k] = HistGradientBoostingRegressor(**common).fit(f, y)
         elif np.unique(y).size < 2:
             self._models[k] = _Constant(dev, y)
         else:
             self._models[k] = HistGradientBoostingClassifier(class_weight="balanced", **common).fit(
-                f, np.rint(y).astype(np.int64))
+                f, np.rint(y).astype(np.int64)
+            )
 
     def _score_device(self, k, dev, f):
         model = self._models[k]
@@ -309,12 +325,23 @@ class GbdtWindow(Baseline):
                 known = ~np.isnan(val.labels[ends, k])
                 thr, value = choose_threshold(scores[dev.name][known], val.labels[ends, k][known], metric)
                 self.thresholds[dev.name] = thr
-                logger.info("gbdt_window %s: threshold %.3f (validation %s %.3f)", dev.name, thr, metric, value)
+                logger.info(
+                    "gbdt_window %s: threshold %.3f (validation %s %.3f)", dev.name, thr, metric, value
+                )
 
 
-def fit_baselines(train: SensorLog, val: SensorLog | None, window: int, names: Sequence[str] = BASELINES, *,
-                  stale_steps: int = 1, seed: int = 0, max_train_windows: int = MAX_TRAIN_WINDOWS,
-                  threshold_metric: str = "balanced_accuracy", threads: int = 1) -> dict[str, Baseline]:
+def fit_baselines(
+    train: SensorLog,
+    val: SensorLog | None,
+    window: int,
+    names: Sequence[str] = BASELINES,
+    *,
+    stale_steps: int = 1,
+    seed: int = 0,
+    max_train_windows: int = MAX_TRAIN_WINDOWS,
+    threshold_metric: str = "balanced_accuracy",
+    threads: int = 1,
+) -> dict[str, Baseline]:
     """Fit the named baselines on `train` (thresholds on `val` where the baseline tunes them)."""
     kinds = {"majority": Majority, "lda": Lda, "threshold_rule": ThresholdRule, "gbdt_window": GbdtWindow}
     out: dict[str, Baseline] = {}

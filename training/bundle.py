@@ -142,8 +142,9 @@ def _build(
     metrics = dict(spec.metrics)
     x, mask, ids = pool
     xc = pool_time(torch.from_numpy(x), time_factor).numpy()  # [N, C, T // f]
-    metrics["onnx_max_abs_error"] = max(parity(full, tmp / "full.onnx", real=pool),
-                                        parity(coarse, coarse_fp32, real=(xc, mask, ids)))
+    metrics["onnx_max_abs_error"] = max(
+        parity(full, tmp / "full.onnx", real=pool), parity(coarse, coarse_fp32, real=(xc, mask, ids))
+    )
     coarse_fp32.unlink()
     save_models(tmp / MODEL_FILE, full, coarse, time_factor)
 
@@ -164,13 +165,24 @@ def _build(
     ]:
         xt = xc if tf > 1 else x
         c = budget or x.shape[1]
-        lat = ort_latency(make_session(tmp / file), xt[:lat_pool, :c], mask[:lat_pool, :c], ids[:lat_pool, :c],
-                          n=latency_runs)
+        lat = ort_latency(
+            make_session(tmp / file),
+            xt[:lat_pool, :c],
+            mask[:lat_pool, :c],
+            ids[:lat_pool, :c],
+            n=latency_runs,
+        )
         tiers.append(
             TierSpec(
-                name=name, file=file, sha256=sha256_file(tmp / file), precision=prec, time_factor=tf,
-                channel_budget=budget, every_n_ticks=every,
-                latency_us_p50=round(lat["p50"], 1), latency_us_p99=round(lat["p99"], 1),
+                name=name,
+                file=file,
+                sha256=sha256_file(tmp / file),
+                precision=prec,
+                time_factor=tf,
+                channel_budget=budget,
+                every_n_ticks=every,
+                latency_us_p50=round(lat["p50"], 1),
+                latency_us_p99=round(lat["p99"], 1),
             )
         )
     manifest = Manifest(

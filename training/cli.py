@@ -31,18 +31,29 @@ def _csv_list(text: str | None) -> list[str]:
 
 
 def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--dataset", required=required,
-                   help="'uci-occupancy'; 'sim[:DAYS[:SEED]]' (simulated history, state labels); "
-                   "'simexplore:days=N,seed=S,start=YYYY-MM-DD' (explored, preference labels); or a CSV path in "
-                   "the generic format (optionally 'csv:PATH')")
-    p.add_argument("--data-dir", help="directory of the uci-occupancy files (default ../shared/data/uci-occupancy)")
+    p.add_argument(
+        "--dataset",
+        required=required,
+        help="'uci-occupancy'; 'sim[:DAYS[:SEED]]' (simulated history, state labels); "
+        "'simexplore:days=N,seed=S,start=YYYY-MM-DD' (explored, preference labels); or a CSV path in "
+        "the generic format (optionally 'csv:PATH')",
+    )
+    p.add_argument(
+        "--data-dir", help="directory of the uci-occupancy files (default ../shared/data/uci-occupancy)"
+    )
     p.add_argument("--sidecar", help="sidecar JSON/YAML of the CSV (default: found next to it)")
     p.add_argument("--timezone", help="IANA zone of naive timestamps, e.g. Europe/Brussels")
-    p.add_argument("--split", help="CSV only: train/val/test boundaries, dates '2024-06-30,2024-09-30' or "
-                   "fractions '0.7,0.85' (default 0.7,0.85)")
+    p.add_argument(
+        "--split",
+        help="CSV only: train/val/test boundaries, dates '2024-06-30,2024-09-30' or "
+        "fractions '0.7,0.85' (default 0.7,0.85)",
+    )
     p.add_argument("--drop-channels", default="", help="comma-separated channels to leave out, e.g. Light")
-    p.add_argument("--calendar", default=None,
-                   help="calendar channels to add: 'tod', 'tod,dow' or 'none' (default: none for UCI, tod for CSV)")
+    p.add_argument(
+        "--calendar",
+        default=None,
+        help="calendar channels to add: 'tod', 'tod,dow' or 'none' (default: none for UCI, tod for CSV)",
+    )
 
 
 def _calendar(text: str | None) -> list[str] | None:
@@ -71,7 +82,9 @@ def _kinds(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m training", description="Train, export and evaluate edge-agent models")
+    ap = argparse.ArgumentParser(
+        prog="python -m training", description="Train, export and evaluate edge-agent models"
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -79,15 +92,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(t, required=True)
     t.add_argument("--window", type=int, default=64, help="time steps per window (multiple of 8)")
     t.add_argument("--epochs", type=int, default=15)
-    t.add_argument("--budget-seconds", type=float, default=None, help="wall-clock budget of the training loop")
+    t.add_argument(
+        "--budget-seconds", type=float, default=None, help="wall-clock budget of the training loop"
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--d", type=int, default=32, help="token width of the full model")
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--max-windows-per-epoch", type=int, default=200_000)
-    t.add_argument("--threshold-metric", choices=["balanced_accuracy", "f1", "accuracy"],
-                   default="balanced_accuracy", help="what the per-device threshold maximizes on validation")
-    t.add_argument("--level-free-kinds", default="co2,humidity,humidity_ratio",
-                   help="channel kinds whose level the model does not see (drift-prone), or 'none'")
+    t.add_argument(
+        "--threshold-metric",
+        choices=["balanced_accuracy", "f1", "accuracy"],
+        default="balanced_accuracy",
+        help="what the per-device threshold maximizes on validation",
+    )
+    t.add_argument(
+        "--level-free-kinds",
+        default="co2,humidity,humidity_ratio",
+        help="channel kinds whose level the model does not see (drift-prone), or 'none'",
+    )
     t.add_argument("--latency-runs", type=int, default=1000, help="timed runs per tier for the manifest")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--out", required=True, help="bundle directory to write (replaced atomically)")
@@ -101,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--latency-runs", type=int, default=1000)
     e.add_argument("--faithfulness-windows", type=int, default=1000)
 
-    d = sub.add_parser("build-demo-bundle", help="train on a fixed-seed simulated home and write the demo bundle")
+    d = sub.add_parser(
+        "build-demo-bundle", help="train on a fixed-seed simulated home and write the demo bundle"
+    )
     d.add_argument("--out", default=None, help="default: edge_agent/demo_bundle")
     d.add_argument("--days", type=int, default=None)
     d.add_argument("--seed", type=int, default=None)
@@ -116,17 +140,34 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.window < 8 or args.window % 8:
         raise DataError(f"--window {args.window}: must be a positive multiple of 8 (e.g. 64)")
-    data = DataSpec(dataset=args.dataset, data_dir=args.data_dir, sidecar=args.sidecar, timezone=args.timezone,
-                    split=args.split, drop_channels=_csv_list(args.drop_channels), calendar=_calendar(args.calendar))
-    cfg = TrainConfig(window=args.window, epochs=args.epochs, budget_seconds=args.budget_seconds, seed=args.seed,
-                      d=args.d, batch=args.batch, max_windows_per_epoch=args.max_windows_per_epoch,
-                      threshold_metric=args.threshold_metric, progress=not args.no_progress,
-                      level_free_kinds=_kinds(args.level_free_kinds))
+    data = DataSpec(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        sidecar=args.sidecar,
+        timezone=args.timezone,
+        split=args.split,
+        drop_channels=_csv_list(args.drop_channels),
+        calendar=_calendar(args.calendar),
+    )
+    cfg = TrainConfig(
+        window=args.window,
+        epochs=args.epochs,
+        budget_seconds=args.budget_seconds,
+        seed=args.seed,
+        d=args.d,
+        batch=args.batch,
+        max_windows_per_epoch=args.max_windows_per_epoch,
+        threshold_metric=args.threshold_metric,
+        progress=not args.no_progress,
+        level_free_kinds=_kinds(args.level_free_kinds),
+    )
     _check_out(Path(args.out))
     man = train_bundle(data, Path(args.out), cfg, latency_runs=args.latency_runs)
     tiers = ", ".join(f"{t.name} {t.latency_us_p50:.0f}us" for t in man.tiers)
-    print(f"wrote {args.out}: {man.version}; {tiers}; "
-          f"trained {man.metrics['train_seconds']:.1f}s, onnx max err {man.metrics['onnx_max_abs_error']:.1e}")
+    print(
+        f"wrote {args.out}: {man.version}; {tiers}; "
+        f"trained {man.metrics['train_seconds']:.1f}s, onnx max err {man.metrics['onnx_max_abs_error']:.1e}"
+    )
     return 0
 
 
@@ -134,7 +175,9 @@ def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise BundleError(f"--out {out}: exists and is a file; give a directory path")
     if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").exists():
-        raise BundleError(f"--out {out}: exists, is not empty and is not a bundle; give a new or empty directory")
+        raise BundleError(
+            f"--out {out}: exists, is not empty and is not a bundle; give a new or empty directory"
+        )
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -147,10 +190,17 @@ def _demo(args: argparse.Namespace) -> int:
     from training.demo import DEMO_DAYS, DEMO_SEED, build_demo_bundle, default_out
 
     out = Path(args.out) if args.out else default_out()
-    man = build_demo_bundle(out, days=args.days or DEMO_DAYS, seed=DEMO_SEED if args.seed is None else args.seed,
-                            budget_seconds=args.budget_seconds, progress=not args.no_progress)
-    print(f"wrote {out}: {man.version}; int8 files "
-          f"{sum((out / f).stat().st_size for f in {t.file for t in man.tiers if t.precision == 'int8'})} B")
+    man = build_demo_bundle(
+        out,
+        days=args.days or DEMO_DAYS,
+        seed=DEMO_SEED if args.seed is None else args.seed,
+        budget_seconds=args.budget_seconds,
+        progress=not args.no_progress,
+    )
+    print(
+        f"wrote {out}: {man.version}; int8 files "
+        f"{sum((out / f).stat().st_size for f in {t.file for t in man.tiers if t.precision == 'int8'})} B"
+    )
     return 0
 
 
@@ -158,14 +208,17 @@ def _one_line(err: BaseException) -> str:
     if isinstance(err, pydantic.ValidationError):
         first = err.errors()[0]
         loc = ".".join(str(x) for x in first.get("loc", ()))
-        return f"{err.title}: {loc}: {first.get('msg')} ({err.error_count()} error(s)); fix the file and retry"
+        return (
+            f"{err.title}: {loc}: {first.get('msg')} ({err.error_count()} error(s)); fix the file and retry"
+        )
     return " ".join(str(err).split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     handlers = {"train": _train, "evaluate": _evaluate, "build-demo-bundle": _demo}
     try:
         return handlers[args.command](args)

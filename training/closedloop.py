@@ -36,12 +36,21 @@ def _fill(buf: np.ndarray) -> np.ndarray:
     return np.take_along_axis(buf, idx, axis=1)
 
 
-def closed_loop(bundle: Path, man: Manifest, tier: str = "int8", hours: float = 48.0, seed: int = 101,
-                start: str = "2023-01-16T06:00", timezone: str = "Europe/Brussels") -> dict[str, float]:
+def closed_loop(
+    bundle: Path,
+    man: Manifest,
+    tier: str = "int8",
+    hours: float = 48.0,
+    seed: int = 101,
+    start: str = "2023-01-16T06:00",
+    timezone: str = "Europe/Brussels",
+) -> dict[str, float]:
     """Agreement of the tier's decisions with the preference over `hours` of closed-loop simulation."""
     t = man.tier(tier)
     sess = make_session(Path(bundle) / t.file)
-    home = SimHome(seed, dt.datetime.fromisoformat(start).replace(tzinfo=ZoneInfo(timezone)), timezone=timezone)
+    home = SimHome(
+        seed, dt.datetime.fromisoformat(start).replace(tzinfo=ZoneInfo(timezone)), timezone=timezone
+    )
     names = [c.name for c in man.channels]
     c, w = len(names), man.window
     mean = np.array([ch.mean for ch in man.channels], np.float32)

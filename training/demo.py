@@ -46,17 +46,35 @@ def demo_config(seed: int, budget_seconds: float | None, progress: bool) -> Trai
 
     Humidity keeps its level here (the person's fan preference reads felt temperature = T + 0.1 (RH - 50)).
     """
-    return TrainConfig(window=64, epochs=16, patience=3, max_windows_per_epoch=30_000, batch=256, seed=seed,
-                       level_free_kinds=("co2",),
-                       budget_seconds=budget_seconds, progress=progress)
+    return TrainConfig(
+        window=64,
+        epochs=16,
+        patience=3,
+        max_windows_per_epoch=30_000,
+        batch=256,
+        seed=seed,
+        level_free_kinds=("co2",),
+        budget_seconds=budget_seconds,
+        progress=progress,
+    )
 
 
-def build_demo_bundle(out: Path, days: int = DEMO_DAYS, seed: int = DEMO_SEED, budget_seconds: float | None = None,
-                      progress: bool = True) -> Manifest:
+def build_demo_bundle(
+    out: Path,
+    days: int = DEMO_DAYS,
+    seed: int = DEMO_SEED,
+    budget_seconds: float | None = None,
+    progress: bool = True,
+) -> Manifest:
     """Generate `days` of explored simulated history (seed), train, check in closed loop, write `out`."""
     data = DataSpec(dataset=simexplore_name(days, seed, DEMO_START), split=DEMO_SPLIT)
-    man = train_bundle(data, out, demo_config(seed, budget_seconds, progress),
-                       version=f"demo-simhome-{days}d-s{seed}", created=DEMO_CREATED)
+    man = train_bundle(
+        data,
+        out,
+        demo_config(seed, budget_seconds, progress),
+        version=f"demo-simhome-{days}d-s{seed}",
+        created=DEMO_CREATED,
+    )
     loop: dict[str, float] = {}
     for season, start in CLOSED_LOOP_STARTS.items():
         res = closed_loop(out, man, "int8", hours=CLOSED_LOOP_HOURS, seed=CLOSED_LOOP_SEED, start=start)

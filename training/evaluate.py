@@ -50,8 +50,10 @@ def open_bundle(path: Path) -> Manifest:
         man = read_manifest(path)
     except pydantic.ValidationError as err:
         e = err.errors()[0]
-        raise BundleError(f"{path / MANIFEST_NAME}: invalid manifest ({'.'.join(map(str, e['loc']))}: {e['msg']}); "
-                          "rebuild the bundle") from None
+        raise BundleError(
+            f"{path / MANIFEST_NAME}: invalid manifest ({'.'.join(map(str, e['loc']))}: {e['msg']}); "
+            "rebuild the bundle"
+        ) from None
     except ValueError as err:
         raise BundleError(f"{path / MANIFEST_NAME}: not valid JSON ({err}); rebuild the bundle") from None
     for t in man.tiers:
@@ -59,7 +61,9 @@ def open_bundle(path: Path) -> Manifest:
         if not f.is_file():
             raise BundleError(f"{f}: tier {t.name!r} file missing; rebuild the bundle")
         if sha256_file(f) != t.sha256:
-            raise BundleError(f"{f}: sha256 differs from the manifest (changed after export); rebuild the bundle")
+            raise BundleError(
+                f"{f}: sha256 differs from the manifest (changed after export); rebuild the bundle"
+            )
     return man
 
 
@@ -69,12 +73,19 @@ def _align(man: Manifest, log: SensorLog) -> tuple[np.ndarray, np.ndarray]:
     devs = [d.name for d in log.devices]
     for c in man.channels:
         if c.name not in chans:
-            raise DataError(f"bundle channel {c.name!r} is not in dataset {log.name} (channels: {', '.join(chans)}); "
-                            "evaluate on the data the bundle was trained on")
+            raise DataError(
+                f"bundle channel {c.name!r} is not in dataset {log.name} (channels: {', '.join(chans)}); "
+                "evaluate on the data the bundle was trained on"
+            )
     for d in man.devices:
         if d.name not in devs:
-            raise DataError(f"bundle device {d.name!r} is not in dataset {log.name}; evaluate on its training data")
-    return (np.array([chans.index(c.name) for c in man.channels]), np.array([devs.index(d.name) for d in man.devices]))
+            raise DataError(
+                f"bundle device {d.name!r} is not in dataset {log.name}; evaluate on its training data"
+            )
+    return (
+        np.array([chans.index(c.name) for c in man.channels]),
+        np.array([devs.index(d.name) for d in man.devices]),
+    )
 
 
 class Windows:
@@ -99,7 +110,7 @@ class Windows:
     def chunks(self, ends: np.ndarray | None = None):  # type: ignore[no-untyped-def]
         e = self.ends if ends is None else ends
         for i in range(0, e.size, CHUNK):
-            yield self.get(e[i:i + CHUNK])
+            yield self.get(e[i : i + CHUNK])
 
 
 def _tier_input(x: np.ndarray, mask: np.ndarray, ids: np.ndarray, tf: int, subset: np.ndarray | None):
@@ -137,27 +148,36 @@ def run_tiers(man: Manifest, bundle: Path, win: Windows, focus: np.ndarray) -> d
     res = {name: np.concatenate(v) if v else None for name, v in outs.items()}
     for t in man.tiers:
         if t.every_n_ticks > 1:  # same file and channels as the tier above it, run every n-th window, held
-            src = next(s for s in man.tiers if s.file == t.file and s.channel_budget == t.channel_budget
-                       and s.every_n_ticks == 1)
+            src = next(
+                s
+                for s in man.tiers
+                if s.file == t.file and s.channel_budget == t.channel_budget and s.every_n_ticks == 1
+            )
             o = res[src.name]
             res[t.name] = o[(np.arange(len(o)) // t.every_n_ticks) * t.every_n_ticks]
     return {"out": res, "labels": np.concatenate(labels), "attention": np.concatenate(att)}
 
 
-def split_metrics(man: Manifest, out: np.ndarray, y: np.ndarray, ref_dec: np.ndarray | None) -> dict[str, Any]:
+def split_metrics(
+    man: Manifest, out: np.ndarray, y: np.ndarray, ref_dec: np.ndarray | None
+) -> dict[str, Any]:
     dec = decide(out, man.devices)
     per = {}
     for k, d in enumerate(man.devices):
         scores = out[:, k] if d.kind == "binary" else None
         per[d.name] = device_metrics(d.kind, y[:, k], dec[:, k], scores=scores, levels=d.levels)
-    res: dict[str, Any] = {"accuracy": float(np.nanmean([m["accuracy"] for m in per.values()])), "devices": per}
+    res: dict[str, Any] = {
+        "accuracy": float(np.nanmean([m["accuracy"] for m in per.values()])),
+        "devices": per,
+    }
     if ref_dec is not None:
         res["agreement_vs_full"] = float(agree(dec, ref_dec, man.devices).mean())
     return res
 
 
-def evaluate_bundle(bundle: Path, data: DataSpec, eval_drop: list[str], *, latency_runs: int = 1000,
-                    faith_windows: int = 1000) -> tuple[dict[str, Any], dict[str, Any]]:
+def evaluate_bundle(
+    bundle: Path, data: DataSpec, eval_drop: list[str], *, latency_runs: int = 1000, faith_windows: int = 1000
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(report dict, extras for plotting). See the module docstring for what is measured."""
     man = open_bundle(bundle)
     parts = load_splits(data)
@@ -169,9 +189,16 @@ def evaluate_bundle(bundle: Path, data: DataSpec, eval_drop: list[str], *, laten
     splits = test_split_names(data)
     k = man.tier("focused").channel_budget or len(names)
     focus = focus_channels(man, bundle, Windows(man, parts["train"], live), k)
-    report: dict[str, Any] = {"bundle": str(bundle), "version": man.version, "dataset": data.dataset,
-                              "drop_channels": eval_drop, "focused_channels": [names[i] for i in focus],
-                              "tiers": {t.name: {} for t in man.tiers}, "baselines": {}, "data": {}}
+    report: dict[str, Any] = {
+        "bundle": str(bundle),
+        "version": man.version,
+        "dataset": data.dataset,
+        "drop_channels": eval_drop,
+        "focused_channels": [names[i] for i in focus],
+        "tiers": {t.name: {} for t in man.tiers},
+        "baselines": {},
+        "data": {},
+    }
     extras: dict[str, Any] = {"manifest": man}
     wins = {s: Windows(man, parts[s], live) for s in splits}
     for s in splits:
@@ -182,19 +209,28 @@ def evaluate_bundle(bundle: Path, data: DataSpec, eval_drop: list[str], *, laten
         if s == splits[0]:
             extras.update(sample=r, ends=wins[s].ends, log=parts[s])
     for name, log in parts.items():
-        report["data"][name] = {"rows": int(log.stats.get("rows", len(log))),
-                                "masked_rows": int(log.stats.get("masked_rows", 0)), "windows":
-                                int(WindowSampler(log, man.window).ends.size)}
+        report["data"][name] = {
+            "rows": int(log.stats.get("rows", len(log))),
+            "masked_rows": int(log.stats.get("masked_rows", 0)),
+            "windows": int(WindowSampler(log, man.window).ends.size),
+        }
     report["baselines"] = _baselines(man, parts, wins, splits, eval_drop)
     _latency(man, bundle, wins[splits[0]], focus, report, latency_runs)
     fw = _faith(man, bundle, wins, splits, faith_windows)
     report.update(fw)
-    report["onnx_max_abs_error"] = max(man.metrics.get("onnx_max_abs_error", 0.0), _parity(bundle, wins[splits[0]]))
+    report["onnx_max_abs_error"] = max(
+        man.metrics.get("onnx_max_abs_error", 0.0), _parity(bundle, wins[splits[0]])
+    )
     return report, extras
 
 
-def _baselines(man: Manifest, parts: dict[str, SensorLog], wins: dict[str, Windows], splits: list[str],
-               eval_drop: list[str]) -> dict[str, Any]:
+def _baselines(
+    man: Manifest,
+    parts: dict[str, SensorLog],
+    wins: dict[str, Windows],
+    splits: list[str],
+    eval_drop: list[str],
+) -> dict[str, Any]:
     logs = {k: drop_channels(v, eval_drop) for k, v in parts.items()}
     models = fit_baselines(logs["train"], logs["val"], man.window, BASELINES)
     out: dict[str, Any] = {}
@@ -210,7 +246,10 @@ def _baselines(man: Manifest, parts: dict[str, SensorLog], wins: dict[str, Windo
                 j = [dv.name for dv in logs[s].devices].index(d.name)
                 sc = scores[d.name] if d.kind != "setpoint" else None
                 per[d.name] = device_metrics(d.kind, y[:, j], dec[d.name], scores=sc, levels=d.levels)
-            out[name][s] = {"accuracy": float(np.nanmean([m["accuracy"] for m in per.values()])), "devices": per}
+            out[name][s] = {
+                "accuracy": float(np.nanmean([m["accuracy"] for m in per.values()])),
+                "devices": per,
+            }
     return out
 
 
@@ -220,7 +259,9 @@ def _pool(win: Windows, n: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return x, mask, ids
 
 
-def _latency(man: Manifest, bundle: Path, win: Windows, focus: np.ndarray, report: dict[str, Any], n: int) -> None:
+def _latency(
+    man: Manifest, bundle: Path, win: Windows, focus: np.ndarray, report: dict[str, Any], n: int
+) -> None:
     from training.bundle import load_models
     from training.export import torch_latency
 
@@ -233,7 +274,9 @@ def _latency(man: Manifest, bundle: Path, win: Windows, focus: np.ndarray, repor
     lat = torch_latency(full, x, mask, ids, n=n)
     report["torch_eager_latency_us"] = {"p50": lat["p50"], "p99": lat["p99"]}
     tp50 = lat["p50"]
-    report["speedup_vs_torch_p50"] = {t.name: tp50 / report["tiers"][t.name]["latency_us"]["p50"] for t in man.tiers}
+    report["speedup_vs_torch_p50"] = {
+        t.name: tp50 / report["tiers"][t.name]["latency_us"]["p50"] for t in man.tiers
+    }
 
 
 def _parity(bundle: Path, win: Windows) -> float:
@@ -250,7 +293,9 @@ def _parity(bundle: Path, win: Windows) -> float:
     return max(float(np.abs(r.numpy() - g).max()) for r, g in zip(ref, got, strict=True))
 
 
-def _faith(man: Manifest, bundle: Path, wins: dict[str, Windows], splits: list[str], n: int) -> dict[str, Any]:
+def _faith(
+    man: Manifest, bundle: Path, wins: dict[str, Windows], splits: list[str], n: int
+) -> dict[str, Any]:
     per = max(1, n // len(splits))
     xs, ms, ids = [], [], []
     for s in splits:
@@ -292,8 +337,9 @@ def evaluate_cli(args: argparse.Namespace, eval_drop: list[str], calendar: list[
         drop_channels=list(trained.get("drop_channels", [])),
         calendar=calendar if calendar is not None else trained.get("calendar"),
     )
-    report, extras = evaluate_bundle(bundle, data, eval_drop, latency_runs=args.latency_runs,
-                                     faith_windows=args.faithfulness_windows)
+    report, extras = evaluate_bundle(
+        bundle, data, eval_drop, latency_runs=args.latency_runs, faith_windows=args.faithfulness_windows
+    )
     report = _jsonable(report)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -312,5 +358,9 @@ def summary_line(report: dict[str, Any]) -> str:
         parts.append(f"{tier} {accs}% {r['latency_us']['p50']:.0f}us")
     lda = report["baselines"].get("lda", {})
     lda_s = "/".join(f"{v['accuracy'] * 100:.2f}" for v in lda.values())
-    return (f"{report['version']}: " + "; ".join(parts) + f"; lda {lda_s}%; torch {report['torch_eager_latency_us']['p50']:.0f}us; "
-            f"faithfulness_top1 {report['faithfulness_top1']}")
+    return (
+        f"{report['version']}: "
+        + "; ".join(parts)
+        + f"; lda {lda_s}%; torch {report['torch_eager_latency_us']['p50']:.0f}us; "
+        f"faithfulness_top1 {report['faithfulness_top1']}"
+    )

@@ -98,8 +98,13 @@ def _quiet_loggers():  # type: ignore[no-untyped-def]
             lg.setLevel(level)
 
 
-def parity(model: CatVsn, onnx_path: Path, n: int = 64, seed: int = 1,
-           real: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> float:
+def parity(
+    model: CatVsn,
+    onnx_path: Path,
+    n: int = 64,
+    seed: int = 1,
+    real: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> float:
     """Max abs difference of all three outputs, torch vs onnxruntime, on the same inputs.
 
     Covers batch 1 and n, all channels and random subsets/orders with random masks, plus `real` windows
@@ -176,9 +181,13 @@ def torch_latency(
     torch.set_num_threads(1)
     try:
         xs = [torch.from_numpy(np.ascontiguousarray(x[i : i + 1], dtype=np.float32)) for i in range(len(x))]
-        ms = [torch.from_numpy(np.ascontiguousarray(mask[i : i + 1], dtype=np.float32)) for i in range(len(x))]
-        ids = [torch.from_numpy(np.ascontiguousarray(channel_ids[i : i + 1], dtype=np.int64))
-               for i in range(len(x))]
+        ms = [
+            torch.from_numpy(np.ascontiguousarray(mask[i : i + 1], dtype=np.float32)) for i in range(len(x))
+        ]
+        ids = [
+            torch.from_numpy(np.ascontiguousarray(channel_ids[i : i + 1], dtype=np.int64))
+            for i in range(len(x))
+        ]
 
         def call(i: int) -> object:
             j = i % len(xs)

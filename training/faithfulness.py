@@ -34,8 +34,14 @@ def _masked_by_order(mask: np.ndarray, order: np.ndarray, j: int) -> np.ndarray:
     return m
 
 
-def faithfulness(sess: ort.InferenceSession, x: np.ndarray, mask: np.ndarray, ids: np.ndarray,
-                 devices: list[DeviceSpec], seed: int = 0) -> dict[str, object]:
+def faithfulness(
+    sess: ort.InferenceSession,
+    x: np.ndarray,
+    mask: np.ndarray,
+    ids: np.ndarray,
+    devices: list[DeviceSpec],
+    seed: int = 0,
+) -> dict[str, object]:
     """Faithfulness figures of one session on normalized windows x [N, C, T], mask [N, C], ids [N, C]."""
     rng = np.random.default_rng(seed)
     base, _, att = run_batched(sess, x, mask, ids)  # [N, D], [N, D, C]
@@ -56,10 +62,13 @@ def faithfulness(sess: ort.InferenceSession, x: np.ndarray, mask: np.ndarray, id
     informative = (delta.max(-1) > 1e-3)[valid]  # some deletion moves the output
     res: dict[str, object] = {
         "faithfulness_top1": float(hit.mean()) if hit.size else float("nan"),
-        "faithfulness_top1_informative": float(hit[informative].mean()) if informative.any() else float("nan"),
+        "faithfulness_top1_informative": float(hit[informative].mean())
+        if informative.any()
+        else float("nan"),
         "faithfulness_windows": int(valid.sum()),
-        "faithfulness_top1_devices": {dv.name: float(hit[:, k].mean()) if hit.size else float("nan")
-                                      for k, dv in enumerate(devices)},
+        "faithfulness_top1_devices": {
+            dv.name: float(hit[:, k].mean()) if hit.size else float("nan") for k, dv in enumerate(devices)
+        },
     }
     # deletion curves: j = 1 .. C-1 channels removed; only windows with more than j live channels count
     att_curve, rnd_curve = [], []

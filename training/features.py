@@ -29,12 +29,12 @@ def current_features(sampler: WindowSampler, ends: np.ndarray) -> np.ndarray:
     out = np.empty((ends.size, sampler.n_channels), dtype=np.float32)
     s = sampler.stale_steps
     for i in range(0, ends.size, BATCH):
-        e = ends[i:i + BATCH]
+        e = ends[i : i + BATCH]
         recent = sampler.values[e[:, None] + np.arange(-s + 1, 1)]  # [B, s, C]
         ok = ~np.isnan(recent)
         pos = s - 1 - np.argmax(ok[:, ::-1, :], axis=1)  # [B, C] newest non-missing of the last s steps
         val = np.take_along_axis(recent, pos[:, None, :], axis=1)[:, 0, :]
-        out[i:i + BATCH] = np.where(ok.any(axis=1), val, np.nan)
+        out[i : i + BATCH] = np.where(ok.any(axis=1), val, np.nan)
     return out
 
 
@@ -43,7 +43,7 @@ def _stats(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     t = x.shape[-1]
     steps = np.arange(t, dtype=np.float32) - (t - 1) / 2.0  # centered step index [T]
     mean = x.mean(axis=-1)
-    denom = float((steps ** 2).sum()) or 1.0
+    denom = float((steps**2).sum()) or 1.0
     slope = ((x - mean[..., None]) * steps).sum(axis=-1) / denom
     f = np.stack([x[..., -1], mean, x.std(axis=-1), x.min(axis=-1), x.max(axis=-1), slope], axis=-1)
     f[mask == 0] = np.nan
@@ -57,9 +57,9 @@ def window_features(sampler: WindowSampler, ends: np.ndarray) -> np.ndarray:
     out = np.empty((ends.size, 6 * c + 2), dtype=np.float32)
     hour, weekday = hour_and_weekday(sampler.log)
     for i in range(0, ends.size, BATCH):
-        e = ends[i:i + BATCH]
+        e = ends[i : i + BATCH]
         x, mask, _ = sampler.batch(e)
-        out[i:i + BATCH, :6 * c] = _stats(x, mask).reshape(e.size, 6 * c)
-        out[i:i + BATCH, 6 * c] = hour[e]
-        out[i:i + BATCH, 6 * c + 1] = weekday[e]
+        out[i : i + BATCH, : 6 * c] = _stats(x, mask).reshape(e.size, 6 * c)
+        out[i : i + BATCH, 6 * c] = hour[e]
+        out[i : i + BATCH, 6 * c + 1] = weekday[e]
     return out

@@ -32,21 +32,28 @@ def _known(y_true: np.ndarray, *arrays: np.ndarray | None) -> list[np.ndarray | 
     return [y[keep], *(None if a is None else np.asarray(a)[keep] for a in arrays)]
 
 
-def device_metrics(kind: str, y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None = None,
-                   levels: int = 2) -> dict[str, float]:
+def device_metrics(
+    kind: str, y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None = None, levels: int = 2
+) -> dict[str, float]:
     """Metrics of one device over windows; y_true [n] (NaN = unknown), y_pred [n], scores [n] or [n, levels]."""
     y, p, s = _known(y_true, y_pred, scores)
     n = int(y.size)
     if kind == "setpoint":
         err = np.abs(p.astype(np.float64) - y) if n else np.zeros(0)
-        return {"accuracy": float((err <= SETPOINT_TOLERANCE).mean()) if n else NAN,
-                "mae": float(err.mean()) if n else NAN,
-                "rmse": float(math.sqrt((err ** 2).mean())) if n else NAN,
-                "balanced_accuracy": NAN, "f1": NAN, "average_precision": NAN, "majority_rate": NAN,
-                "n": float(n)}
+        return {
+            "accuracy": float((err <= SETPOINT_TOLERANCE).mean()) if n else NAN,
+            "mae": float(err.mean()) if n else NAN,
+            "rmse": float(math.sqrt((err**2).mean())) if n else NAN,
+            "balanced_accuracy": NAN,
+            "f1": NAN,
+            "average_precision": NAN,
+            "majority_rate": NAN,
+            "n": float(n),
+        }
     if n == 0:
-        return {k: NAN for k in ("accuracy", "balanced_accuracy", "f1", "average_precision", "majority_rate")} | {
-            "n": 0.0}
+        return {
+            k: NAN for k in ("accuracy", "balanced_accuracy", "f1", "average_precision", "majority_rate")
+        } | {"n": 0.0}
     yi = np.rint(y).astype(np.int64)
     pi = np.rint(p).astype(np.int64)
     counts = np.bincount(yi, minlength=levels)

@@ -177,13 +177,17 @@ class CatVsn(nn.Module):
         # Output assembly: binary heads vectorized, then level/setpoint heads, then back to device order.
         starts = [sum(h.n_out for h in cfg.devices[:k]) for k in range(n_dev)]
         self.binary = [k for k, h in enumerate(cfg.devices) if h.kind == "binary"]
-        self.register_buffer("binary_cols", torch.tensor([starts[k] for k in self.binary], dtype=torch.long),
-                             persistent=False)
+        self.register_buffer(
+            "binary_cols", torch.tensor([starts[k] for k in self.binary], dtype=torch.long), persistent=False
+        )
         self.others = [(k, starts[k]) for k, h in enumerate(cfg.devices) if h.kind != "binary"]
         order = self.binary + [k for k, _ in self.others]
         self.identity_order = order == list(range(n_dev))
-        self.register_buffer("device_order", torch.tensor([order.index(k) for k in range(n_dev)], dtype=torch.long),
-                             persistent=False)
+        self.register_buffer(
+            "device_order",
+            torch.tensor([order.index(k) for k in range(n_dev)], dtype=torch.long),
+            persistent=False,
+        )
 
     def raw(
         self, x: torch.Tensor, mask: torch.Tensor, channel_ids: torch.Tensor
@@ -193,7 +197,9 @@ class CatVsn(nn.Module):
         x = x * mask.unsqueeze(-1)  # masked channels carry no signal, whatever was fed
         z = self.encoder(x, mask, self.level_keep[channel_ids].unsqueeze(-1))  # [B, C, d]
         table = self.channel_emb.weight + self.kind_emb.weight[self.kind_of]  # [n_ch, d], constant in ONNX
-        z = z + F.embedding(channel_ids, table)  # [B, C, d]; (advanced-indexing backward is not deterministic)
+        z = z + F.embedding(
+            channel_ids, table
+        )  # [B, C, d]; (advanced-indexing backward is not deterministic)
         h = self.context(z, mask)  # [B, C, d]
         keys = self.key(self.key_norm(h))  # [B, C, d]
         logits = torch.einsum("kd,bcd->bkc", self.query, keys) / math.sqrt(self.cfg.d)  # [B, D, C]

@@ -51,8 +51,10 @@ def run_batched(
     batch: int = 512,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`run_session` over a large batch in chunks (bounded memory)."""
-    parts = [run_session(sess, x[i : i + batch], mask[i : i + batch], channel_ids[i : i + batch])
-             for i in range(0, len(x), batch)]
+    parts = [
+        run_session(sess, x[i : i + batch], mask[i : i + batch], channel_ids[i : i + batch])
+        for i in range(0, len(x), batch)
+    ]
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))  # type: ignore[return-value]
 
 
@@ -77,8 +79,11 @@ def ort_latency(
 ) -> dict[str, float]:
     """Batch-1 latency (us) cycling through the given pool of windows x [N, C, T]."""
     feeds = [
-        {"x": x[i : i + 1].astype(np.float32), "mask": mask[i : i + 1].astype(np.float32),
-         "channel_ids": channel_ids[i : i + 1].astype(np.int64)}
+        {
+            "x": x[i : i + 1].astype(np.float32),
+            "mask": mask[i : i + 1].astype(np.float32),
+            "channel_ids": channel_ids[i : i + 1].astype(np.int64),
+        }
         for i in range(len(x))
     ]
     names = ["devices", "confidence", "attention"]

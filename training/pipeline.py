@@ -71,12 +71,18 @@ def load_splits(spec: DataSpec) -> dict[str, SensorLog]:
     )
     if spec.dataset == UCI_NAME:
         if spec.split:
-            raise DataError(f"--split {spec.split!r}: {UCI_NAME} has its own train/test/test2 files; "
-                            "--split applies to CSV datasets only, drop it")
+            raise DataError(
+                f"--split {spec.split!r}: {UCI_NAME} has its own train/test/test2 files; "
+                "--split applies to CSV datasets only, drop it"
+            )
         tr = logs["train"]
         cut = int(round(len(tr) * (1 - UCI_VAL_FRACTION)))
-        parts = {"train": slice_log(tr, 0, cut, f"{tr.name}:fit"), "val": slice_log(tr, cut, len(tr), f"{tr.name}:val"),
-                 "test": logs["test"], "test2": logs["test2"]}
+        parts = {
+            "train": slice_log(tr, 0, cut, f"{tr.name}:fit"),
+            "val": slice_log(tr, cut, len(tr), f"{tr.name}:val"),
+            "test": logs["test"],
+            "test2": logs["test2"],
+        }
     else:
         parts = split_log(logs["all"], spec.split)
     cal = spec.calendar_channels()
@@ -93,10 +99,12 @@ def _load_simexplore(spec: DataSpec) -> dict[str, SensorLog]:
     from training.simexplore import write_explored_history
 
     try:
-        kv = dict(p.split("=", 1) for p in spec.dataset[len(SIMEXPLORE):].split(","))
+        kv = dict(p.split("=", 1) for p in spec.dataset[len(SIMEXPLORE) :].split(","))
         days, seed, start = int(kv["days"]), int(kv["seed"]), kv["start"]
     except (ValueError, KeyError):
-        raise DataError(f"dataset {spec.dataset!r}: expected {SIMEXPLORE}days=N,seed=S,start=YYYY-MM-DD") from None
+        raise DataError(
+            f"dataset {spec.dataset!r}: expected {SIMEXPLORE}days=N,seed=S,start=YYYY-MM-DD"
+        ) from None
     with tempfile.TemporaryDirectory(prefix="edge-agent-simexplore-") as tmp:
         csv = write_explored_history(Path(tmp) / "simhome.csv", days, seed=seed, start=start)
         return load_splits(replace(spec, dataset=str(csv)))
@@ -150,8 +158,16 @@ def train_bundle(
         "rows": {k: len(v) for k, v in parts.items()},
     }
     assert res.val_pool is not None
-    return write_bundle(out, spec, res.full, res.coarse, cfg.time_factor, res.val_pool,
-                        latency_runs=latency_runs, extra_files={TRAINING_FILE: json.dumps(meta, indent=2)})
+    return write_bundle(
+        out,
+        spec,
+        res.full,
+        res.coarse,
+        cfg.time_factor,
+        res.val_pool,
+        latency_runs=latency_runs,
+        extra_files={TRAINING_FILE: json.dumps(meta, indent=2)},
+    )
 
 
 def read_training_meta(bundle: Path) -> dict[str, Any] | None:

@@ -35,11 +35,14 @@ class TrainProgress:
 
     def __enter__(self) -> TrainProgress:
         self._progress.__enter__()
-        self._task = self._progress.add_task("train", total=self.total, epoch=0, loss=float("nan"), rate=0.0,
-                                             eta="?")
+        self._task = self._progress.add_task(
+            "train", total=self.total, epoch=0, loss=float("nan"), rate=0.0, eta="?"
+        )
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._progress.__exit__(et, ev, tb)
 
     def step(self, *, loss: float, windows: int, epoch: int) -> None:
@@ -49,4 +52,6 @@ class TrainProgress:
         if self.budget is not None:
             left = min(left, max(self.budget - el, 0.0))
         eta = f"{int(left) // 60}:{int(left) % 60:02d}"
-        self._progress.update(self._task, advance=1, epoch=epoch, loss=loss, rate=windows / max(el, 1e-9), eta=eta)
+        self._progress.update(
+            self._task, advance=1, epoch=epoch, loss=loss, rate=windows / max(el, 1e-9), eta=eta
+        )

@@ -27,42 +27,76 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# Evaluation of `{report['version']}` on {report['dataset']}", ""]
     if report.get("drop_channels"):
         lines += [f"Channels masked (dead sensor): {', '.join(report['drop_channels'])}.", ""]
-    lines += [f"Focused tier channels (top by training attention): {', '.join(report['focused_channels'])}.", ""]
-    head = "| tier | " + " | ".join(f"{s} acc % | {s} agree % " for s in splits) + "| p50 µs | p99 µs | × torch |"
+    lines += [
+        f"Focused tier channels (top by training attention): {', '.join(report['focused_channels'])}.",
+        "",
+    ]
+    head = (
+        "| tier | "
+        + " | ".join(f"{s} acc % | {s} agree % " for s in splits)
+        + "| p50 µs | p99 µs | × torch |"
+    )
     lines += ["## Tiers", "", head, "|" + "---|" * (4 + 2 * len(splits))]
     for tier, r in report["tiers"].items():
-        cells = " | ".join(f"{_pct(r[s]['accuracy'])} | {_pct(r[s].get('agreement_vs_full'))}" for s in splits)
+        cells = " | ".join(
+            f"{_pct(r[s]['accuracy'])} | {_pct(r[s].get('agreement_vs_full'))}" for s in splits
+        )
         sp = report.get("speedup_vs_torch_p50", {}).get(tier)
-        lines.append(f"| {tier} | {cells} | {_num(r['latency_us']['p50'], '{:.0f}')} | "
-                     f"{_num(r['latency_us']['p99'], '{:.0f}')} | {_num(sp, '{:.1f}')} |")
+        lines.append(
+            f"| {tier} | {cells} | {_num(r['latency_us']['p50'], '{:.0f}')} | "
+            f"{_num(r['latency_us']['p99'], '{:.0f}')} | {_num(sp, '{:.1f}')} |"
+        )
     te = report["torch_eager_latency_us"]
-    lines += ["| torch eager (full) | " + " | ".join("– | –" for _ in splits)
-              + f" | {te['p50']:.0f} | {te['p99']:.0f} | 1.0 |", ""]
-    lines += ["## Baselines (same windows)", "", "| baseline | " + " | ".join(f"{s} acc %" for s in splits) + " |",
-              "|" + "---|" * (1 + len(splits))]
+    lines += [
+        "| torch eager (full) | "
+        + " | ".join("– | –" for _ in splits)
+        + f" | {te['p50']:.0f} | {te['p99']:.0f} | 1.0 |",
+        "",
+    ]
+    lines += [
+        "## Baselines (same windows)",
+        "",
+        "| baseline | " + " | ".join(f"{s} acc %" for s in splits) + " |",
+        "|" + "---|" * (1 + len(splits)),
+    ]
     for name, r in report["baselines"].items():
         lines.append(f"| {name} | " + " | ".join(_pct(r[s]["accuracy"]) for s in splits) + " |")
-    lines += ["", "## Per device", "",
-              "| model | split | device | accuracy % | balanced acc % | F1 | AP | majority % | MAE |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Per device",
+        "",
+        "| model | split | device | accuracy % | balanced acc % | F1 | AP | majority % | MAE |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     rows = [("tier " + t, r) for t, r in report["tiers"].items() if t in ("full", "int8", "coarse")]
     rows += [(n, r) for n, r in report["baselines"].items()]
     for model, r in rows:
         for s in splits:
             for dev, m in r[s]["devices"].items():
-                lines.append(f"| {model} | {s} | {dev} | {_pct(m.get('accuracy'))} | {_pct(m.get('balanced_accuracy'))} | "
-                             f"{_num(m.get('f1'))} | {_num(m.get('average_precision'))} | "
-                             f"{_pct(m.get('majority_rate'))} | {_num(m.get('mae'))} |")
+                lines.append(
+                    f"| {model} | {s} | {dev} | {_pct(m.get('accuracy'))} | {_pct(m.get('balanced_accuracy'))} | "
+                    f"{_num(m.get('f1'))} | {_num(m.get('average_precision'))} | "
+                    f"{_pct(m.get('majority_rate'))} | {_num(m.get('mae'))} |"
+                )
     dc = report["deletion_curve"]
-    lines += ["", "## Faithfulness of the attention", "",
-              f"- top-1 agreement (top-attention channel = channel whose masking moves the output most): "
-              f"**{_num(report['faithfulness_top1'])}** over {report['faithfulness_windows']} windows "
-              f"(on windows where some deletion moves the output: {_num(report['faithfulness_top1_informative'])})",
-              "- per device: " + ", ".join(f"{k} {_num(v)}" for k, v in report["faithfulness_top1_devices"].items()),
-              f"- deletion AOPC: attention order {_num(dc['aopc_attention'])} vs random order "
-              f"{_num(dc['aopc_random'])} (ratio {_num(dc['aopc_ratio'], '{:.2f}')})",
-              f"- ONNX vs torch max abs error: {report['onnx_max_abs_error']:.2e}", "",
-              "## Data", "", "| split | rows | masked rows | windows |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Faithfulness of the attention",
+        "",
+        f"- top-1 agreement (top-attention channel = channel whose masking moves the output most): "
+        f"**{_num(report['faithfulness_top1'])}** over {report['faithfulness_windows']} windows "
+        f"(on windows where some deletion moves the output: {_num(report['faithfulness_top1_informative'])})",
+        "- per device: "
+        + ", ".join(f"{k} {_num(v)}" for k, v in report["faithfulness_top1_devices"].items()),
+        f"- deletion AOPC: attention order {_num(dc['aopc_attention'])} vs random order "
+        f"{_num(dc['aopc_random'])} (ratio {_num(dc['aopc_ratio'], '{:.2f}')})",
+        f"- ONNX vs torch max abs error: {report['onnx_max_abs_error']:.2e}",
+        "",
+        "## Data",
+        "",
+        "| split | rows | masked rows | windows |",
+        "|---|---|---|---|",
+    ]
     for s, d in report["data"].items():
         lines.append(f"| {s} | {d['rows']} | {d['masked_rows']} | {d['windows']} |")
     return "\n".join(lines) + "\n"
@@ -79,7 +113,10 @@ def plot(report: dict[str, Any], extras: dict[str, Any], path: Path) -> Path:
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 9))
     for s in _splits(report):
         xs = [r["latency_us"]["p50"] for r in report["tiers"].values()]
-        ys = [r[s]["accuracy"] * 100 if r[s]["accuracy"] is not None else np.nan for r in report["tiers"].values()]
+        ys = [
+            r[s]["accuracy"] * 100 if r[s]["accuracy"] is not None else np.nan
+            for r in report["tiers"].values()
+        ]
         ax1.plot(xs, ys, "o-", label=f"tiers, {s}")
         for name, x, y in zip(report["tiers"], xs, ys, strict=True):
             ax1.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)

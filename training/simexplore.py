@@ -31,7 +31,9 @@ DWELL_MIN = (5.0, 90.0)  # minutes a perturbation lasts (uniform)
 FOLLOW_LAG_MIN = (1, 4)  # minutes the behaviour policy lags the preference when following it
 
 
-def _random_state(kind: str, levels: int, lo: float, hi: float, rng: np.random.Generator, current: float) -> float:
+def _random_state(
+    kind: str, levels: int, lo: float, hi: float, rng: np.random.Generator, current: float
+) -> float:
     if kind == "binary":
         return 1.0 - current
     if kind == "level":
@@ -39,8 +41,14 @@ def _random_state(kind: str, levels: int, lo: float, hi: float, rng: np.random.G
     return float(np.round(rng.uniform(lo, hi) * 2) / 2)
 
 
-def write_explored_history(path: Path, days: int, seed: int, start: str, timezone: str = "Europe/Brussels",
-                           explore: float = EXPLORE_FRACTION) -> Path:
+def write_explored_history(
+    path: Path,
+    days: int,
+    seed: int,
+    start: str,
+    timezone: str = "Europe/Brussels",
+    explore: float = EXPLORE_FRACTION,
+) -> Path:
     """Write `days` of one-minute history from local midnight of `start` (YYYY-MM-DD) to `path` + sidecar."""
     tz = ZoneInfo(timezone)
     home = SimHome(seed, dt.datetime.fromisoformat(start).replace(tzinfo=tz), timezone=timezone)
@@ -82,13 +90,18 @@ def write_explored_history(path: Path, days: int, seed: int, start: str, timezon
     return _write(Path(path), times, values, labels, tz, timezone)
 
 
-def _write(path: Path, times: np.ndarray, values: np.ndarray, labels: np.ndarray, tz: ZoneInfo,
-           timezone: str) -> Path:
-    stamps = pd.DatetimeIndex(pd.to_datetime(np.round(times).astype(np.int64), unit="s", utc=True)).tz_convert(tz)
+def _write(
+    path: Path, times: np.ndarray, values: np.ndarray, labels: np.ndarray, tz: ZoneInfo, timezone: str
+) -> Path:
+    stamps = pd.DatetimeIndex(
+        pd.to_datetime(np.round(times).astype(np.int64), unit="s", utc=True)
+    ).tz_convert(tz)
     df = pd.DataFrame(values, columns=[c.name for c in CHANNELS])
     for k, d in enumerate(DEVICES):
         df[d.name] = labels[:, k]
-    df.insert(0, "time", stamps.strftime("%Y-%m-%dT%H:%M:%S%z").str.replace(r"(\d\d)(\d\d)$", r"\1:\2", regex=True))
+    df.insert(
+        0, "time", stamps.strftime("%Y-%m-%dT%H:%M:%S%z").str.replace(r"(\d\d)(\d\d)$", r"\1:\2", regex=True)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     df.to_csv(tmp, index=False, float_format="%.6g", na_rep="")

@@ -40,7 +40,9 @@ class TrainConfig:
     patch: int = 8  # fine model patch; the coarse model uses patch // time_factor (min 1)
     d: int = 32
     coarse_d: int = 24  # the cheapest tiers use a narrower model
-    coarse_heads: int = 1  # one head: no per-head reshapes/transposes, ~10 fewer ONNX nodes at the latency floor
+    coarse_heads: int = (
+        1  # one head: no per-head reshapes/transposes, ~10 fewer ONNX nodes at the latency floor
+    )
     batch: int = 128
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -55,8 +57,12 @@ class TrainConfig:
     # model that reads their level fails on a later week (measured: no-Light UCI test2 65 % -> 77 %)
     level_free_kinds: tuple[str, ...] = ("co2", "humidity", "humidity_ratio")
     keep_all_frac: float = 0.3  # fraction of samples trained with every live channel
-    attn_entropy: float = 0.02  # readout-attention entropy penalty: peaked attention, faithful top-1 (UCI 0.89->0.97)
-    ema: float = 0.99  # validate and keep an exponential moving average of the weights (decay per step; 0 = off)
+    attn_entropy: float = (
+        0.02  # readout-attention entropy penalty: peaked attention, faithful top-1 (UCI 0.89->0.97)
+    )
+    ema: float = (
+        0.99  # validate and keep an exponential moving average of the weights (decay per step; 0 = off)
+    )
     threshold_metric: str = "balanced_accuracy"  # binary threshold on validation: balanced_accuracy | f1
     seed: int = 0
     threads: int = 2
@@ -83,8 +89,16 @@ def device_heads(log: SensorLog) -> list[DeviceHead]:
             y = y[~np.isnan(y)]
             if y.size == 0:
                 raise ValueError(f"device {dev.name!r} has no labels in the training span")
-            heads.append(DeviceHead(dev.name, "setpoint", mean=float(y.mean()), std=float(max(y.std(), 0.1)),
-                                    min_value=float(y.min()), max_value=float(y.max())))
+            heads.append(
+                DeviceHead(
+                    dev.name,
+                    "setpoint",
+                    mean=float(y.mean()),
+                    std=float(max(y.std(), 0.1)),
+                    min_value=float(y.min()),
+                    max_value=float(y.max()),
+                )
+            )
         else:
             heads.append(DeviceHead(dev.name, dev.kind, levels=dev.levels if dev.kind == "level" else 2))
     return heads
@@ -124,8 +138,9 @@ class DeviceLoss:
             y = labels[:, k]
             y = y[~np.isnan(y)]
             if h.kind != "setpoint":
-                self.seen[k] = torch.from_numpy(np.bincount(y.astype(int), minlength=h.n_out if h.kind == "level"
-                                                            else 2) > 0)
+                self.seen[k] = torch.from_numpy(
+                    np.bincount(y.astype(int), minlength=h.n_out if h.kind == "level" else 2) > 0
+                )
             if h.kind == "binary" and y.size:
                 rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
                 # tempered (sqrt) weighting: balanced sampling already lifted rare positives
@@ -147,16 +162,22 @@ class DeviceLoss:
                 r = raw[known]
                 yk = y[known]
                 if h.kind == "binary":
-                    total = total + F.binary_cross_entropy_with_logits(r[:, o], yk, pos_weight=self.pos_weight.get(k))
+                    total = total + F.binary_cross_entropy_with_logits(
+                        r[:, o], yk, pos_weight=self.pos_weight.get(k)
+                    )
                 elif h.kind == "level":
-                    total = total + F.cross_entropy(r[:, o:o + h.n_out], yk.long(), weight=self.class_weight.get(k))
+                    total = total + F.cross_entropy(
+                        r[:, o : o + h.n_out], yk.long(), weight=self.class_weight.get(k)
+                    )
                 else:
                     total = total + F.huber_loss(r[:, o], (yk - h.mean) / h.std, delta=1.0)
             o += h.n_out
         return total
 
 
-def epoch_sample(sampler: WindowSampler, heads: list[DeviceHead], n: int, rng: np.random.Generator) -> np.ndarray:
+def epoch_sample(
+    sampler: WindowSampler, heads: list[DeviceHead], n: int, rng: np.random.Generator
+) -> np.ndarray:
     """Window ends for one epoch: all (shuffled) or n drawn, rare binary positives oversampled to ~RARE."""
     ends = sampler.ends
     weight = np.ones(ends.size)
@@ -176,8 +197,9 @@ def strided(ends: np.ndarray, n: int) -> np.ndarray:
     return ends if ends.size <= n else ends[np.linspace(0, ends.size - 1, n).astype(np.int64)]
 
 
-def windows(sampler: WindowSampler, ends: np.ndarray, mean: np.ndarray, std: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def windows(
+    sampler: WindowSampler, ends: np.ndarray, mean: np.ndarray, std: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Normalized (x [B, C, T], mask [B, C], ids [B, C], labels [B, D]) at these window ends."""
     x, mask, labels = sampler.batch(ends)
     ids = np.broadcast_to(np.arange(x.shape[1], dtype=np.int64), mask.shape)
@@ -188,21 +210,33 @@ def _ema(model: CatVsn, decay: float) -> torch.optim.swa_utils.AveragedModel | N
     if decay <= 0:
         return None
     return torch.optim.swa_utils.AveragedModel(
-        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True)
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
+    )
 
 
 @torch.inference_mode()
-def predict_raw(model: CatVsn, x: np.ndarray, mask: np.ndarray, ids: np.ndarray, batch: int = 1024
-                ) -> np.ndarray:
+def predict_raw(
+    model: CatVsn, x: np.ndarray, mask: np.ndarray, ids: np.ndarray, batch: int = 1024
+) -> np.ndarray:
     """Raw head outputs [N, O] of `model` (eval) over normalized windows, in chunks."""
     model.eval()
-    outs = [model.raw(torch.from_numpy(x[i:i + batch]), torch.from_numpy(mask[i:i + batch]),
-                      torch.from_numpy(ids[i:i + batch]))[0] for i in range(0, len(x), batch)]
+    outs = [
+        model.raw(
+            torch.from_numpy(x[i : i + batch]),
+            torch.from_numpy(mask[i : i + batch]),
+            torch.from_numpy(ids[i : i + batch]),
+        )[0]
+        for i in range(0, len(x), batch)
+    ]
     return torch.cat(outs).numpy() if outs else np.zeros((0, sum(h.n_out for h in model.cfg.devices)))
 
 
-def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig,
-          on_epoch: Callable[[int, CatVsn, CatVsn], None] | None = None) -> TrainResult:
+def train(
+    train_log: SensorLog,
+    val_log: SensorLog,
+    cfg: TrainConfig,
+    on_epoch: Callable[[int, CatVsn, CatVsn], None] | None = None,
+) -> TrainResult:
     """Train the full and coarse models on `train_log`, early-stopped and thresholded on `val_log`.
 
     `on_epoch(epoch, full, coarse)` is called after each epoch's validation (diagnostics; models in eval mode).
@@ -217,15 +251,27 @@ def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig,
     tr = WindowSampler(train_log, cfg.window)
     va = WindowSampler(val_log, cfg.window)
     if len(tr) == 0 or len(va) == 0:
-        raise ValueError(f"no labelled windows of {cfg.window} steps in the train ({len(tr)}) or validation "
-                         f"({len(va)}) span; use a shorter --window or a longer history")
+        raise ValueError(
+            f"no labelled windows of {cfg.window} steps in the train ({len(tr)}) or validation "
+            f"({len(va)}) span; use a shorter --window or a longer history"
+        )
     free = list(cfg.level_free_kinds)
-    full = CatVsn(ModelConfig(kinds, heads, window=cfg.window, patch=cfg.patch, d=cfg.d,
-                              level_free_kinds=free))
+    full = CatVsn(
+        ModelConfig(kinds, heads, window=cfg.window, patch=cfg.patch, d=cfg.d, level_free_kinds=free)
+    )
     cw = cfg.window // cfg.time_factor
-    coarse = CatVsn(ModelConfig(kinds, heads, window=cw, patch=max(1, cfg.patch // cfg.time_factor),
-                                d=cfg.coarse_d, heads=cfg.coarse_heads, time_factor=cfg.time_factor,
-                                level_free_kinds=free))
+    coarse = CatVsn(
+        ModelConfig(
+            kinds,
+            heads,
+            window=cw,
+            patch=max(1, cfg.patch // cfg.time_factor),
+            d=cfg.coarse_d,
+            heads=cfg.coarse_heads,
+            time_factor=cfg.time_factor,
+            level_free_kinds=free,
+        )
+    )
     params = list(full.parameters()) + list(coarse.parameters())
     ema = {n: _ema(m, cfg.ema) for n, m in (("full", full), ("coarse", coarse))}
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -242,8 +288,13 @@ def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig,
     t0 = time.monotonic()
     seen = 0
     stop_reason = "epochs"
-    logger.info("training %s params full, %s coarse; %s train / %s val windows", n_params(full),
-                n_params(coarse), len(tr), len(vx))
+    logger.info(
+        "training %s params full, %s coarse; %s train / %s val windows",
+        n_params(full),
+        n_params(coarse),
+        len(tr),
+        len(vx),
+    )
     with TrainProgress(total_steps, cfg.budget_seconds, enabled=cfg.progress) as prog:
         for epoch in range(cfg.epochs):
             full.train()
@@ -251,7 +302,9 @@ def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig,
             ends = epoch_sample(tr, heads, per_epoch, rng)
             run_loss, n_b = 0.0, 0
             for i in range(0, ends.size, cfg.batch):
-                x, mask, ids, labels = (torch.from_numpy(a) for a in windows(tr, ends[i:i + cfg.batch], mean, std))
+                x, mask, ids, labels = (
+                    torch.from_numpy(a) for a in windows(tr, ends[i : i + cfg.batch], mean, std)
+                )
                 m_full = channel_dropout(mask, cfg.channel_dropout, cfg.keep_all_frac, gen)
                 m_coarse = channel_dropout(mask, cfg.channel_dropout, cfg.keep_all_frac, gen)
                 out_f, att_f, _ = full.raw(x, m_full, ids)
@@ -274,14 +327,35 @@ def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig,
                 if cfg.budget_seconds is not None and time.monotonic() - t0 > cfg.budget_seconds:
                     stop_reason = "budget"
                     break
-            evm = {n: (ema[n].module if ema[n] is not None else m) for n, m in (("full", full), ("coarse", coarse))}
-            vl = {name: float(loss_fn(torch.from_numpy(predict_raw(evm[name], xx, vmask, vids)),
-                                      torch.from_numpy(vlab), seen_only=True))
-                  for name, xx in (("full", vx), ("coarse", vxc))}
-            history.append({"epoch": epoch + 1, "train_loss": run_loss / max(n_b, 1),
-                            "val_loss_full": vl["full"], "val_loss_coarse": vl["coarse"]})
-            logger.info("epoch %s train %.4f val full %.4f coarse %.4f", epoch + 1, run_loss / max(n_b, 1),
-                        vl["full"], vl["coarse"])
+            evm = {
+                n: (ema[n].module if ema[n] is not None else m)
+                for n, m in (("full", full), ("coarse", coarse))
+            }
+            vl = {
+                name: float(
+                    loss_fn(
+                        torch.from_numpy(predict_raw(evm[name], xx, vmask, vids)),
+                        torch.from_numpy(vlab),
+                        seen_only=True,
+                    )
+                )
+                for name, xx in (("full", vx), ("coarse", vxc))
+            }
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": run_loss / max(n_b, 1),
+                    "val_loss_full": vl["full"],
+                    "val_loss_coarse": vl["coarse"],
+                }
+            )
+            logger.info(
+                "epoch %s train %.4f val full %.4f coarse %.4f",
+                epoch + 1,
+                run_loss / max(n_b, 1),
+                vl["full"],
+                vl["coarse"],
+            )
             if on_epoch is not None:
                 on_epoch(epoch + 1, evm["full"].eval(), evm["coarse"].eval())
             for name, m in evm.items():
@@ -298,25 +372,54 @@ def train(train_log: SensorLog, val_log: SensorLog, cfg: TrainConfig,
             m.load_state_dict(best[name][1])
         m.eval()
 
-    devices, thr_metrics = _device_specs(full, heads, [d.unit for d in train_log.devices], vx, vmask, vids, vlab, cfg.threshold_metric)
-    metrics = {"train_seconds": wall, "train_windows_per_second": seen / max(wall, 1e-9),
-               "train_windows_seen": float(seen), "epochs_run": float(len(history)),
-               "best_epoch_full": float(best["full"][2] + 1), "val_loss_full": float(best["full"][0]),
-               "val_loss_coarse": float(best["coarse"][0]), "params_full": float(n_params(full)),
-               "params_coarse": float(n_params(coarse)), "budget_stopped": float(stop_reason == "budget"),
-               **thr_metrics}
-    channels = [ChannelSpec(name=c.name, unit=c.unit, kind=c.kind, mean=float(mu), std=float(sd))
-                for c, mu, sd in zip(train_log.channels, mean, std, strict=True)]
-    logger.info("trained in %.1fs (%s), %.0f windows/s", wall, stop_reason, metrics["train_windows_per_second"])
+    devices, thr_metrics = _device_specs(
+        full, heads, [d.unit for d in train_log.devices], vx, vmask, vids, vlab, cfg.threshold_metric
+    )
+    metrics = {
+        "train_seconds": wall,
+        "train_windows_per_second": seen / max(wall, 1e-9),
+        "train_windows_seen": float(seen),
+        "epochs_run": float(len(history)),
+        "best_epoch_full": float(best["full"][2] + 1),
+        "val_loss_full": float(best["full"][0]),
+        "val_loss_coarse": float(best["coarse"][0]),
+        "params_full": float(n_params(full)),
+        "params_coarse": float(n_params(coarse)),
+        "budget_stopped": float(stop_reason == "budget"),
+        **thr_metrics,
+    }
+    channels = [
+        ChannelSpec(name=c.name, unit=c.unit, kind=c.kind, mean=float(mu), std=float(sd))
+        for c, mu, sd in zip(train_log.channels, mean, std, strict=True)
+    ]
+    logger.info(
+        "trained in %.1fs (%s), %.0f windows/s", wall, stop_reason, metrics["train_windows_per_second"]
+    )
     return TrainResult(full, coarse, channels, devices, metrics, history, (vx, vmask, vids))
 
 
-def _device_specs(model: CatVsn, heads: list[DeviceHead], units: list[str], x: np.ndarray, mask: np.ndarray, ids: np.ndarray,
-                  labels: np.ndarray, metric: str) -> tuple[list[DeviceSpec], dict[str, float]]:
+def _device_specs(
+    model: CatVsn,
+    heads: list[DeviceHead],
+    units: list[str],
+    x: np.ndarray,
+    mask: np.ndarray,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    metric: str,
+) -> tuple[list[DeviceSpec], dict[str, float]]:
     """DeviceSpecs for the manifest, binary thresholds chosen on validation windows."""
     with torch.inference_mode():
-        dev = np.concatenate([model(torch.from_numpy(x[i:i + 1024]), torch.from_numpy(mask[i:i + 1024]),
-                                    torch.from_numpy(ids[i:i + 1024]))[0].numpy() for i in range(0, len(x), 1024)])
+        dev = np.concatenate(
+            [
+                model(
+                    torch.from_numpy(x[i : i + 1024]),
+                    torch.from_numpy(mask[i : i + 1024]),
+                    torch.from_numpy(ids[i : i + 1024]),
+                )[0].numpy()
+                for i in range(0, len(x), 1024)
+            ]
+        )
     specs, metrics = [], {}
     for k, h in enumerate(heads):
         if h.kind == "binary":
@@ -328,6 +431,9 @@ def _device_specs(model: CatVsn, heads: list[DeviceHead], units: list[str], x: n
         elif h.kind == "level":
             specs.append(DeviceSpec(name=h.name, kind="level", levels=h.levels))
         else:
-            specs.append(DeviceSpec(name=h.name, kind="setpoint", unit=units[k], min_value=h.min_value,
-                                    max_value=h.max_value))
+            specs.append(
+                DeviceSpec(
+                    name=h.name, kind="setpoint", unit=units[k], min_value=h.min_value, max_value=h.max_value
+                )
+            )
     return specs, metrics

@@ -90,7 +90,9 @@ def _live(a: argparse.Namespace) -> int:
         return _bad(f"--start {a.start!r} is not an ISO date/time")
     if a.speed <= 0:
         return _bad(f"--speed must be > 0 (got {a.speed})")
-    drv = SimHomeDriver(a.host, a.port, speed=a.speed, seed=a.seed, start=start, manual_operation=not a.no_manual)
+    drv = SimHomeDriver(
+        a.host, a.port, speed=a.speed, seed=a.seed, start=start, manual_operation=not a.no_manual
+    )
     drv.start()
     try:
         while True:

@@ -76,7 +76,9 @@ class SimHomeDriver:
         self._stop = threading.Event()
         self.connected = threading.Event()
         self._thread: threading.Thread | None = None
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"simhome-{seed}-{id(self):x}")
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id or f"simhome-{seed}-{id(self):x}"
+        )
         self.client.reconnect_delay_set(min_delay=0.2, max_delay=2)
         self.client.will_set(f"{base_topic}/bridge/state", '{"state":"offline"}', qos=1, retain=True)
         self.client.on_connect = self._on_connect
@@ -107,7 +109,9 @@ class SimHomeDriver:
         if self.connected.is_set():
             for m in self.stream.availability():
                 self.client.publish(m.topic, '{"state":"offline"}', qos=1, retain=True)
-            self.client.publish(f"{self.topo.base_topic}/bridge/state", '{"state":"offline"}', qos=1, retain=True)
+            self.client.publish(
+                f"{self.topo.base_topic}/bridge/state", '{"state":"offline"}', qos=1, retain=True
+            )
         self.client.disconnect()
         self.client.loop_stop()
 

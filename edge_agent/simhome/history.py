@@ -35,12 +35,17 @@ def sidecar_path(csv_path: Path) -> Path:
 
 
 def make_sidecar(timezone: str = DEFAULT_TIMEZONE, step_seconds: float = 60.0) -> Sidecar:
-    columns: dict[str, ColumnSpec] = {c.name: ColumnSpec(role="channel", kind=c.kind, unit=c.unit) for c in CHANNELS}
+    columns: dict[str, ColumnSpec] = {
+        c.name: ColumnSpec(role="channel", kind=c.kind, unit=c.unit) for c in CHANNELS
+    }
     for d in DEVICES:
         columns[d.name] = ColumnSpec(role="device", device_kind=d.kind, unit=d.unit, levels=d.levels)
     return Sidecar(
-        timestamp_column=TIME_COLUMN, timezone=timezone, step_seconds=step_seconds,
-        ffill_limit_seconds=max(300.0, step_seconds), columns=columns,
+        timestamp_column=TIME_COLUMN,
+        timezone=timezone,
+        step_seconds=step_seconds,
+        ffill_limit_seconds=max(300.0, step_seconds),
+        columns=columns,
     )
 
 
@@ -127,9 +132,7 @@ def write_history(
     begin = start if isinstance(start, dt.datetime) else parse_start(start, timezone)
     if begin.tzinfo is None:
         raise ValueError("start must be timezone-aware")
-    home = SimHome(
-        seed, begin, n_occupants, timezone=timezone, dropouts=dropouts, step_seconds=step_seconds
-    )
+    home = SimHome(seed, begin, n_occupants, timezone=timezone, dropouts=dropouts, step_seconds=step_seconds)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     rows = 0

@@ -82,7 +82,9 @@ class SimHome:
         if start is None:
             start = dt.datetime(2024, 1, 1, tzinfo=self.tz)
         if start.tzinfo is None:
-            raise ValueError("SimHome start must be timezone-aware (e.g. datetime(..., tzinfo=ZoneInfo(...)))")
+            raise ValueError(
+                "SimHome start must be timezone-aware (e.g. datetime(..., tzinfo=ZoneInfo(...)))"
+            )
         if n_occupants < 1:
             raise ValueError("n_occupants must be >= 1")
         self.seed, self.n_occupants, self.dropouts = int(seed), int(n_occupants), dropouts
@@ -193,8 +195,16 @@ class SimHome:
             setpoint = self.device_state[DEVICE_INDEX["living.heating"]]
             self._boost = float(
                 physics.step(
-                    self.state, self._now, dt_s, plan.tout[i], plan.lux_out[i], plan.occ[:, i], plan.awake[:, i],
-                    plan.cooking[i], setpoint, physics.rh_base(self._now, self.seed),
+                    self.state,
+                    self._now,
+                    dt_s,
+                    plan.tout[i],
+                    plan.lux_out[i],
+                    plan.occ[:, i],
+                    plan.awake[:, i],
+                    plan.cooking[i],
+                    setpoint,
+                    physics.rh_base(self._now, self.seed),
                 )
             )
             self._now += dt_s
@@ -209,11 +219,17 @@ class SimHome:
         """The true (noise-free) state now: people, weather, physics, devices."""
         plan, i = self._row()
         return {
-            "t": self._now, "occ": plan.occ[:, i].copy(), "awake": plan.awake[:, i].copy(),
-            "home": int(plan.home[i]), "awake_home": int(plan.awake_home[i]),
-            "cooking": bool(plan.cooking[i]), "daylight": plan.daylight[:, i].copy(),
-            "temperature": self.state.temp.copy(), "humidity": self.state.rh.copy(),
-            "co2": self.state.co2.copy(), "tout": float(plan.tout[i]),
+            "t": self._now,
+            "occ": plan.occ[:, i].copy(),
+            "awake": plan.awake[:, i].copy(),
+            "home": int(plan.home[i]),
+            "awake_home": int(plan.awake_home[i]),
+            "cooking": bool(plan.cooking[i]),
+            "daylight": plan.daylight[:, i].copy(),
+            "temperature": self.state.temp.copy(),
+            "humidity": self.state.rh.copy(),
+            "co2": self.state.co2.copy(),
+            "tout": float(plan.tout[i]),
             "hour": float(local_hour(self._now, plan.offset[i])),
             "devices": dict(zip(DEVICE_NAMES, self.device_state.tolist(), strict=True)),
         }
@@ -225,12 +241,24 @@ class SimHome:
         lights = np.array([self.device_state[DEVICE_INDEX[f"{r}.light"]] for r in ROOMS])
         illum = plan.daylight[:, i] + physics.LAMP_LUX * lights
         pw = physics.power(
-            self._now, lights[:, None], self.device_state[DEVICE_INDEX["bedroom.fan"]], plan.cooking[i],
-            plan.awake[0, i], self._boost, self._rng,
+            self._now,
+            lights[:, None],
+            self.device_state[DEVICE_INDEX["bedroom.fan"]],
+            plan.cooking[i],
+            plan.awake[0, i],
+            self._boost,
+            self._rng,
         )
         true = physics.true_channels(
-            1, st.temp[:, None], st.rh[:, None], st.co2[:, None], illum[:, None], plan.motion[:, i : i + 1],
-            plan.door[i], pw, plan.tout[i],
+            1,
+            st.temp[:, None],
+            st.rh[:, None],
+            st.co2[:, None],
+            illum[:, None],
+            plan.motion[:, i : i + 1],
+            plan.door[i],
+            pw,
+            plan.tout[i],
         )
         obs = physics.observe(true, self._rng)[0]
         ok = plan.sensor_ok[CHANNEL_GROUP, i]
@@ -254,8 +282,13 @@ class SimHome:
         """What the person would want every device to be right now."""
         s = self.snapshot()
         view = {
-            "awake": s["awake"], "occ": s["occ"], "daylight": s["daylight"], "temperature": s["temperature"],
-            "humidity": s["humidity"], "awake_home": s["awake_home"], "hour": s["hour"],
+            "awake": s["awake"],
+            "occ": s["occ"],
+            "daylight": s["daylight"],
+            "temperature": s["temperature"],
+            "humidity": s["humidity"],
+            "awake_home": s["awake_home"],
+            "hour": s["hour"],
         }
         return {k: float(v) for k, v in self.pref.preferred(view).items()}
 

@@ -176,21 +176,39 @@ def topology(base_topic: str = BASE_TOPIC, timezone: str = DEFAULT_TIMEZONE) -> 
         fn = f"{room}_light"
         devices.append(
             DeviceTopic(
-                f"{room}.light", fn, "binary", f"{b}/{fn}", f"{b}/{fn}/set", "state",
-                value_map=dict(on_off), extra_state={"brightness": 254},
+                f"{room}.light",
+                fn,
+                "binary",
+                f"{b}/{fn}",
+                f"{b}/{fn}/set",
+                "state",
+                value_map=dict(on_off),
+                extra_state={"brightness": 254},
             )
         )
     devices.append(
         DeviceTopic(
-            "bedroom.fan", "bedroom_fan", "level", f"{b}/bedroom_fan", f"{b}/bedroom_fan/set", "fan_mode",
-            value_map={m: float(i) for i, m in enumerate(FAN_MODES)}, levels=len(FAN_MODES),
+            "bedroom.fan",
+            "bedroom_fan",
+            "level",
+            f"{b}/bedroom_fan",
+            f"{b}/bedroom_fan/set",
+            "fan_mode",
+            value_map={m: float(i) for i, m in enumerate(FAN_MODES)},
+            levels=len(FAN_MODES),
         )
     )
     devices.append(
         DeviceTopic(
-            "living.heating", "living_thermostat", "setpoint", f"{b}/living_thermostat",
-            f"{b}/living_thermostat/set", "occupied_heating_setpoint", unit="°C",
-            min_value=SETPOINT_MIN, max_value=SETPOINT_MAX,
+            "living.heating",
+            "living_thermostat",
+            "setpoint",
+            f"{b}/living_thermostat",
+            f"{b}/living_thermostat/set",
+            "occupied_heating_setpoint",
+            unit="°C",
+            min_value=SETPOINT_MIN,
+            max_value=SETPOINT_MAX,
         )
     )
     return Topology(base_topic=b, timezone=timezone, sensors=tuple(sensors), devices=tuple(devices))

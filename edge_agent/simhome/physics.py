@@ -52,9 +52,12 @@ def passive_temp(t, tout_s, lux_out, occ, cooking):
     tout_s, lux_out = np.asarray(tout_s), np.asarray(lux_out)
     shape = (R,) + (1,) * tout_s.ndim
     return (
-        tout_s + BASE_GAIN.reshape(shape) + SEASON_GAIN * weather.season_cos(t)
+        tout_s
+        + BASE_GAIN.reshape(shape)
+        + SEASON_GAIN * weather.season_cos(t)
         + SOLAR_GAIN.reshape(shape) * lux_out / 1e5
-        + 0.4 * np.asarray(occ) + COOK_GAIN.reshape(shape) * np.asarray(cooking)
+        + 0.4 * np.asarray(occ)
+        + COOK_GAIN.reshape(shape) * np.asarray(cooking)
     )
 
 
@@ -65,7 +68,9 @@ def targets(t, tout_s, lux_out, occ, awake, cooking, setpoint, rh0):
     shape = (R,) + (1,) * boost.ndim
     temp_t = tp + HEAT_SHARE.reshape(shape) * boost
     cook_rh = np.array([0.0, 15.0, 0.0]).reshape(shape)
-    rh_t = rh0 + 3.0 * np.asarray(occ) + cook_rh * np.asarray(cooking) - 1.2 * HEAT_SHARE.reshape(shape) * boost
+    rh_t = (
+        rh0 + 3.0 * np.asarray(occ) + cook_rh * np.asarray(cooking) - 1.2 * HEAT_SHARE.reshape(shape) * boost
+    )
     co2_t = 420.0 + 500.0 * np.asarray(awake) + 320.0 * (np.asarray(occ) - np.asarray(awake))
     return temp_t, np.clip(rh_t, 20.0, 95.0), co2_t, boost
 
@@ -94,9 +99,12 @@ def power(t, lights, fan, cooking, awake_living, boost, rng: np.random.Generator
     t = np.asarray(t, dtype=np.float64)
     fridge = 90.0 * (np.mod(t, 2700.0) < 1000.0)
     p = (
-        140.0 + fridge + 10.0 * np.sum(np.asarray(lights), axis=0)
+        140.0
+        + fridge
+        + 10.0 * np.sum(np.asarray(lights), axis=0)
         + FAN_WATTS[np.clip(np.asarray(fan), 0, 3).astype(np.int64)]
-        + 1900.0 * np.asarray(cooking) + 90.0 * (np.asarray(awake_living) > 0)
+        + 1900.0 * np.asarray(cooking)
+        + 90.0 * (np.asarray(awake_living) > 0)
         + np.minimum(2500.0, 150.0 * np.asarray(boost))
     )
     if rng is not None:
@@ -150,9 +158,11 @@ OUTDOOR_COL = CHANNEL_INDEX["outdoor.temperature"]
 
 def observe(true: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Sensor readings from true values [n, C]: noise, then rounding to what the sensor reports."""
-    x = true * (1.0 + NOISE_REL * rng.standard_normal(true.shape)) + NOISE_ABS * rng.standard_normal(true.shape)
+    x = true * (1.0 + NOISE_REL * rng.standard_normal(true.shape)) + NOISE_ABS * rng.standard_normal(
+        true.shape
+    )
     x[:, OUTDOOR_COL] = np.round(x[:, OUTDOOR_COL], 1)
-    scale = 10.0 ** DECIMALS
+    scale = 10.0**DECIMALS
     x = np.round(x * scale) / scale
     ill = [CHANNEL_INDEX[f"{r}.illuminance"] for r in ROOMS]
     x[:, ill] = np.maximum(x[:, ill], 0.0)

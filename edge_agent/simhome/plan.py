@@ -113,7 +113,12 @@ def _events(seed: int, ordinal: int, stream: int, p: float, long_p: float, hours
 
 
 def _outage_mask(
-    t: np.ndarray, seed: int, ordinal: int, stream: int, p: float, long_p: float,
+    t: np.ndarray,
+    seed: int,
+    ordinal: int,
+    stream: int,
+    p: float,
+    long_p: float,
     hours: tuple[float, float] | None = None,
 ) -> np.ndarray:
     ok = np.ones(t.shape[0], dtype=bool)
@@ -165,7 +170,7 @@ def make_plan(
     tout = weather.outdoor_temperature(t, seed)
     lux_out = weather.outdoor_lux(t, seed)
     daylight = ROOM_DAYLIGHT[:, None] * lux_out[None, :]
-    sleeping_bed = (occ[2] > awake[2])
+    sleeping_bed = occ[2] > awake[2]
     daylight[2] = np.where(sleeping_bed, daylight[2] * CURTAINS, daylight[2])
     sensor_ok = np.ones((len(GROUP_NAMES), n), dtype=bool)
     hub_ok = np.ones(n, dtype=bool)
@@ -174,7 +179,20 @@ def make_plan(
             sensor_ok[g] = _outage_mask(t, seed, date.toordinal(), 1000 + g, 0.07, 1 / 300)
         hub_ok = _outage_mask(t, seed, date.toordinal(), 900, 1 / 60, 0.0, hours=(1.0, 6.0))
     return DayPlan(
-        date=date, t=t, offset=offset, wall_minute=wall, occ=occ, awake=awake, home=home,
-        awake_home=awake_home, cooking=cooking, motion=motion, door=door, tout=tout, lux_out=lux_out,
-        daylight=daylight, sensor_ok=sensor_ok, hub_ok=hub_ok,
+        date=date,
+        t=t,
+        offset=offset,
+        wall_minute=wall,
+        occ=occ,
+        awake=awake,
+        home=home,
+        awake_home=awake_home,
+        cooking=cooking,
+        motion=motion,
+        door=door,
+        tout=tout,
+        lux_out=lux_out,
+        daylight=daylight,
+        sensor_ok=sensor_ok,
+        hub_ok=hub_ok,
     )

@@ -79,7 +79,9 @@ def trips(seed: int, year: int) -> tuple[tuple[dt.date, dt.date], ...]:
     """The household's trips away (first and last full day away, inclusive) in a year."""
     rng = np.random.default_rng([seed, 200, year])
     summer_start = dt.date(year, 7, 1) + dt.timedelta(days=int(rng.integers(0, 45)))
-    other_start = dt.date(year, 1, 1) + dt.timedelta(days=int(rng.choice([40, 100, 290, 300])) + int(rng.integers(0, 20)))
+    other_start = dt.date(year, 1, 1) + dt.timedelta(
+        days=int(rng.choice([40, 100, 290, 300])) + int(rng.integers(0, 20))
+    )
     out = [
         (summer_start, summer_start + dt.timedelta(days=int(rng.integers(7, 14)))),
         (other_start, other_start + dt.timedelta(days=int(rng.integers(2, 7)))),

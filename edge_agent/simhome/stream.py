@@ -125,13 +125,15 @@ def decode_command(topo: Topology, topic: str, raw: bytes, current: float) -> tu
     """Parse a `/set` payload into (device, new value). Raises ValueError with what is wrong and the fix."""
     dev = next((d for d in topo.devices if d.command_topic == topic), None)
     if dev is None:
-        raise ValueError(f"{topic}: no such device; command topics are {[d.command_topic for d in topo.devices]}")
+        raise ValueError(
+            f"{topic}: no such device; command topics are {[d.command_topic for d in topo.devices]}"
+        )
     try:
         payload = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValueError(f"{topic}: payload is not JSON; send e.g. {{\"{dev.field}\": ...}}") from None
+        raise ValueError(f'{topic}: payload is not JSON; send e.g. {{"{dev.field}": ...}}') from None
     if not isinstance(payload, dict) or dev.field not in payload:
-        raise ValueError(f"{topic}: payload has no {dev.field!r} key; send e.g. {{\"{dev.field}\": ...}}")
+        raise ValueError(f'{topic}: payload has no {dev.field!r} key; send e.g. {{"{dev.field}": ...}}')
     value = payload[dev.field]
     if dev.kind == "binary" and isinstance(value, str) and value.upper() == "TOGGLE":
         return dev, 1.0 - round(current)

@@ -69,8 +69,12 @@ def drop_channels(log: SensorLog, names: Sequence[str]) -> SensorLog:
             raise DataError(f"--drop-channels: unknown channel {n!r} in {log.name}; known: {', '.join(have)}")
     keep = [i for i, n in enumerate(have) if n not in set(names)]
     if not keep:
-        raise DataError(f"--drop-channels {','.join(names)} removes every channel of {log.name}; keep at least one")
-    return replace(log, values=log.values[:, keep], channels=[log.channels[i] for i in keep], stats=dict(log.stats))
+        raise DataError(
+            f"--drop-channels {','.join(names)} removes every channel of {log.name}; keep at least one"
+        )
+    return replace(
+        log, values=log.values[:, keep], channels=[log.channels[i] for i in keep], stats=dict(log.stats)
+    )
 
 
 def _load_sim(spec: str) -> SensorLog:
@@ -93,8 +97,14 @@ def _load_sim(spec: str) -> SensorLog:
     return log
 
 
-def load_dataset(spec: str, *, data_dir: Path | None = None, sidecar: Path | None = None,
-                 timezone: str | None = None, drop_channels: Sequence[str] = ()) -> dict[str, SensorLog]:
+def load_dataset(
+    spec: str,
+    *,
+    data_dir: Path | None = None,
+    sidecar: Path | None = None,
+    timezone: str | None = None,
+    drop_channels: Sequence[str] = (),
+) -> dict[str, SensorLog]:
     """Load a dataset by name or path.
 
     `spec`: 'uci-occupancy' -> {'train', 'test', 'test2'} (files in `data_dir`, $EDGE_AGENT_UCI_DIR or

@@ -41,7 +41,7 @@ def hour_and_weekday(log: SensorLog) -> tuple[np.ndarray, np.ndarray]:
     loc = local_seconds(log)
     days = np.floor(loc / 86400.0)
     hour = (loc - days * 86400.0) / 3600.0
-    weekday = ((days.astype(np.int64) + 3) % 7)  # 1970-01-01 was a Thursday (3)
+    weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday (3)
     return hour, weekday
 
 

@@ -86,11 +86,14 @@ def _check_columns(path: Path, sc_path: Path, sc: Sidecar, header: list[str]) ->
                 "sidecar or fix its name"
             )
     if not sc.channel_columns():
-        raise DataError(f"sidecar {sc_path}: no column has role 'channel'; declare at least one sensor channel")
+        raise DataError(
+            f"sidecar {sc_path}: no column has role 'channel'; declare at least one sensor channel"
+        )
 
 
-def _to_float(col: pd.Series, name: str, is_device: bool, path: Path, line0: int,
-              counts: dict[str, int]) -> np.ndarray:
+def _to_float(
+    col: pd.Series, name: str, is_device: bool, path: Path, line0: int, counts: dict[str, int]
+) -> np.ndarray:
     """One chunk column -> float32 [m]; non-numeric cells -> NaN, counted (DataError if most are bad)."""
     if col.dtype.kind in "fiub":
         return col.to_numpy(dtype=np.float32, na_value=np.nan)
@@ -109,8 +112,13 @@ def _to_float(col: pd.Series, name: str, is_device: bool, path: Path, line0: int
                 f"first line {line0 + i}: {col.iloc[i]!r}); fix the column or set its role to 'ignore'"
             )
         if name not in counts:
-            log.warning("%s: column %r line %d: non-numeric value %r masked as missing",
-                        path, name, line0 + i, col.iloc[i])
+            log.warning(
+                "%s: column %r line %d: non-numeric value %r masked as missing",
+                path,
+                name,
+                line0 + i,
+                col.iloc[i],
+            )
         counts[name] = counts.get(name, 0) + n_bad
     return num.to_numpy(dtype=np.float32, na_value=np.nan)
 
@@ -134,8 +142,9 @@ def _check_device(v: np.ndarray, dev: DeviceInfo, path: Path, line0: int) -> Non
         )
 
 
-def load_csv(path: Path, *, sidecar: Path | None = None, timezone: str | None = None,
-             chunksize: int = CHUNKSIZE) -> SensorLog:
+def load_csv(
+    path: Path, *, sidecar: Path | None = None, timezone: str | None = None, chunksize: int = CHUNKSIZE
+) -> SensorLog:
     """Load a generic wide CSV + sidecar into a resampled SensorLog (see the module docstring)."""
     path = Path(path)
     if not path.is_file():
@@ -147,12 +156,16 @@ def load_csv(path: Path, *, sidecar: Path | None = None, timezone: str | None = 
     try:
         header = [str(c) for c in pd.read_csv(path, nrows=0).columns]
     except (pd.errors.EmptyDataError, UnicodeDecodeError, pd.errors.ParserError) as err:
-        raise DataError(f"{path}: cannot read a CSV header ({err}); the file must be a CSV with a header row") from None
+        raise DataError(
+            f"{path}: cannot read a CSV header ({err}); the file must be a CSV with a header row"
+        ) from None
     _check_columns(path, sc_path, sc, header)
 
     ch_names, dev_names = sc.channel_columns(), sc.device_columns()
     channels = [ChannelInfo(n, sc.columns[n].unit, sc.columns[n].kind) for n in ch_names]
-    devices = [DeviceInfo(n, sc.columns[n].device_kind, sc.columns[n].unit, sc.columns[n].levels) for n in dev_names]
+    devices = [
+        DeviceInfo(n, sc.columns[n].device_kind, sc.columns[n].unit, sc.columns[n].levels) for n in dev_names
+    ]
     names = ch_names + dev_names
     n_max = max(count_lines(path) - 1, 0)
     t_us = np.empty(n_max, dtype=np.int64)  # [n]
@@ -161,8 +174,13 @@ def load_csv(path: Path, *, sidecar: Path | None = None, timezone: str | None = 
     parser = TimestampParser(zone, str(path), sc.timestamp_column)
     non_numeric: dict[str, int] = {}
     pos = rows_in = 0
-    reader = pd.read_csv(path, usecols=[sc.timestamp_column, *names], dtype={sc.timestamp_column: "str"},
-                         chunksize=chunksize, skip_blank_lines=True)
+    reader = pd.read_csv(
+        path,
+        usecols=[sc.timestamp_column, *names],
+        dtype={sc.timestamp_column: "str"},
+        chunksize=chunksize,
+        skip_blank_lines=True,
+    )
     try:
         for chunk in reader:
             line0 = rows_in + 2
@@ -172,20 +190,22 @@ def load_csv(path: Path, *, sidecar: Path | None = None, timezone: str | None = 
                 raise DataError(f"{path}: file changed while reading (more rows than lines); load it again")
             ts, off, ok = parser.parse(chunk[sc.timestamp_column], line0)
             k_ok = int(ok.sum())
-            t_us[pos:pos + k_ok] = ts[ok]
+            t_us[pos : pos + k_ok] = ts[ok]
             if off is not None:
                 if offs is None:
                     offs = np.zeros(n_max, dtype=np.int32)
-                offs[pos:pos + k_ok] = off[ok]
+                offs[pos : pos + k_ok] = off[ok]
             for k, name in enumerate(names):
                 is_dev = k >= len(ch_names)
                 v = _to_float(chunk[name], name, is_dev, path, line0, non_numeric)
                 if is_dev:
                     _check_device(v, devices[k - len(ch_names)], path, line0)
-                vals[pos:pos + k_ok, k] = v[ok]
+                vals[pos : pos + k_ok, k] = v[ok]
             pos += k_ok
     except pd.errors.ParserError as err:
-        raise DataError(f"{path}: malformed CSV after line {rows_in + 1} ({str(err).strip()}); fix the row") from None
+        raise DataError(
+            f"{path}: malformed CSV after line {rows_in + 1} ({str(err).strip()}); fix the row"
+        ) from None
     finally:
         reader.close()
     if pos == 0:
@@ -197,9 +217,20 @@ def load_csv(path: Path, *, sidecar: Path | None = None, timezone: str | None = 
     return build_log(path, sc, zone, t_us, vals, offs, channels, devices, parser, non_numeric, rows_in, stats)
 
 
-def build_log(path: Path, sc: Sidecar, zone, t_us: np.ndarray, vals: np.ndarray, offs: np.ndarray | None,
-            channels: list[ChannelInfo], devices: list[DeviceInfo], parser: TimestampParser,
-            non_numeric: dict[str, int], rows_in: int, stats: dict[str, int]) -> SensorLog:
+def build_log(
+    path: Path,
+    sc: Sidecar,
+    zone,
+    t_us: np.ndarray,
+    vals: np.ndarray,
+    offs: np.ndarray | None,
+    channels: list[ChannelInfo],
+    devices: list[DeviceInfo],
+    parser: TimestampParser,
+    non_numeric: dict[str, int],
+    rows_in: int,
+    stats: dict[str, int],
+) -> SensorLog:
     """Sorted rows (t_us int64 [n], vals float32 [n, C + D]) -> resampled SensorLog with stats (shared with uci)."""
     step_us = int(round(sc.step_seconds * US))
     limit = int(np.floor(sc.ffill_limit_seconds / sc.step_seconds + 1e-9))
@@ -215,7 +246,7 @@ def build_log(path: Path, sc: Sidecar, zone, t_us: np.ndarray, vals: np.ndarray,
             labels[:, k - n_ch] = out
         if np.isnan(out).all():
             what = "channel" if k < n_ch else "device"
-            name = (channels[k].name if k < n_ch else devices[k - n_ch].name)
+            name = channels[k].name if k < n_ch else devices[k - n_ch].name
             raise DataError(
                 f"{path}: {what} column {name!r} has no value in any row; remove it from the sidecar or set its "
                 "role to 'ignore'"
@@ -228,10 +259,30 @@ def build_log(path: Path, sc: Sidecar, zone, t_us: np.ndarray, vals: np.ndarray,
         utc_off = None
     stats.update(coverage_stats(g, n_grid, limit))
     stats.update(row_stats(values, labels))
-    stats.update(rows_in=rows_in, bad_timestamps=parser.bad, nonexistent_times=parser.nonexistent,
-                 ambiguous_times=parser.ambiguous, non_numeric=sum(non_numeric.values()))
+    stats.update(
+        rows_in=rows_in,
+        bad_timestamps=parser.bad,
+        nonexistent_times=parser.nonexistent,
+        ambiguous_times=parser.ambiguous,
+        non_numeric=sum(non_numeric.values()),
+    )
     stats.update({f"non_numeric.{k}": v for k, v in non_numeric.items()})
-    log.info("%s: %d rows -> %d steps of %gs (%s)", path, rows_in, n_grid, sc.step_seconds,
-             ", ".join(f"{k}={v}" for k, v in stats.items() if v and k not in ("rows", "rows_in")))
-    return SensorLog(name=path.name, step_seconds=float(sc.step_seconds), t0=t0 / US, values=values,
-                     labels=labels, channels=channels, devices=devices, utc_offset_seconds=utc_off, stats=stats)
+    log.info(
+        "%s: %d rows -> %d steps of %gs (%s)",
+        path,
+        rows_in,
+        n_grid,
+        sc.step_seconds,
+        ", ".join(f"{k}={v}" for k, v in stats.items() if v and k not in ("rows", "rows_in")),
+    )
+    return SensorLog(
+        name=path.name,
+        step_seconds=float(sc.step_seconds),
+        t0=t0 / US,
+        values=values,
+        labels=labels,
+        channels=channels,
+        devices=devices,
+        utc_offset_seconds=utc_off,
+        stats=stats,
+    )

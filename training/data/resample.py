@@ -51,8 +51,9 @@ def grid_index(t_us: np.ndarray, step_us: int) -> tuple[int, int, np.ndarray]:
     return t0, n_grid, g
 
 
-def resample_column(g: np.ndarray, v: np.ndarray, n_grid: int, limit_steps: int | None,
-                    out: np.ndarray | None = None) -> np.ndarray:
+def resample_column(
+    g: np.ndarray, v: np.ndarray, n_grid: int, limit_steps: int | None, out: np.ndarray | None = None
+) -> np.ndarray:
     """One column onto the grid: g int64 [n] sorted slots, v [n] values (NaN = missing) -> float32 [G].
 
     `limit_steps` None = carry forward without limit and back-fill the start (used for UTC offsets).

@@ -57,9 +57,13 @@ def read_sidecar(path: Path) -> Sidecar:
     try:
         raw = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise DataError(f"sidecar {path}: not valid {path.suffix.lstrip('.').upper()} ({err}); fix the syntax") from None
+        raise DataError(
+            f"sidecar {path}: not valid {path.suffix.lstrip('.').upper()} ({err}); fix the syntax"
+        ) from None
     if not isinstance(raw, dict):
-        raise DataError(f"sidecar {path}: expected a mapping with a 'columns' key; see edge_agent/dataformat.py")
+        raise DataError(
+            f"sidecar {path}: expected a mapping with a 'columns' key; see edge_agent/dataformat.py"
+        )
     try:
         return Sidecar.model_validate(raw)
     except ValidationError as err:

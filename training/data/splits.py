@@ -27,15 +27,24 @@ def slice_log(log: SensorLog, start: int, stop: int, name: str) -> SensorLog:
     """Rows start..stop-1 of `log` as a SensorLog sharing its arrays."""
     off = None if log.utc_offset_seconds is None else log.utc_offset_seconds[start:stop]
     values, labels = log.values[start:stop], log.labels[start:stop]
-    return replace(log, name=name, t0=log.t0 + start * log.step_seconds, values=values, labels=labels,
-                   utc_offset_seconds=off, stats=row_stats(values, labels))
+    return replace(
+        log,
+        name=name,
+        t0=log.t0 + start * log.step_seconds,
+        values=values,
+        labels=labels,
+        utc_offset_seconds=off,
+        stats=row_stats(values, labels),
+    )
 
 
 def _parse_bounds(split: str) -> tuple[str, list[float] | list[datetime]]:
     parts = [p.strip() for p in split.split(",")]
     if len(parts) != 2 or not all(parts):
-        raise DataError(f"--split {split!r}: give two boundaries 'A,B' (dates 2024-06-30,2024-09-30 or "
-                        "fractions 0.7,0.85)")
+        raise DataError(
+            f"--split {split!r}: give two boundaries 'A,B' (dates 2024-06-30,2024-09-30 or "
+            "fractions 0.7,0.85)"
+        )
     try:
         fr = [float(p) for p in parts]
     except ValueError:
@@ -47,10 +56,13 @@ def _parse_bounds(split: str) -> tuple[str, list[float] | list[datetime]]:
     try:
         dt = [datetime.fromisoformat(p) for p in parts]
     except ValueError:
-        raise DataError(f"--split {split!r}: not dates (YYYY-MM-DD) nor fractions; e.g. 2024-06-30,2024-09-30 "
-                        "or 0.7,0.85") from None
+        raise DataError(
+            f"--split {split!r}: not dates (YYYY-MM-DD) nor fractions; e.g. 2024-06-30,2024-09-30 or 0.7,0.85"
+        ) from None
     if any(d.tzinfo is not None for d in dt):
-        raise DataError(f"--split {split!r}: give local dates without a UTC offset (the log's local time is used)")
+        raise DataError(
+            f"--split {split!r}: give local dates without a UTC offset (the log's local time is used)"
+        )
     if not dt[0] < dt[1]:
         raise DataError(f"--split {split!r}: the first date must be before the second")
     return "date", dt
@@ -70,8 +82,10 @@ def split_bounds(log: SensorLog, split: str | None) -> tuple[int, int]:
         i, j = (int(np.argmax(loc >= s)) if (loc >= s).any() else n for s in secs)
     if not 0 < i < j < n:
         span = _span(log)
-        raise DataError(f"--split {spec!r} leaves an empty part of {log.name} ({n} rows, {span}; train {i}, val "
-                        f"{max(j - i, 0)}, test {max(n - j, 0)} rows); choose boundaries inside the span")
+        raise DataError(
+            f"--split {spec!r} leaves an empty part of {log.name} ({n} rows, {span}; train {i}, val "
+            f"{max(j - i, 0)}, test {max(n - j, 0)} rows); choose boundaries inside the span"
+        )
     return i, j
 
 

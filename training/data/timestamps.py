@@ -92,8 +92,13 @@ class TimestampParser:
         has_off = s.str.contains(_OFFSET_RE, na=False).to_numpy()
         if self.mode is None and present.any():
             self.mode = "offset" if has_off[np.argmax(present)] else "naive"
-            log.info("%s: timestamps are %s", self.source, "ISO 8601 with offsets" if self.mode == "offset"
-                     else f"naive local time in {self.zone.key if self.zone else 'UTC'}")
+            log.info(
+                "%s: timestamps are %s",
+                self.source,
+                "ISO 8601 with offsets"
+                if self.mode == "offset"
+                else f"naive local time in {self.zone.key if self.zone else 'UTC'}",
+            )
         if self.mode is not None:
             wrong = present & (has_off if self.mode == "naive" else ~has_off)
             if wrong.any():
@@ -143,8 +148,11 @@ class TimestampParser:
         n_nonexist = int(self._last_nonexistent.sum())
         if n_nonexist:
             self.nonexistent += n_nonexist
-            log.warning("%s: %d local times fall in a daylight-saving gap (do not exist); dropped",
-                        self.source, n_nonexist)
+            log.warning(
+                "%s: %d local times fall in a daylight-saving gap (do not exist); dropped",
+                self.source,
+                n_nonexist,
+            )
         amb = np.flatnonzero(ok & (summer != winter) & (summer != nat))
         utc = summer.copy()
         if amb.size:

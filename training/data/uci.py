@@ -46,8 +46,9 @@ def uci_dir(data_dir: Path | None = None) -> Path:
 def _sidecar() -> Sidecar:
     cols = {c.name: ColumnSpec(role="channel", unit=c.unit, kind=c.kind) for c in CHANNELS}
     cols.update({d.name: ColumnSpec(role="device", device_kind=d.kind) for d in DEVICES})
-    return Sidecar(timestamp_column="date", timezone=TIMEZONE, step_seconds=60, ffill_limit_seconds=300,
-                   columns=cols)
+    return Sidecar(
+        timestamp_column="date", timezone=TIMEZONE, step_seconds=60, ffill_limit_seconds=300, columns=cols
+    )
 
 
 def load_uci(data_dir: Path | None = None, timezone: str | None = None) -> dict[str, SensorLog]:
@@ -77,7 +78,9 @@ def load_uci(data_dir: Path | None = None, timezone: str | None = None) -> dict[
         t_us = ts[ok].copy()
         vals = np.asfortranarray(df[names].to_numpy(dtype=np.float32)[ok])  # [n, 6]
         stats = sort_rows(t_us, [vals])
-        logd = build_log(path, sc, zone, t_us, vals, None, list(CHANNELS), list(DEVICES), parser, {}, len(df), stats)
+        logd = build_log(
+            path, sc, zone, t_us, vals, None, list(CHANNELS), list(DEVICES), parser, {}, len(df), stats
+        )
         logd.name = f"{NAME}:{split}"
         out[split] = logd
     return out

@@ -67,7 +67,9 @@ class WindowSampler:
         parts = []
         for start in range(self.window - 1, n, _BLOCK):
             cand = np.arange(start, min(start + _BLOCK, n), dtype=np.int64)  # [b]
-            labelled = ~np.isnan(self.labels[cand]).all(axis=1) if self.n_devices else np.zeros(cand.size, bool)
+            labelled = (
+                ~np.isnan(self.labels[cand]).all(axis=1) if self.n_devices else np.zeros(cand.size, bool)
+            )
             live = self._live_at(cand).any(axis=1)
             parts.append(cand[labelled & live])
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
@@ -85,7 +87,7 @@ class WindowSampler:
             bi, ci = np.nonzero(holes)
             w = x[bi, ci]  # [H, T] only the rows with a missing step
             valid = ~np.isnan(w)
-            live = valid[:, t - self.stale_steps:].any(axis=-1)  # [H]
+            live = valid[:, t - self.stale_steps :].any(axis=-1)  # [H]
             pos = np.where(valid, np.arange(t, dtype=np.int64), -1)
             np.maximum.accumulate(pos, axis=-1, out=pos)  # last valid step at or before each step
             first = np.argmax(valid, axis=-1)  # [H] first valid step (leading NaNs back-filled from it)
@@ -96,15 +98,20 @@ class WindowSampler:
             mask[bi, ci] = live
         return x, mask.astype(np.float32), self.labels[ends].astype(np.float32, copy=True)
 
-    def iter_batches(self, batch_size: int, *, ends: np.ndarray | None = None, shuffle: bool = False,
-                     rng: np.random.Generator | None = None
-                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    def iter_batches(
+        self,
+        batch_size: int,
+        *,
+        ends: np.ndarray | None = None,
+        shuffle: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Yield (ends [B], x, mask, labels) over `ends` (default all valid ends), optionally shuffled."""
         e = self.ends if ends is None else np.asarray(ends, dtype=np.int64)
         if shuffle:
             e = (rng or np.random.default_rng()).permutation(e)
         for i in range(0, e.size, batch_size):
-            sel = e[i:i + batch_size]
+            sel = e[i : i + batch_size]
             yield (sel, *self.batch(sel))
 
 
@@ -120,7 +127,7 @@ def coarsen_time(x: np.ndarray, factor: int) -> np.ndarray:
         return x
     b, c, t = x.shape
     keep = (t // factor) * factor
-    return x[..., t - keep:].reshape(b, c, t // factor, factor).mean(axis=-1, dtype=np.float32)
+    return x[..., t - keep :].reshape(b, c, t // factor, factor).mean(axis=-1, dtype=np.float32)
 
 
 def channel_moments(log: SensorLog) -> tuple[np.ndarray, np.ndarray]:
