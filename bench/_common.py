@@ -10,7 +10,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # testbundle: contract-conformant ONNX built with onnx.helper
 
-from edge_agent.localbroker import LocalBroker  # noqa: E402
+from simhome.localbroker import LocalBroker  # noqa: E402
 
 
 def emit(**kw: Any) -> None:

@@ -34,7 +34,7 @@ import yaml
 from _common import ROOT, Mosquitto, emit, pct
 from paho.mqtt.enums import CallbackAPIVersion
 
-DEMO_BUNDLE = ROOT / "edge_agent" / "demo_bundle"
+DEMO_BUNDLE = ROOT / "simhome" / "demo_bundle"
 AGENT_ID = "bench"
 MOTION = "zigbee2mqtt/living_motion"
 DECISION = f"edge-agent/{AGENT_ID}/decision/living.light"
@@ -58,7 +58,7 @@ def build_bundle(out: Path) -> Path:
     import torch
 
     from edge_agent.manifest import ChannelSpec, DeviceSpec
-    from edge_agent.simhome.layout import CHANNELS, DEVICES
+    from simhome.layout import CHANNELS, DEVICES
     from training.bundle import BundleSpec, default_budget, write_bundle
     from training.model import CatVsn, DeviceHead, ModelConfig
 
@@ -109,7 +109,7 @@ def build_bundle(out: Path) -> Path:
 def agent_config(
     bundle: Path, port: int, state_dir: Path, governor: dict[str, Any], nice: int | None
 ) -> dict:
-    from edge_agent.simhome_config import simhome_config_dict
+    from simhome.config import simhome_config_dict
 
     dev = {"min_dwell_seconds": 0, "max_commands_per_hour": 1_000_000}
     cfg = simhome_config_dict(

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bundle", type=Path, default=ROOT / "edge_agent" / "demo_bundle")
+    ap.add_argument("--bundle", type=Path, default=ROOT / "simhome" / "demo_bundle")
     ap.add_argument("--runs", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

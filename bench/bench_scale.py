@@ -81,7 +81,7 @@ def history(days: int, workdir: Path, seed: int) -> Path:
     if path.is_file() and Path(str(path) + ".sidecar.json").is_file():
         emit(bench="scale", what="history", path=str(path), reused=True)
         return path
-    from edge_agent.simhome.history import write_history
+    from simhome.history import write_history
 
     t = time.perf_counter()
     write_history(path, days, seed=seed)

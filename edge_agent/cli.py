@@ -247,7 +247,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_demo(argv: list[str]) -> int:
     try:
-        from edge_agent import demo  # type: ignore[attr-defined]
+        from simhome import demo  # the simulator is not part of the daemon: loaded only here
     except ImportError as e:
         return _fail(f"the demo is not available in this build ({e})")
     return int(demo.main(argv) or 0)

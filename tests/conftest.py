@@ -15,7 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from testbundle import home_bundle
 
-from edge_agent.localbroker import LocalBroker as Broker
+from simhome.localbroker import LocalBroker as Broker
 
 
 def wait_until(pred: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:

@@ -13,9 +13,9 @@ from testbundle import simhome_bundle
 
 from edge_agent.agent import Agent
 from edge_agent.recorder import commands, readings
-from edge_agent.simhome import SimHomeDriver
-from edge_agent.simhome.layout import CHANNEL_NAMES
-from edge_agent.simhome_config import simhome_config
+from simhome import SimHomeDriver
+from simhome.config import simhome_config
+from simhome.layout import CHANNEL_NAMES
 
 pytestmark = pytest.mark.integration
 

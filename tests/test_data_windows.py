@@ -169,7 +169,7 @@ def test_normalize_and_coarsen():
 
 
 def test_sim_history_across_spring_forward(tmp_path):
-    from edge_agent.simhome.history import write_history
+    from simhome.history import write_history
 
     csv = write_history(tmp_path / "h.csv", 4, seed=3, start="2022-03-25", dropouts=False)
     log = load_dataset(str(csv))["all"]

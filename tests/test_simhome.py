@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from edge_agent.dataformat import Sidecar
-from edge_agent.simhome import CHANNEL_NAMES, DEVICE_NAMES, Preference, SimHome, topology, write_history
-from edge_agent.simhome.__main__ import main as cli_main
-from edge_agent.simhome.history import sidecar_path
-from edge_agent.simhome.home import enact
-from edge_agent.simhome.plan import SENSOR_GROUPS
+from simhome import CHANNEL_NAMES, DEVICE_NAMES, Preference, SimHome, topology, write_history
+from simhome.__main__ import main as cli_main
+from simhome.history import sidecar_path
+from simhome.home import enact
+from simhome.plan import SENSOR_GROUPS
 
 TZ = ZoneInfo("Europe/Brussels")
 
@@ -189,7 +189,7 @@ def test_two_occupants_and_trips():
     frames = list(home.days(7, warmup_days=0))
     occ = np.concatenate([f.plan.occ for f in frames], axis=1)  # [R, n]
     assert occ.sum(axis=0).max() == 2 and occ.max() == 2
-    from edge_agent.simhome.routine import on_trip, trips
+    from simhome.routine import on_trip, trips
 
     first, last = trips(1, 2022)[0]
     away = SimHome(1, dt.datetime.combine(first + dt.timedelta(days=1), dt.time(), TZ), dropouts=False)
@@ -202,7 +202,7 @@ def test_history_preference_labels_differ_from_state_only_by_human_lag(tmp_path)
     """labels='preference' writes the hidden preference; 'state' the (lagging) state in effect."""
     import csv as _csv
 
-    from edge_agent.simhome import write_history as _write
+    from simhome import write_history as _write
 
     a = _write(tmp_path / "state.csv", 2, seed=3, start="2023-01-09")
     b = _write(tmp_path / "pref.csv", 2, seed=3, start="2023-01-09", labels="preference")

@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.simhome import SimHomeDriver
+from simhome import SimHomeDriver
 
 TZ = ZoneInfo("Europe/Brussels")
 

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge_agent.simhome import CHANNEL_NAMES, SimHome, topology
-from edge_agent.simhome.person import Person
-from edge_agent.simhome.stream import Z2MStream, decode_command, device_state
+from simhome import CHANNEL_NAMES, SimHome, topology
+from simhome.person import Person
+from simhome.stream import Z2MStream, decode_command, device_state
 
 TZ = ZoneInfo("Europe/Brussels")
 FIELDS = {

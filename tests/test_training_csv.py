@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.manifest import read_manifest
-from edge_agent.simhome import DEVICE_NAMES, write_history
+from simhome import DEVICE_NAMES, write_history
 from training.cli import main
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_agent.manifest import read_manifest
-from edge_agent.simhome import write_history
+from simhome import write_history
 from training.closedloop import closed_loop
 from training.data import hour_and_weekday, load_dataset
 from training.demo import default_out

@@ -165,7 +165,7 @@ def home_bundle(out: Path, **kw: object) -> Path:
 def simhome_bundle(out: Path, **kw: object) -> Path:
     """A bundle over the simulated home's channels and devices: each room's light follows motion in the dark,
     the bedroom fan follows humidity, the heating follows the living-room temperature."""
-    from edge_agent.simhome.layout import CHANNELS, DEVICES
+    from simhome.layout import CHANNELS, DEVICES
 
     scale = {"illuminance": 100.0, "temperature": 5.0, "humidity": 20.0, "co2": 300.0, "power": 1000.0}
     mean = {"temperature": 20.0, "humidity": 50.0, "co2": 600.0, "power": 500.0}

@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser(
         "build-demo-bundle", help="train on a fixed-seed simulated home and write the demo bundle"
     )
-    d.add_argument("--out", default=None, help="default: edge_agent/demo_bundle")
+    d.add_argument("--out", default=None, help="default: simhome/demo_bundle")
     d.add_argument("--days", type=int, default=None)
     d.add_argument("--seed", type=int, default=None)
     d.add_argument("--budget-seconds", type=float, default=None)

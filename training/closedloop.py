@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from edge_agent.manifest import Manifest, calendar_value
-from edge_agent.simhome import SimHome
+from simhome import SimHome
 from training.data.windows import coarsen_time
 from training.decisions import agree, decide
 from training.ortrun import make_session, run_session

@@ -1,4 +1,4 @@
-"""`build-demo-bundle`: train on a fixed-seed simulated home and write `edge_agent/demo_bundle/`.
+"""`build-demo-bundle`: train on a fixed-seed simulated home and write `simhome/demo_bundle/`.
 
 The runtime's demo and tests use this bundle (they never need torch). The history comes from
 `training.simexplore` (devices driven by an exploring behaviour policy, labels = the person's preference),
@@ -7,7 +7,7 @@ that lamp light in the illuminance means "keep the lamp on" and never switched a
 After training, the int8 tier drives the simulated home for two winter and two summer days
 (`training.closedloop`) and the agreement with the person's preference is written into the manifest metrics
 (`closed_loop_<season>_agreement*`).
-`python -m training evaluate edge_agent/demo_bundle` regenerates the same history (dataset
+`python -m training evaluate simhome/demo_bundle` regenerates the same history (dataset
 `simexplore:days=365,seed=7,start=2023-01-02` in training.json) and evaluates every tier on its test split.
 
 Reproducible: fixed seed and start date, seeded single-process training, fixed version and creation time
@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import edge_agent
+import simhome
 from edge_agent.manifest import Manifest, write_manifest
 from training.closedloop import closed_loop
 from training.pipeline import DataSpec, simexplore_name, train_bundle
@@ -38,7 +38,7 @@ CLOSED_LOOP_SEED = 101  # another household day plan than the training history's
 
 
 def default_out() -> Path:
-    return Path(edge_agent.__file__).parent / "demo_bundle"
+    return Path(simhome.__file__).parent / "demo_bundle"
 
 
 def demo_config(seed: int, budget_seconds: float | None, progress: bool) -> TrainConfig:

@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from edge_agent.simhome import CHANNELS, DEVICES, SimHome
-from edge_agent.simhome.history import make_sidecar, sidecar_path
+from simhome import CHANNELS, DEVICES, SimHome
+from simhome.history import make_sidecar, sidecar_path
 
 EXPLORE_FRACTION = 0.35  # share of the time a device is held in a random state
 DWELL_MIN = (5.0, 90.0)  # minutes a perturbation lasts (uniform)

@@ -80,7 +80,7 @@ def drop_channels(log: SensorLog, names: Sequence[str]) -> SensorLog:
 def _load_sim(spec: str) -> SensorLog:
     import tempfile
 
-    from edge_agent.simhome.history import write_history
+    from simhome.history import write_history
 
     parts = spec.split(":")[1:]
     try:
@@ -109,7 +109,7 @@ def load_dataset(
 
     `spec`: 'uci-occupancy' -> {'train', 'test', 'test2'} (files in `data_dir`, $EDGE_AGENT_UCI_DIR or
     ../shared/data/uci-occupancy); 'sim' / 'sim:DAYS' / 'sim:DAYS:SEED' -> {'all'}, a fresh simulated-home
-    history (edge_agent.simhome, 28 days, seed 0 by default) written to a temporary CSV and loaded; a CSV path (optionally 'csv:PATH') -> {'all'} using its sidecar
+    history (simhome, 28 days, seed 0 by default) written to a temporary CSV and loaded; a CSV path (optionally 'csv:PATH') -> {'all'} using its sidecar
     (`sidecar` or found next to it) and `timezone` for naive timestamps. `drop_channels` removes channels.
     """
     if spec == UCI_NAME:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_agent.simhome.layout import DeviceTopic, SensorTopic, Topology
+from simhome.layout import DeviceTopic, SensorTopic, Topology
 
 MOTION_PERIOD = 180.0
 CLIMATE_PERIOD = (60.0, 120.0)

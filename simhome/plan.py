@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from edge_agent.simhome import routine, weather
-from edge_agent.simhome.layout import CHANNEL_INDEX, ROOMS
+from simhome import routine, weather
+from simhome.layout import CHANNEL_INDEX, ROOMS
 
 # Physical sensors (one Zigbee device each) and the channels they carry: a dropout silences all of them.
 SENSOR_GROUPS: dict[str, tuple[str, ...]] = {

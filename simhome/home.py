@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from edge_agent.simhome import physics
-from edge_agent.simhome.layout import (
+from simhome import physics
+from simhome.layout import (
     CHANNEL_NAMES,
     DEFAULT_TIMEZONE,
     DEVICE_INDEX,
@@ -29,8 +29,8 @@ from edge_agent.simhome.layout import (
     Topology,
     topology,
 )
-from edge_agent.simhome.plan import CHANNEL_GROUP, DayPlan, make_plan
-from edge_agent.simhome.preference import Preference, device_presence, human_lag_seconds
+from simhome.plan import CHANNEL_GROUP, DayPlan, make_plan
+from simhome.preference import Preference, device_presence, human_lag_seconds
 
 FORGET_OFF_P = 0.03  # chance the person leaves a light on for a while after it is no longer wanted
 

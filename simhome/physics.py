@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_agent.simhome import weather
-from edge_agent.simhome.layout import CHANNEL_INDEX, ROOMS
+from simhome import weather
+from simhome.layout import CHANNEL_INDEX, ROOMS
 
 R = len(ROOMS)
 BASE_GAIN = np.array([4.0, 4.0, 3.0])  # °C above smoothed outdoor, per room (insulation, appliances)
@@ -143,7 +143,7 @@ def _kinds() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     noise = {"temperature": 0.05, "humidity": 0.4, "co2": 12.0, "illuminance": 1.0}
     rel = {"illuminance": 0.03}
     decimals = {"temperature": 2, "humidity": 1, "co2": 0, "illuminance": 0, "power": 1}
-    from edge_agent.simhome.layout import CHANNELS
+    from simhome.layout import CHANNELS
 
     return (
         np.array([noise.get(c.kind, 0.0) for c in CHANNELS]),

@@ -4,9 +4,9 @@ numpy + stdlib only (+ paho-mqtt for the live driver), so the runtime's demo and
 Public API: `SimHome`, `write_history`, `topology`, `Preference`, and (lazily) `SimHomeDriver`.
 """
 
-from edge_agent.simhome.history import write_history
-from edge_agent.simhome.home import DayFrame, SimHome
-from edge_agent.simhome.layout import (
+from simhome.history import write_history
+from simhome.home import DayFrame, SimHome
+from simhome.layout import (
     CHANNEL_NAMES,
     CHANNELS,
     DEVICE_NAMES,
@@ -17,7 +17,7 @@ from edge_agent.simhome.layout import (
     Topology,
     topology,
 )
-from edge_agent.simhome.preference import Preference
+from simhome.preference import Preference
 
 __all__ = [
     "CHANNELS",
@@ -39,7 +39,7 @@ __all__ = [
 
 def __getattr__(name: str):
     if name == "SimHomeDriver":
-        from edge_agent.simhome.driver import SimHomeDriver
+        from simhome.driver import SimHomeDriver
 
         return SimHomeDriver
     raise AttributeError(name)

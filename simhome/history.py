@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from edge_agent.dataformat import ColumnSpec, Sidecar
-from edge_agent.simhome.home import DayFrame, SimHome
-from edge_agent.simhome.layout import CHANNELS, DEFAULT_TIMEZONE, DEVICES
-from edge_agent.simhome.physics import DECIMALS
+from simhome.home import DayFrame, SimHome
+from simhome.layout import CHANNELS, DEFAULT_TIMEZONE, DEVICES
+from simhome.physics import DECIMALS
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_agent.simhome.layout import DEVICE_ROOM, DEVICES, ROOMS
+from simhome.layout import DEVICE_ROOM, DEVICES, ROOMS
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.simhome.home import SimHome
-from edge_agent.simhome.layout import BASE_TOPIC, DEFAULT_TIMEZONE, DEVICE_NAMES, topology
-from edge_agent.simhome.person import Person
-from edge_agent.simhome.stream import Message, Z2MStream, decode_command, device_state
+from simhome.home import SimHome
+from simhome.layout import BASE_TOPIC, DEFAULT_TIMEZONE, DEVICE_NAMES, topology
+from simhome.person import Person
+from simhome.stream import Message, Z2MStream, decode_command, device_state
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from rich.text import Text
 from edge_agent.agent import Agent
 from edge_agent.config import ConfigError
 from edge_agent.inference import BundleError
-from edge_agent.localbroker import BrokerError, LocalBroker
-from edge_agent.simhome.driver import SimHomeDriver
-from edge_agent.simhome_config import simhome_config
+from simhome.config import simhome_config
+from simhome.driver import SimHomeDriver
+from simhome.localbroker import BrokerError, LocalBroker
 
 log = logging.getLogger(__name__)
 

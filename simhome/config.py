@@ -11,7 +11,7 @@ from typing import Any
 
 from edge_agent.config import AgentConfig, parse_config
 from edge_agent.manifest import read_manifest
-from edge_agent.simhome.layout import Topology, topology
+from simhome.layout import Topology, topology
 
 
 def simhome_config_dict(

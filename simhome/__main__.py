@@ -1,8 +1,8 @@
 """CLI of the simulated home.
 
-    python -m edge_agent.simhome history --days N --out FILE.csv [--seed S] [--start 2022-01-01]
-    python -m edge_agent.simhome topology              # the MQTT topology as JSON
-    python -m edge_agent.simhome live --port 1883 [--speed 60]   # stream to a broker until Ctrl-C
+    python -m simhome history --days N --out FILE.csv [--seed S] [--start 2022-01-01]
+    python -m simhome topology              # the MQTT topology as JSON
+    python -m simhome live --port 1883 [--speed 60]   # stream to a broker until Ctrl-C
 
 Bad input: one line on stderr naming the option and the fix, exit code 2.
 """
@@ -17,13 +17,13 @@ import sys
 import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from edge_agent.simhome.layout import DEFAULT_TIMEZONE, topology
+from simhome.layout import DEFAULT_TIMEZONE, topology
 
 log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m edge_agent.simhome", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m simhome", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     h = sub.add_parser("history", help="write simulated history (CSV + sidecar)")
     h.add_argument("--days", type=int, required=True, help="number of local days")
@@ -50,7 +50,7 @@ def _bad(msg: str) -> int:
 
 
 def _history(a: argparse.Namespace) -> int:
-    from edge_agent.simhome.history import parse_start, write_history
+    from simhome.history import parse_start, write_history
 
     if a.days < 1:
         return _bad(f"--days must be >= 1 (got {a.days})")
@@ -80,8 +80,8 @@ def _history(a: argparse.Namespace) -> int:
 def _live(a: argparse.Namespace) -> int:
     import datetime as dt
 
-    from edge_agent.simhome.driver import SimHomeDriver
-    from edge_agent.simhome.history import parse_start
+    from simhome.driver import SimHomeDriver
+    from simhome.history import parse_start
 
     tz = ZoneInfo(DEFAULT_TIMEZONE)
     try:

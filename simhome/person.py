@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_agent.simhome.layout import DEVICES
-from edge_agent.simhome.preference import Preference, human_lag_seconds
+from simhome.layout import DEVICES
+from simhome.preference import Preference, human_lag_seconds
 
 KIND = {d.name: d.kind for d in DEVICES}
 
