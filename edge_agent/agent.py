@@ -20,12 +20,13 @@ import numpy as np
 import psutil
 
 from edge_agent.actuate import DeviceRuntime, build_devices
-from edge_agent.config import DEFAULT_STALE_SECONDS, AgentConfig
+from edge_agent.calendar_features import load_zone
+from edge_agent.config import AgentConfig
 from edge_agent.focus import AttentionTracker
 from edge_agent.governor import Governor
 from edge_agent.inference import Bundle
 from edge_agent.ingest import Ingestor, LogLimiter, PayloadError
-from edge_agent.manifest import FAST_KINDS
+from edge_agent.kinds import FAST_KINDS, stale_limit
 from edge_agent.mqtt import MqttLink, subscriptions
 from edge_agent.procprio import apply_process_priority
 from edge_agent.publish import Publisher
@@ -81,10 +82,8 @@ class Agent:
             self.kinds,
             m.step_seconds,
             m.window,
-            [
-                stale.get(n) or DEFAULT_STALE_SECONDS.get(k, 3600.0)
-                for n, k in zip(self.names, self.kinds, strict=True)
-            ],
+            [stale_limit(k, stale.get(n)) for n, k in zip(self.names, self.kinds, strict=True)],
+            zone=load_zone(config.timezone),
         )
         self.fast = {i for i, k in enumerate(self.kinds) if k in FAST_KINDS}
         self.devices: list[DeviceRuntime] = build_devices(config, m)

@@ -14,27 +14,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from edge_agent.calendar_features import load_zone, system_zone_name
 from edge_agent.governor import GovernorSettings
 from edge_agent.procprio import ProcessPrioritySettings
 
 Mode = Literal["off", "shadow", "suggest", "auto"]
 # Restrictiveness order: the effective mode of a device is the more restrictive of its own and the global one.
 MODE_ORDER: dict[str, int] = {"off": 0, "shadow": 1, "suggest": 2, "auto": 3}
-
-# Seconds without a report after which a channel is masked, by kind. Event sensors (motion, contact) report
-# on change only, so they get long limits; periodic sensors report every few minutes.
-DEFAULT_STALE_SECONDS: dict[str, float] = {
-    "motion": 6 * 3600.0,
-    "contact": 24 * 3600.0,
-    "temperature": 1800.0,
-    "humidity": 1800.0,
-    "humidity_ratio": 1800.0,
-    "illuminance": 3600.0,
-    "co2": 1800.0,
-    "power": 1800.0,
-    "generic": 3600.0,
-    "calendar": float("inf"),
-}
 
 # Zigbee2MQTT renamed fields between firmware/versions: a missing field is looked up under these aliases.
 DEFAULT_FIELD_ALIASES: dict[str, list[str]] = {
@@ -192,6 +178,11 @@ class AgentConfig(_Strict):
     process: ProcessPrioritySettings = Field(
         default_factory=ProcessPrioritySettings, description="Niceness, CPU affinity, inference threads"
     )
+    timezone: str = Field(
+        default_factory=system_zone_name,
+        description="The home's IANA time zone (e.g. 'Europe/Brussels'): calendar inputs are computed in it; "
+        "default: the system's",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level")
 
     @model_validator(mode="after")
@@ -201,6 +192,7 @@ class AgentConfig(_Strict):
             if d.name in seen:
                 raise ValueError(f"device {d.name!r} is listed twice; keep one entry per device")
             seen.add(d.name)
+        load_zone(self.timezone)  # ValueError names the zone and the fix
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.agent_id):
             raise ValueError("agent_id may only hold letters, digits, '_', '.', '-' (it is part of topics)")
         return self

@@ -16,21 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.config import ChannelRule
+from edge_agent.kinds import kind_spec
 
 logger = logging.getLogger(__name__)
-
-# Physical bounds per channel kind (inclusive). Values outside are sensor faults, not readings.
-KIND_BOUNDS: dict[str, tuple[float, float]] = {
-    "temperature": (-50.0, 80.0),
-    "humidity": (0.0, 100.0),
-    "humidity_ratio": (0.0, 1.0),
-    "illuminance": (0.0, 200_000.0),
-    "co2": (0.0, 10_000.0),
-    "power": (0.0, 50_000.0),
-    "motion": (0.0, 1.0),
-    "contact": (0.0, 1.0),
-    "generic": (-1e9, 1e9),
-}
 
 _TRUE = {"on", "true", "open", "yes", "1", "occupied", "detected"}
 _FALSE = {"off", "false", "closed", "no", "0", "clear", "unoccupied"}
@@ -146,10 +134,11 @@ class Ingestor:
         kind = r.kind or self.kind(r.channel)
         if r.invert:
             v = 1.0 - v
-        lo, hi = KIND_BOUNDS.get(kind, KIND_BOUNDS["generic"])
+        spec = kind_spec(kind)
+        lo, hi = spec.bounds
         if not lo <= v <= hi:
             raise PayloadError(f"{r.channel}: {v:g} outside the {kind} bounds {lo:g}..{hi:g}")
-        if kind in ("motion", "contact"):
+        if spec.event:
             v = 1.0 if v >= 0.5 else 0.0
         return v
 

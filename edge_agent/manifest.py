@@ -20,9 +20,8 @@ A tier with `channel_budget` k is fed only the k channels chosen by the runtime 
 A tier with `every_n_ticks` n > 1 runs on every n-th periodic tick only (decisions held in between);
 fast-channel events still trigger it.
 
-Channels of kind `calendar` are not sensors: the runtime computes them from its own (local-time) clock and
-the trainer from the row timestamps: `calendar.tod_sin` / `calendar.tod_cos` = sin/cos(2*pi*hour_of_day/24),
-`calendar.dow_sin` / `calendar.dow_cos` = sin/cos(2*pi*weekday/7) (Monday = 0), hour_of_day fractional.
+Channels of kind `calendar` are not sensors: both sides compute them in the home's time zone (`timezone`)
+with the formulas of `edge_agent.calendar_features`.
 
 This module is pure pydantic: no onnxruntime, no torch, so both sides and the tests can import it.
 """
@@ -36,28 +35,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge_agent.kinds import FAST_KINDS, ChannelKind
+
+__all__ = ["FAST_KINDS", "ChannelKind"]  # re-exported: the kinds table lives in edge_agent.kinds
+
 MANIFEST_FORMAT = 1
 MANIFEST_NAME = "manifest.json"
 
-ChannelKind = Literal[
-    "temperature",
-    "humidity",
-    "humidity_ratio",
-    "illuminance",
-    "co2",
-    "motion",
-    "contact",
-    "power",
-    "calendar",
-    "generic",
-]
 DeviceKind = Literal["binary", "level", "setpoint"]
 Precision = Literal["fp32", "int8"]
 TierName = Literal["full", "int8", "coarse", "focused", "sparse"]
 TIER_ORDER: tuple[str, ...] = ("full", "int8", "coarse", "focused", "sparse")
-
-# Channel kinds whose change should trigger a decision at once (not wait for the periodic tick).
-FAST_KINDS: frozenset[str] = frozenset({"motion", "contact"})
 
 
 class _Strict(BaseModel):
@@ -114,6 +102,10 @@ class Manifest(_Strict):
     channels: list[ChannelSpec] = Field(min_length=1)
     devices: list[DeviceSpec] = Field(min_length=1)
     tiers: list[TierSpec] = Field(min_length=1, description="Ordered best first")
+    timezone: str | None = Field(
+        default=None,
+        description="IANA time zone the calendar inputs were computed in (the home's); None = unknown (old bundle)",
+    )
     training_span: tuple[str, str] | None = Field(default=None, description="First/last training timestamp")
     metrics: dict[str, float] = Field(default_factory=dict, description="Holdout metrics, flat name -> value")
 
@@ -125,21 +117,6 @@ class Manifest(_Strict):
             if t.name == name:
                 return t
         raise KeyError(name)
-
-
-def calendar_value(name: str, hour_of_day: float, weekday: int) -> float:
-    """Value of a `calendar.*` channel at a local time (fractional hour 0..24, weekday Monday=0)."""
-    import math
-
-    if name == "calendar.tod_sin":
-        return math.sin(2 * math.pi * hour_of_day / 24.0)
-    if name == "calendar.tod_cos":
-        return math.cos(2 * math.pi * hour_of_day / 24.0)
-    if name == "calendar.dow_sin":
-        return math.sin(2 * math.pi * weekday / 7.0)
-    if name == "calendar.dow_cos":
-        return math.cos(2 * math.pi * weekday / 7.0)
-    raise KeyError(f"unknown calendar channel {name!r}")
 
 
 def sha256_file(path: Path) -> str:

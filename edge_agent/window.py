@@ -4,19 +4,20 @@ Readings land in the step `floor(t / step_seconds)`. Event channels (motion, con
 step, others the last value. A snapshot at time `now` covers the `window` steps ending with the step that
 holds `now`, oldest first; gaps are forward-filled, and the steps before a channel's first value are
 back-filled (or filled with its last value from before the window). A channel is live while its last report
-is at most `stale_after` seconds old; `calendar.*` channels are computed from the clock (local time) and are
-always live. Every method takes clock values; nothing here reads the time or sleeps.
+is at most `stale_after` seconds old; `calendar.*` channels are computed from the clock in the home's time
+zone (`zone`) and are always live. Every method takes clock values; nothing here reads the time or sleeps.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
-EVENT_KINDS = frozenset({"motion", "contact"})
+from edge_agent.calendar_features import calendar_values, local_seconds
+from edge_agent.kinds import EVENT_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,31 +27,6 @@ class ClosedStep:
     channel: int
     ts: float  # start of the step, epoch seconds
     value: float
-
-
-def local_offset_seconds(t: float) -> float:
-    """UTC offset of the local time zone at `t` (seconds east of UTC)."""
-    return float(time.localtime(t).tm_gmtoff)
-
-
-def calendar_values(names: Sequence[str], times: np.ndarray, utc_offset: float) -> np.ndarray:
-    """Calendar channel values at epoch `times` [T] -> [len(names), T] (same formulas as `calendar_value`)."""
-    tloc = times + utc_offset
-    hour = np.mod(tloc, 86400.0) / 3600.0
-    weekday = np.mod(np.floor(tloc / 86400.0) + 3.0, 7.0)  # 1970-01-01 was a Thursday (Monday = 0)
-    out = np.zeros((len(names), times.shape[0]), dtype=np.float64)
-    for i, n in enumerate(names):
-        if n == "calendar.tod_sin":
-            out[i] = np.sin(2 * np.pi * hour / 24.0)
-        elif n == "calendar.tod_cos":
-            out[i] = np.cos(2 * np.pi * hour / 24.0)
-        elif n == "calendar.dow_sin":
-            out[i] = np.sin(2 * np.pi * weekday / 7.0)
-        elif n == "calendar.dow_cos":
-            out[i] = np.cos(2 * np.pi * weekday / 7.0)
-        else:
-            raise KeyError(f"unknown calendar channel {n!r}")
-    return out
 
 
 class Window:
@@ -63,10 +39,12 @@ class Window:
         step_seconds: float,
         length: int,
         stale_after: Sequence[float],
+        zone: ZoneInfo | None = None,
     ) -> None:
         self.names = list(names)
         self.step = float(step_seconds)
         self.length = int(length)
+        self.zone = zone or ZoneInfo("UTC")  # the home's time zone: calendar inputs are computed in it
         c = len(self.names)
         self._event = np.array([k in EVENT_KINDS for k in kinds], dtype=bool)
         self._calendar = [i for i, k in enumerate(kinds) if k == "calendar"]
@@ -146,7 +124,7 @@ class Window:
         if self._calendar:
             times = steps.astype(np.float64) * self.step
             names = [self.names[i] for i in self._calendar]
-            x[self._calendar] = calendar_values(names, times, local_offset_seconds(now))
+            x[self._calendar] = calendar_values(names, local_seconds(times, self.zone))
         mask = self.live(now).astype(np.float32)
         return x.astype(np.float32), mask
 

@@ -24,6 +24,7 @@ def simhome_config_dict(
     mode: str = "auto",
     topo: Topology | None = None,
     echo_window_seconds: float = 120.0,
+    timezone: str = "Europe/Brussels",
     **overrides: Any,
 ) -> dict[str, Any]:
     """The config as a plain mapping (YAML-ready); `overrides` replace top-level keys.
@@ -58,6 +59,7 @@ def simhome_config_dict(
         "mode": mode,
         "bundle": str(bundle),
         "state_dir": str(state_dir),
+        "timezone": timezone,
         "broker": {"host": host, "port": port, "reconnect_min_seconds": 0.2, "reconnect_max_seconds": 2.0},
         "channels": channels,
         "devices": devices,

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from edge_agent.manifest import calendar_value
 from training.data import (
     DataError,
     WindowSampler,
@@ -69,12 +68,8 @@ def test_calendar(uci):
     assert [c.name for c in cal.channels[-3:]] == ["calendar.tod_sin", "calendar.tod_cos", "calendar.dow_sin"]
     assert cal.channels[-1].kind == "calendar" and cal.values.shape == (len(log), 8)
     for i in (0, 500, 4000):
-        assert cal.values[i, 5] == pytest.approx(
-            calendar_value("calendar.tod_sin", hour[i], int(wd[i])), abs=1e-6
-        )
-        assert cal.values[i, 7] == pytest.approx(
-            calendar_value("calendar.dow_sin", hour[i], int(wd[i])), abs=1e-6
-        )
+        assert cal.values[i, 5] == pytest.approx(math.sin(2 * math.pi * hour[i] / 24), abs=1e-6)
+        assert cal.values[i, 7] == pytest.approx(math.sin(2 * math.pi * int(wd[i]) / 7), abs=1e-6)
     assert add_calendar_channels(cal, ("calendar.tod_sin",)) is cal
 
 

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-import time
+import datetime as dt
+import math
+from zoneinfo import ZoneInfo
 
 import numpy as np
+import pytest
 
-from edge_agent.manifest import calendar_value
 from edge_agent.window import Window, pool_time
 
 STEP = 10.0
 T0 = 1_700_000_000.0  # a multiple of 10
 
 
-def make(length: int = 4) -> Window:
+def make(length: int = 4, zone: ZoneInfo | None = None) -> Window:
     return Window(
         ["m", "t", "calendar.tod_sin"],
         ["motion", "temperature", "calendar"],
         STEP,
         length,
         [100.0, 50.0, float("inf")],
+        zone=zone,
     )
 
 
@@ -77,16 +80,17 @@ def test_stale_mask_and_never_reported() -> None:
     assert np.isnan(x[0]).all() and mask[0] == 0 and mask[2] == 1
 
 
-def test_calendar_matches_manifest_formula() -> None:
-    """Calendar values per step equal `calendar_value` at each step's local time."""
-    w = make()
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Brussels", "America/New_York"])
+def test_calendar_is_computed_in_the_homes_zone(zone: str) -> None:
+    """Calendar values per step are sin(2 pi hour/24) of each step's wall time in the configured zone,
+    whatever the process's own time zone."""
+    w = make(zone=ZoneInfo(zone))
     now = T0 + 3 * STEP + 4
     x, _ = w.snapshot(now)
     for i in range(4):
-        t = T0 + i * STEP
-        lt = time.localtime(t)
-        hour = lt.tm_hour + lt.tm_min / 60 + lt.tm_sec / 3600
-        assert abs(x[2, i] - calendar_value("calendar.tod_sin", hour, lt.tm_wday)) < 1e-5
+        local = dt.datetime.fromtimestamp(T0 + i * STEP, ZoneInfo(zone))
+        hour = local.hour + local.minute / 60 + local.second / 3600
+        assert abs(x[2, i] - math.sin(2 * math.pi * hour / 24)) < 1e-5
 
 
 def test_pool_time_aligned_at_newest() -> None:

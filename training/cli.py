@@ -11,7 +11,6 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import get_args
 
 import pydantic
 
@@ -71,9 +70,9 @@ def _calendar(text: str | None) -> list[str] | None:
 
 
 def _kinds(text: str) -> tuple[str, ...]:
-    from edge_agent.manifest import ChannelKind
+    from edge_agent.kinds import KIND_NAMES
 
-    known = get_args(ChannelKind)
+    known = KIND_NAMES
     kinds = tuple(k for k in _csv_list(text) if k != "none")
     bad = [k for k in kinds if k not in known]
     if bad:

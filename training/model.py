@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, get_args
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edge_agent.manifest import ChannelKind
+from edge_agent.kinds import KIND_NAMES
 
-KINDS: tuple[str, ...] = get_args(ChannelKind)
+KINDS: tuple[str, ...] = KIND_NAMES  # kind-embedding index order (append-only table)
 NEG = -1e9  # masked attention logit: finite, so an all-masked row stays finite (no NaN)
 
 

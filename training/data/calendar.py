@@ -1,8 +1,8 @@
 """Local calendar time per row (hour of day, weekday) and the `calendar.*` channels, from UTC + per-row offset.
 
 Local time of row i = t0 + i·step + utc_offset_seconds[i] (offset None = UTC). hour_of_day is fractional in
-[0, 24); weekday is Monday = 0. The channel formulas are those of `edge_agent.manifest.calendar_value`, which
-the runtime uses on its own clock, so training and runtime agree.
+[0, 24); weekday is Monday = 0. The channel formulas are `edge_agent.calendar_features.calendar_values`, which the
+runtime uses on its own clock in the home's time zone, so training and runtime agree.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from edge_agent.calendar_features import CALENDAR_CHANNELS, calendar_values
 from training.sensorlog import ChannelInfo, SensorLog
 
-CALENDAR_CHANNELS = ("calendar.tod_sin", "calendar.tod_cos", "calendar.dow_sin", "calendar.dow_cos")
 DEFAULT_CALENDAR = ("calendar.tod_sin", "calendar.tod_cos")
 
 
@@ -46,21 +46,17 @@ def hour_and_weekday(log: SensorLog) -> tuple[np.ndarray, np.ndarray]:
 
 
 def calendar_columns(log: SensorLog, names: Sequence[str] = DEFAULT_CALENDAR) -> np.ndarray:
-    """float32 [N, len(names)] values of the given calendar channels (formulas of manifest.calendar_value)."""
-    hour, weekday = hour_and_weekday(log)
-    cols = []
-    for name in names:
-        if name == "calendar.tod_sin":
-            cols.append(np.sin(2 * np.pi * hour / 24.0))
-        elif name == "calendar.tod_cos":
-            cols.append(np.cos(2 * np.pi * hour / 24.0))
-        elif name == "calendar.dow_sin":
-            cols.append(np.sin(2 * np.pi * weekday / 7.0))
-        elif name == "calendar.dow_cos":
-            cols.append(np.cos(2 * np.pi * weekday / 7.0))
-        else:
-            raise ValueError(f"unknown calendar channel {name!r}; known: {', '.join(CALENDAR_CHANNELS)}")
-    return np.stack(cols, axis=1).astype(np.float32) if cols else np.zeros((len(log), 0), np.float32)
+    """float32 [N, len(names)] values of the given calendar channels (the runtime's formulas)."""
+    if not names:
+        return np.zeros((len(log), 0), np.float32)
+    try:
+        vals = calendar_values(names, local_seconds(log))  # [len(names), N]
+    except KeyError:
+        bad = [n for n in names if n not in CALENDAR_CHANNELS]
+        raise ValueError(
+            f"unknown calendar channel {bad[0]!r}; known: {', '.join(CALENDAR_CHANNELS)}"
+        ) from None
+    return vals.T.astype(np.float32)
 
 
 def add_calendar_channels(log: SensorLog, names: Sequence[str] = DEFAULT_CALENDAR) -> SensorLog:
