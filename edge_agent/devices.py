@@ -1,4 +1,5 @@
-"""Devices: absolute command payloads, reported state, and echo-aware override detection (pure).
+"""Devices: absolute command payloads, reported state, echo-aware override detection, and the per-device
+runtime bundle (tracker + policy + last decision) built from config and manifest (pure).
 
 A state report that matches a command we sent within `echo_window_seconds` is our echo. The first report
 (retained or first seen) is the initial state, and a report repeating the known value (Zigbee2MQTT's
@@ -9,15 +10,19 @@ device is held for `override_hold_seconds` and the change is returned so the age
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edge_agent.config import DeviceConfig
+from edge_agent.config import AgentConfig, DeviceConfig
+from edge_agent.effects import Decision
 from edge_agent.ingest import PayloadError, to_number
-from edge_agent.manifest import DeviceSpec
-from edge_agent.policy import clamp_value
+from edge_agent.manifest import DeviceSpec, Manifest
+from edge_agent.policy import DevicePolicy, clamp_value
+
+logger = logging.getLogger(__name__)
 
 EventKind = Literal["initial", "echo", "repeat", "override"]
 
@@ -117,3 +122,53 @@ class DeviceTracker:
         h = data.get("held_until")
         if isinstance(h, int | float):
             self.held_until = float(h)
+
+
+@dataclass
+class DeviceRuntime:
+    """One decided device: where its output is, its config entry, tracker, policy and last decision."""
+
+    name: str
+    index: int  # row in the model's `devices` output
+    cfg_index: int  # entry in config.devices
+    tracker: DeviceTracker
+    policy: DevicePolicy
+    last: Decision | None = field(default=None)  # last decision
+    last_target: float | None = None  # last value we commanded
+
+    def carry_over(self, old: DeviceRuntime) -> None:
+        """Keep what a person and the agent did (reported state, hold, recent commands, dwell, rate limit)
+        when the bundle is swapped: only the model changed."""
+        t, o = self.tracker, old.tracker
+        t.reported, t.reported_at, t.held_until = o.reported, o.reported_at, o.held_until
+        t._recent = o._recent
+        self.policy.last_change = old.policy.last_change
+        self.policy._sent = old.policy._sent
+        self.last, self.last_target = old.last, old.last_target
+
+
+def build_devices(config: AgentConfig, manifest: Manifest) -> list[DeviceRuntime]:
+    """One runtime per configured device that the bundle decides; others get one warning line."""
+    specs = {d.name: (i, d) for i, d in enumerate(manifest.devices)}
+    out = []
+    for j, dc in enumerate(config.devices):
+        if dc.name not in specs:
+            logger.warning(
+                "config devices[%d].name: %r is not decided by bundle %s (it has %s); device ignored",
+                j,
+                dc.name,
+                manifest.version,
+                sorted(specs),
+            )
+            continue
+        i, spec = specs[dc.name]
+        if spec.kind == "level" and dc.values is not None and len(dc.values) != spec.levels:
+            logger.warning(
+                "config devices[%d].values: %d values for %d levels of %r; extra levels are clamped",
+                j,
+                len(dc.values),
+                spec.levels,
+                dc.name,
+            )
+        out.append(DeviceRuntime(dc.name, i, j, DeviceTracker(spec, dc), DevicePolicy(spec, dc)))
+    return out

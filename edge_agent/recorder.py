@@ -37,6 +37,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from edge_agent.effects import Record, StateRecord
+
 logger = logging.getLogger(__name__)
 
 metadata = MetaData()
@@ -163,13 +165,19 @@ class Recorder:
         self._thread.start()
 
     # ---- producers (any thread) ------------------------------------------------------------------------
-    def add(self, table: str, row: dict[str, Any]) -> None:
-        """Queue one row; urgent tables (overrides, model versions) wait briefly for room rather than drop."""
+    def write(self, record: Record) -> None:
+        """Queue one typed record (`edge_agent.effects`); urgent ones are committed at once."""
+        urgent = record.URGENT or (isinstance(record, StateRecord) and record.urgent)
+        self.add(record.TABLE, record.row(), urgent=urgent)
+
+    def add(self, table: str, row: dict[str, Any], *, urgent: bool = False) -> None:
+        """Queue one row; urgent rows (overrides, holds, model versions) wait briefly for room rather than drop."""
+        urgent = urgent or table in URGENT_TABLES
         try:
-            if table in URGENT_TABLES:
-                self._q.put((table, row), timeout=2.0)
+            if urgent:
+                self._q.put((table, row, True), timeout=2.0)
             else:
-                self._q.put_nowait((table, row))
+                self._q.put_nowait((table, row, False))
         except queue.Full:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 10_000 == 0:
@@ -179,7 +187,7 @@ class Recorder:
 
     def call(self, fn: Callable[[Connection], None]) -> None:
         """Run `fn(conn)` on the writer thread in its own transaction (retention and other maintenance)."""
-        self._q.put(("__call__", fn))
+        self._q.put(("__call__", fn, False))
 
     def set_state(self, key: str, value: Any, now: float) -> None:
         """Upsert agent_state[key] = JSON(value)."""
@@ -189,7 +197,7 @@ class Recorder:
         """Wait until everything queued so far is committed."""
         done = threading.Event()
         try:
-            self._q.put(("__flush__", done), timeout=timeout)
+            self._q.put(("__flush__", done, False), timeout=timeout)
         except queue.Full:
             return False
         return done.wait(timeout)
@@ -229,7 +237,7 @@ class Recorder:
                 self._commit(pending)
                 return
             if item is not None:
-                kind, payload = item
+                kind, payload, urgent = item
                 if kind == "__flush__":
                     self._commit(pending)
                     pending, n = {}, 0
@@ -242,7 +250,7 @@ class Recorder:
                     continue
                 pending.setdefault(kind, []).append(payload)
                 n += 1
-                now_commit = kind in URGENT_TABLES or n >= self.batch_rows
+                now_commit = urgent or n >= self.batch_rows
             if now_commit or time.monotonic() >= deadline:
                 self._commit(pending)
                 pending, n = {}, 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ class Counters:
     unknown_topic: int = 0
     decisions: int = 0
     commands: int = 0
+    commands_disconnected: int = 0  # decided while the broker link was down: not sent, never late
     overrides: int = 0
     skipped_stale: int = 0
     errors: int = 0
@@ -44,18 +46,29 @@ class LatencyStats:
 
 
 class RateMeter:
-    """Messages per real second between two `rate()` calls."""
+    """Messages per real second over the last `span` seconds, from samples of a running total.
 
-    def __init__(self) -> None:
-        self._t = time.monotonic()
-        self._n = 0
+    Reading the rate does not reset it: any number of readers (stats topic, live view) see the same figure."""
 
-    def rate(self, total: int) -> float:
-        now = time.monotonic()
-        dt = max(1e-6, now - self._t)
-        r = (total - self._n) / dt
-        self._t, self._n = now, total
-        return round(r, 2)
+    def __init__(self, span: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.span = span
+        self._clock = clock
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def note(self, total: int) -> None:
+        now = self._clock()
+        self._samples.append((now, total))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.span:
+            self._samples.popleft()
+
+    def rate(self, total: int | None = None) -> float:
+        """The rate over the kept span (noting `total` first when given)."""
+        if total is not None:
+            self.note(total)
+        if len(self._samples) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = self._samples[0], self._samples[-1]
+        return round((n1 - n0) / max(1e-6, t1 - t0), 2)
 
 
 _PROC = psutil.Process()

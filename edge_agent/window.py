@@ -83,6 +83,27 @@ class Window:
             self.last_value[ch] = value
         return closed
 
+    def adopt(self, old: Window, pairs: Sequence[tuple[int, int]]) -> None:
+        """Take over channel history from `old` (a bundle swap): `pairs` of (old index, new index).
+
+        Same step and length: the ring rows are copied as they are. Otherwise each channel's last reading is
+        replayed at its time (the window refills on the new step as readings come in)."""
+        same = old.step == self.step and old.length == self.length
+        for src, dst in pairs:
+            if same:
+                for name in (
+                    "_buf",
+                    "_buf_step",
+                    "_cur_step",
+                    "_carry_step",
+                    "_carry_val",
+                    "last_time",
+                    "last_value",
+                ):
+                    getattr(self, name)[dst] = getattr(old, name)[src]
+            elif np.isfinite(old.last_time[src]) and not np.isnan(old.last_value[src]):
+                self.update(dst, float(old.last_value[src]), float(old.last_time[src]))
+
     def open_steps(self) -> list[ClosedStep]:
         """The newest (still open) step of every channel that has one: flushed to the recorder on stop."""
         out = []

@@ -91,7 +91,7 @@ def test_manual_change_holds_and_is_recorded(
         n_sent = len(observer.on(SET))
         observer.publish("zigbee2mqtt/living_motion", {"occupancy": False, "illuminance": 5})
         observer.publish("zigbee2mqtt/living_motion", {"occupancy": True, "illuminance": 5})
-        wait_until(lambda: (agent.devices[0].last or {}).get("reason") == "held")
+        wait_until(lambda: getattr(agent.devices[0].last, "reason", None) == "held")
         assert len(observer.on(SET)) == n_sent  # never overrides a person
         ov = rows(agent, overrides)
         assert len(ov) == 1
@@ -117,7 +117,7 @@ def test_stale_sensor_no_command(
         observer.publish(
             "zigbee2mqtt/living_motion", {"occupancy": True, "illuminance": 500}
         )  # event -> decide
-        wait_until(lambda: (agent.devices[2].last or {}).get("reason") == "stale")
+        wait_until(lambda: getattr(agent.devices[2].last, "reason", None) == "stale")
         assert observer.on(heat) == [] and agent.counters.skipped_stale >= 1
         observer.publish("zigbee2mqtt/living_climate", {"temperature": 15.0})
         observer.publish("zigbee2mqtt/living_motion", {"occupancy": False, "illuminance": 500})

@@ -1,0 +1,438 @@
+"""The controller: the one decision path, pure. Messages, ticks, load samples and clock values in; `Effects` out.
+
+ingest (topic rules, validation) -> window (ring buffer, stale mask, calendar in the home's zone) -> the
+governor's tier (channels fed, time pooling) -> onnxruntime -> policy per device (hysteresis, dwell, rate
+limit, clamps, hold) -> commands, records and decisions to publish. A change on a fast channel (motion,
+contact) decides in the same call; slow channels are served by `poll`'s periodic tick. A device state report
+that is neither the first, an echo of our command nor a repeat is a person's change: the device is held,
+and an `OverrideRecord` plus an urgent `StateRecord` of the holds are returned before anything else.
+
+Nothing here reads the wall clock, sleeps, or touches a socket or a file: the runtime (`edge_agent.agent`),
+the demo, training's closed-loop check, the benches and the tests all drive this class. `perf` (monotonic
+seconds, injectable) only measures latency, which the governor reads as a signal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from edge_agent.calendar_features import load_zone
+from edge_agent.config import AgentConfig
+from edge_agent.devices import DeviceRuntime, build_devices
+from edge_agent.effects import (
+    Command,
+    CommandRecord,
+    Decision,
+    DecisionRecord,
+    Effects,
+    ModelVersionRecord,
+    OverrideRecord,
+    ReadingRecord,
+    StateRecord,
+    TierChangeRecord,
+    dumps,
+)
+from edge_agent.focus import AttentionTracker
+from edge_agent.governor import Governor
+from edge_agent.inference import Bundle, ModelOutput
+from edge_agent.ingest import Ingestor, LogLimiter, PayloadError
+from edge_agent.kinds import FAST_KINDS, stale_limit
+from edge_agent.stats import Counters, LatencyStats
+from edge_agent.tiering import run_tier, select_channels
+from edge_agent.window import Window
+
+logger = logging.getLogger(__name__)
+
+TOP_CHANNELS = 3  # channels (by attention) published with each decision
+Message = tuple[str, bytes, float]  # topic, payload, perf time it was received
+
+
+class Controller:
+    """Decides for one home with one bundle at a time (hot-swappable between two calls)."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        bundle: Bundle,
+        *,
+        now: float,
+        state: Mapping[str, Any] | None = None,
+        perf: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cfg = config
+        self.perf = perf
+        self.zone = load_zone(config.timezone)
+        self.counters = Counters()
+        self.latency = LatencyStats()
+        self._limiter = LogLimiter(60.0)
+        self._now = now
+        self._tick_count = 0
+        self._next_tick = now + config.decision_tick_seconds
+        self.first_decision_at: float | None = None  # perf time, for the cold-start bench
+        state = state or {}
+        self._install(bundle, now, tracker_json=state.get("attention_tracker"))
+        holds = state.get("holds") or {}
+        for d in self.devices:
+            d.tracker.restore(holds.get(d.name, {}))
+
+    # ---- the bundle ------------------------------------------------------------------------------------
+    def _install(self, bundle: Bundle, now: float, tracker_json: str | None = None) -> None:
+        m = bundle.manifest
+        cfg = self.cfg
+        self.bundle = bundle
+        self.names = [c.name for c in m.channels]
+        self.kinds = [c.kind for c in m.channels]
+        self.index = m.channel_index()
+        rules = []
+        for i, r in enumerate(cfg.channels):
+            if r.channel in self.index:
+                rules.append(r)
+            else:
+                logger.warning(
+                    "config channels[%d].channel: %r is not in bundle %s; rule ignored (fix the name or use a "
+                    "bundle that has it)",
+                    i,
+                    r.channel,
+                    m.version,
+                )
+        self.ingestor = Ingestor(
+            rules, dict(zip(self.names, self.kinds, strict=True)), cfg.field_aliases, cfg.max_payload_bytes
+        )
+        stale = {r.channel: r.stale_after_seconds for r in rules if r.stale_after_seconds}
+        limits = [stale_limit(k, stale.get(n)) for n, k in zip(self.names, self.kinds, strict=True)]
+        self.window = Window(self.names, self.kinds, m.step_seconds, m.window, limits, zone=self.zone)
+        self.fast = {i for i, k in enumerate(self.kinds) if k in FAST_KINDS}
+        self._sensor_rows = [i for i, k in enumerate(self.kinds) if k != "calendar"]
+        self.devices: list[DeviceRuntime] = build_devices(cfg, m)
+        self.by_state_topic = {d.tracker.cfg.state_topic: d for d in self.devices}
+        self.command_topics = {d.tracker.command_topic for d in self.devices}
+        p99 = {t.name: t.latency_us_p99 / 1000.0 for t in m.tiers if t.latency_us_p99}
+        self.governor = Governor(cfg.governor, bundle.tiers, lambda: self._now, tier_p99_ms=p99)
+        self.tracker = AttentionTracker.from_json(
+            tracker_json, len(self.names), always=sorted(self.fast), names=self.names
+        )
+        if m.timezone is not None and m.timezone != cfg.timezone:
+            logger.warning(
+                "bundle %s was trained with calendar inputs in %s, the config says timezone: %s; the config's "
+                "zone is used (retrain, or set timezone: to the home's zone)",
+                m.version,
+                m.timezone,
+                cfg.timezone,
+            )
+
+    def loaded_record(self, now: float) -> ModelVersionRecord:
+        m = self.bundle.manifest
+        return ModelVersionRecord(m.version, now, str(self.bundle.path), m.model_dump_json())
+
+    def swap_bundle(self, bundle: Bundle, now: float) -> Effects:
+        """Serve `bundle` from the next decision on: channel history, holds and device state are kept."""
+        old_window, old_index, old_devices = self.window, self.index, {d.name: d for d in self.devices}
+        self._install(bundle, now)
+        self.window.adopt(old_window, [(old_index[n], i) for n, i in self.index.items() if n in old_index])
+        for d in self.devices:
+            if d.name in old_devices:
+                d.carry_over(old_devices[d.name])
+        logger.info(
+            "bundle %s now in service (%d channels, %d devices)",
+            bundle.version,
+            len(self.names),
+            len(self.devices),
+        )
+        return Effects(records=[self.loaded_record(now)])
+
+    # ---- inputs ----------------------------------------------------------------------------------------
+    def handle(self, messages: Iterable[Message], now: float, *, link_up: bool = True) -> Effects:
+        """Handle a batch of messages, then decide once if a fast channel changed among them."""
+        self._now = now
+        fx = Effects()
+        triggered: set[int] = set()
+        t0 = 0.0
+        for topic, payload, received in messages:
+            ch = self._message(topic, payload, now, fx)
+            if ch is not None:
+                if not triggered:
+                    t0 = received
+                triggered.add(ch)
+        if triggered:
+            names = ",".join(self.names[c] for c in sorted(triggered))
+            self._decide(now, f"event:{names}", t0, fx, link_up, triggered)
+        return fx
+
+    def poll(self, now: float, *, link_up: bool = True) -> Effects:
+        """The periodic tick, when due (serves slow channels; the sparse tier runs on every n-th one)."""
+        self._now = now
+        fx = Effects()
+        if now < self._next_tick:
+            return fx
+        self._tick_count += 1
+        self._next_tick = now + self.cfg.decision_tick_seconds
+        tier = self.bundle.tier(self.governor.tier)
+        if self._tick_count % tier.every_n_ticks == 0:
+            self._decide(now, "tick", self.perf(), fx, link_up)
+        return fx
+
+    def observe_load(self, now: float, *, cpu_percent: float | None, queue_depth: int) -> Effects:
+        """A CPU/queue sample for the governor; a tier change comes back as a record."""
+        self._now = now
+        if cpu_percent is not None:
+            self.governor.observe(cpu_percent=cpu_percent, queue_depth=queue_depth)
+        else:
+            self.governor.observe(queue_depth=queue_depth)
+        change = self.governor.update()
+        if change is None:
+            return Effects()
+        return Effects(
+            records=[
+                TierChangeRecord(
+                    change.at, change.old, change.new, change.reason, change.signal, change.value
+                )
+            ]
+        )
+
+    def persist(self, now: float) -> Effects:
+        """The state that survives a restart: the attention tracker and the holds."""
+        return Effects(
+            records=[StateRecord("attention_tracker", self.tracker.to_json(), now), self._holds(now)]
+        )
+
+    def close(self, now: float) -> Effects:
+        """On stop: the still-open step of every channel, and the persistent state."""
+        fx = Effects(
+            records=[ReadingRecord(c.ts, self.names[c.channel], c.value) for c in self.window.open_steps()]
+        )
+        return fx.extend(self.persist(now))
+
+    def _holds(self, now: float) -> StateRecord:
+        return StateRecord("holds", {d.name: d.tracker.state() for d in self.devices}, now, urgent=True)
+
+    # ---- one message -----------------------------------------------------------------------------------
+    def _message(self, topic: str, payload: bytes, now: float, fx: Effects) -> int | None:
+        """Returns the fast channel whose value changed (a decision trigger), or None."""
+        self.counters.messages += 1
+        trigger = None
+        dev = self.by_state_topic.get(topic)
+        try:
+            if dev is not None:
+                self._device_state(dev, payload, now, fx)
+            if self.ingestor.knows(topic):
+                for r in self.ingestor.parse(topic, payload):
+                    ch = self.index[r.channel]
+                    old = self.window.last_value[ch]
+                    closed = self.window.update(ch, r.value, now)
+                    self.counters.readings += 1
+                    if closed is not None:
+                        fx.records.append(ReadingRecord(closed.ts, self.names[ch], closed.value))
+                    if ch in self.fast and old != r.value:
+                        trigger = ch
+            elif dev is None and topic not in self.command_topics:
+                self.counters.unknown_topic += 1
+                if self._limiter.allow("unknown-topic", now):
+                    logger.warning(
+                        "ingest: message on %r matches no channel rule or device; ignored (add a rule under "
+                        "`channels` if it is a sensor; %d unknown-topic messages so far, logged once a minute)",
+                        topic[:200],
+                        self.counters.unknown_topic,
+                    )
+        except PayloadError as e:
+            self.counters.invalid += 1
+            if self._limiter.allow(f"bad:{topic[:200]}", now):
+                logger.warning(
+                    "ingest: bad payload on %r: %s (fix the sensor or its rule in `channels`; logged once a "
+                    "minute per topic)",
+                    topic[:200],
+                    e,
+                )
+        return trigger
+
+    def _device_state(self, dev: DeviceRuntime, payload: bytes, now: float, fx: Effects) -> None:
+        value = dev.tracker.parse_state(payload)
+        if value is None:
+            return
+        ev = dev.tracker.on_state(value, now)
+        if ev.kind != "override":
+            return
+        self.counters.overrides += 1
+        dev.policy.note_change(now)
+        last = dev.last
+        if self._limiter.allow(f"override:{dev.name}", now):
+            logger.info(
+                "override: %s set to %g by a person (agent's value %s); held for %.0fs",
+                dev.name,
+                value,
+                None if last is None else last.value,
+                self.cfg.devices[dev.cfg_index].override_hold_seconds,
+            )
+        fx.records.append(
+            OverrideRecord(
+                ts=now,
+                device=dev.name,
+                value=value,
+                previous=ev.previous,
+                agent_target=None if last is None else last.value,
+                agent_output=None if last is None else last.output,
+                decision_ts=None if last is None else last.time,
+                model_version=self.bundle.version,
+                hold_until=dev.tracker.held_until,
+            )
+        )
+        fx.records.append(self._holds(now))  # the hold is durable before anything else is done
+
+    # ---- decisions -------------------------------------------------------------------------------------
+    def _decide(
+        self,
+        now: float,
+        trigger: str,
+        t0: float,
+        fx: Effects,
+        link_up: bool,
+        triggered: set[int] | None = None,
+    ) -> None:
+        active = [d for d in self.devices if self.device_mode(d) != "off"]
+        if not active:
+            return
+        tier = self.bundle.tier(self.governor.tier)
+        x, mask = self.window.snapshot(now)  # [C, W], [C]
+        sensors_live = bool(mask[self._sensor_rows].any())
+        ids = select_channels(tier, len(self.names), self.tracker, triggered or ())  # [C_fed]
+        out = run_tier(self.bundle, tier, x, mask, ids)
+        self.tracker.update(out.attention, ids)
+        model_ms = (self.perf() - t0) * 1000.0  # message received -> model output
+        for d in active:
+            self._apply(d, out, ids, mask, sensors_live, now, tier.name, trigger, model_ms, fx, link_up)
+        ms = (self.perf() - t0) * 1000.0
+        self.latency.add(ms)
+        self.governor.observe(latency_ms=ms)
+        self.counters.decisions += 1
+        if self.first_decision_at is None:
+            self.first_decision_at = self.perf()
+
+    def device_mode(self, d: DeviceRuntime) -> str:
+        return self.cfg.device_mode(self.cfg.devices[d.cfg_index])
+
+    def _apply(
+        self,
+        d: DeviceRuntime,
+        out: ModelOutput,
+        ids: np.ndarray,
+        mask: np.ndarray,
+        sensors_live: bool,
+        now: float,
+        tier: str,
+        trigger: str,
+        model_ms: float,
+        fx: Effects,
+        link_up: bool,
+    ) -> None:
+        dcfg = self.cfg.devices[d.cfg_index]
+        mode = self.device_mode(d)
+        output = float(out.devices[d.index])
+        fresh = sensors_live and all(
+            c in self.index and mask[self.index[c]] > 0 for c in dcfg.required_channels
+        )
+        current = d.tracker.reported if d.tracker.reported is not None else d.last_target
+        res = d.policy.decide(
+            output, now, current=current, basis_fresh=fresh, held_until=d.tracker.held_until
+        )
+        if res.reason == "stale":
+            self.counters.skipped_stale += 1
+        sent = False
+        if res.send and mode == "auto":
+            cmd = Command(
+                d.name, d.tracker.command_topic, d.tracker.command_bytes(res.target), res.target, now
+            )
+            if link_up:
+                fx.commands.append(cmd)
+                d.policy.note_sent(now)
+                d.tracker.note_command(res.target, now)
+                d.last_target = res.target
+                self.counters.commands += 1
+                sent = True
+            else:  # never queued for later: a command goes out on a fresh basis or not at all
+                self.counters.commands_disconnected += 1
+                fx.records.append(command_record(cmd, "dropped-disconnected", now))
+        weights = out.attention[d.index]  # [C_fed]
+        top = [
+            (self.names[int(ids[j])], round(float(weights[j]), 4))
+            for j in np.argsort(-weights)[:TOP_CHANNELS]
+            if weights[j] > 0
+        ]
+        held = d.tracker.held(now)
+        dec = Decision(
+            time=now,
+            device=d.name,
+            value=res.target,
+            output=round(output, 4),
+            confidence=round(float(out.confidence[d.index]), 4),
+            tier=tier,
+            mode=mode,
+            sent=sent,
+            reason=res.reason,
+            trigger=trigger,
+            top=top,
+            held=held,
+            held_until=d.tracker.held_until if held else None,
+            model_version=self.bundle.version,
+        )
+        d.last = dec
+        fx.decisions.append(dec)
+        fx.records.append(
+            DecisionRecord(
+                ts=now,
+                device=d.name,
+                output=output,
+                target=res.target,
+                confidence=dec.confidence,
+                sent=sent,
+                reason=res.reason,
+                mode=mode,
+                tier=tier,
+                trigger=trigger[:160],
+                model_version=self.bundle.version,
+                latency_ms=round(model_ms, 3),
+                attention=dumps(dec.payload()["top"]),
+            )
+        )
+
+    # ---- views -----------------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        p50, p99 = self.latency.percentiles()
+        return {
+            "mode": self.cfg.mode,
+            "model_version": self.bundle.version,
+            "tier": self.governor.tier,
+            "latency_ms_p50": p50,
+            "latency_ms_p99": p99,
+            "governor": self.governor.state(),
+            **self.counters.as_dict(),
+        }
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """Devices (state, last decision, mode, hold), tier, counters: for live views."""
+        devs = {}
+        for d in self.devices:
+            held = d.tracker.held(now)
+            last = d.last.payload() if d.last is not None else None
+            devs[d.name] = {
+                "state": d.tracker.reported,
+                "mode": self.device_mode(d),
+                "held_until": d.tracker.held_until if held else None,
+                "last_decision": last,
+                "top": (last or {}).get("top", []),
+            }
+        return {
+            "time": now,
+            "tier": self.governor.tier,
+            "model_version": self.bundle.version,
+            "devices": devs,
+            "counters": self.counters.as_dict(),
+            "governor": self.governor.state(),
+        }
+
+
+def command_record(cmd: Command, status: str, now: float) -> CommandRecord:
+    return CommandRecord(now, cmd.device, cmd.topic, cmd.payload.decode(), cmd.value, status)

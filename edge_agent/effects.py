@@ -1,0 +1,184 @@
+"""What the controller asks the outside world to do: typed effects (commands, records, decisions to publish).
+
+The `Controller` is pure: it takes messages, ticks and clock values and returns `Effects`. The runtime
+carries them out — commands through the MQTT link, records into the recorder, decisions to the publisher —
+and tests read them directly. Every record is a frozen dataclass naming its table; `row()` is the column map.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+def finite_or_none(obj: Any) -> Any:
+    """A copy of `obj` (dicts, lists, tuples, floats) with NaN/inf floats replaced by None (valid JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON that never contains the invalid tokens NaN / Infinity (they become null)."""
+    return json.dumps(finite_or_none(obj), separators=(",", ":"), allow_nan=False, default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A row for the recorder; subclasses set TABLE."""
+
+    TABLE: ClassVar[str] = ""
+    URGENT: ClassVar[bool] = False  # committed at once (labels, holds, model versions)
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRecord(Record):
+    TABLE: ClassVar[str] = "readings"
+    ts: float  # start of the step, epoch seconds
+    channel: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord(Record):
+    TABLE: ClassVar[str] = "decisions"
+    ts: float
+    device: str
+    output: float  # raw model output
+    target: float  # value after the policy
+    confidence: float
+    sent: bool
+    reason: str
+    mode: str
+    tier: str
+    trigger: str
+    model_version: str
+    latency_ms: float
+    attention: str  # JSON [[channel, weight], ...] top channels
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideRecord(Record):
+    """A person's manual change: the preference label, with what the agent had decided."""
+
+    TABLE: ClassVar[str] = "overrides"
+    URGENT: ClassVar[bool] = True
+    ts: float
+    device: str
+    value: float
+    previous: float | None
+    agent_target: float | None
+    agent_output: float | None
+    decision_ts: float | None
+    model_version: str | None
+    hold_until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord(Record):
+    TABLE: ClassVar[str] = "commands"
+    ts: float
+    device: str
+    topic: str
+    payload: str
+    value: float
+    status: str  # sent | queued | queued-offline | dropped-disconnected | expired | dropped-queue-full
+
+
+@dataclass(frozen=True, slots=True)
+class TierChangeRecord(Record):
+    TABLE: ClassVar[str] = "tier_changes"
+    ts: float
+    old: str
+    new: str
+    reason: str
+    signal: str
+    value: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionRecord(Record):
+    TABLE: ClassVar[str] = "model_versions"
+    URGENT: ClassVar[bool] = True
+    version: str
+    loaded_at: float
+    path: str
+    manifest: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateRecord(Record):
+    """agent_state[key] = JSON(value); `urgent` commits at once (a person's hold must survive a crash)."""
+
+    TABLE: ClassVar[str] = "agent_state"
+    key: str
+    value: Any
+    updated: float
+    urgent: bool = False
+
+    def row(self) -> dict[str, Any]:
+        return {"key": self.key, "value": dumps(self.value), "updated": self.updated}
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A device command to send (QoS1, never retained, dropped if not sent within the expiry)."""
+
+    device: str
+    topic: str
+    payload: bytes
+    value: float
+    created: float  # agent clock
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One device's decision as published on `edge-agent/<id>/decision/<device>` (and shown live)."""
+
+    time: float
+    device: str
+    value: float
+    output: float
+    confidence: float
+    tier: str
+    mode: str
+    sent: bool
+    reason: str
+    trigger: str
+    top: list[tuple[str, float]]
+    held: bool
+    held_until: float | None
+    model_version: str
+
+    def payload(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["top"] = [[c, w] for c, w in self.top]
+        return finite_or_none(d)
+
+
+@dataclass
+class Effects:
+    """Everything one controller call wants done, in order."""
+
+    commands: list[Command] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+    def extend(self, other: Effects) -> Effects:
+        self.commands += other.commands
+        self.records += other.records
+        self.decisions += other.decisions
+        return self
+
+    def of(self, kind: type[Record]) -> list[Any]:
+        """The records of one type (tests and the demo read effects this way)."""
+        return [r for r in self.records if isinstance(r, kind)]
