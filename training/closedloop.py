@@ -1,39 +1,33 @@
-"""Closed-loop check of a bundle on the simulated home: the model drives the devices, minute by minute.
+"""Closed-loop check of a bundle on the simulated home, through the daemon's own decision path.
 
 Open-loop accuracy on logged history can hide a model that only learned persistence from sensors that see
-the devices themselves (a lamp in the illuminance). Here a tier's decisions are applied to `SimHome` at
-every minute (no MQTT, no policy smoothing, no person overriding), its sensors are windowed as the runtime
-does (forward fill up to the stale limit, mask, normalize, calendar channels from the local clock), and each
-decision is compared with what the person wants right now (`SimHome.preferred`): overall and while the
-person is present (the moments they would notice and override).
+the devices themselves (a lamp in the illuminance). Here the runtime's `Controller` (the very code the
+daemon runs: ingest, window, stale limits per kind, calendar in the home's zone, the tier, the policy with
+hysteresis, dwell and rate limits) is fed the simulated home's Zigbee2MQTT messages; its commands are
+applied to `SimHome` and echoed back as state reports, as Zigbee2MQTT would. Nobody overrides. Once a
+simulated minute the devices' state in effect is compared with what the person wants right now
+(`SimHome.preferred`, the demo's measure): overall and while the person is present (when they would notice).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
+import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from edge_agent.manifest import Manifest, calendar_value
+from edge_agent.controller import Controller
+from edge_agent.effects import Effects
+from edge_agent.inference import Bundle
+from edge_agent.manifest import Manifest
 from simhome import SimHome
-from training.data.windows import coarsen_time
-from training.decisions import agree, decide
-from training.ortrun import make_session, run_session
+from simhome.config import simhome_config
+from simhome.stream import Z2MStream, decode_command, device_state
 
-STALE_SECONDS = 300.0  # the history loader's forward-fill limit; the runtime's stale limit
-
-
-def _fill(buf: np.ndarray) -> np.ndarray:
-    """Forward-fill NaNs along time per channel, back-fill the leading ones (WindowSampler's rule)."""
-    t = buf.shape[1]
-    good = ~np.isnan(buf)
-    idx = np.where(good, np.arange(t), -1)
-    np.maximum.accumulate(idx, axis=1, out=idx)
-    first = np.argmax(good, axis=1)
-    idx = np.where(idx < 0, first[:, None], idx)
-    return np.take_along_axis(buf, idx, axis=1)
+SUB_STEP_SECONDS = 10.0  # simulation step between message polls (events are decided at this resolution)
 
 
 def closed_loop(
@@ -45,52 +39,63 @@ def closed_loop(
     start: str = "2023-01-16T06:00",
     timezone: str = "Europe/Brussels",
 ) -> dict[str, float]:
-    """Agreement of the tier's decisions with the preference over `hours` of closed-loop simulation."""
-    t = man.tier(tier)
-    sess = make_session(Path(bundle) / t.file)
+    """Agreement of the devices' state with the preference over `hours` of closed-loop simulation, the
+    `tier` pinned, decided by the runtime's Controller."""
     home = SimHome(
         seed, dt.datetime.fromisoformat(start).replace(tzinfo=ZoneInfo(timezone)), timezone=timezone
     )
-    names = [c.name for c in man.channels]
-    c, w = len(names), man.window
-    mean = np.array([ch.mean for ch in man.channels], np.float32)
-    std = np.array([ch.std for ch in man.channels], np.float32)
-    buf = np.full((c, w), np.nan, np.float32)
-    last = np.full(c, np.nan, np.float32)
-    age = np.full(c, np.inf)
-    ids = np.arange(c, dtype=np.int64)[None]
+    topo = home.topology()
+    with tempfile.TemporaryDirectory(prefix="edge-agent-closedloop-") as tmp:
+        cfg = simhome_config(
+            Path(bundle),
+            state_dir=Path(tmp),
+            mode="auto",
+            timezone=timezone,
+            topo=topo,
+            decision_tick_seconds=man.step_seconds,
+            governor={"pinned_tier": tier},
+            echo_window_seconds=60.0,
+        )
+    ctrl = Controller(cfg, Bundle.load(bundle), now=home.now, perf=time.perf_counter)
+    stream = Z2MStream(topo, seed)
+    devices = [d.name for d in man.devices]
+
+    def report(name: str) -> tuple[str, bytes, float]:
+        local = float(home.state.temp[0]) if name == "living.heating" else None
+        m = device_state(topo.device(name), home.device(name), local)
+        return m.topic, m.encode(), time.perf_counter()
+
+    def carry_out(fx: Effects) -> None:
+        echoes = []
+        for cmd in fx.commands:
+            dev, value = decode_command(topo, cmd.topic, cmd.payload, home.device(cmd.device))
+            home.set_device(dev.name, value)
+            echoes.append(report(dev.name))
+        if echoes:
+            carry_out(ctrl.handle(echoes, home.now))
+
+    carry_out(ctrl.handle([report(d) for d in devices], home.now))
+    warmup = home.now + man.window * man.step_seconds  # a full window before scoring
     same, present = [], []
-    step = man.step_seconds
-    for i in range(int(hours * 3600 / step)):
-        home.step(step)
-        r = home.readings()
-        now = home.now_local()
-        hod = now.hour + now.minute / 60 + now.second / 3600
-        for j, n in enumerate(names):
-            v = calendar_value(n, hod, now.weekday()) if n.startswith("calendar.") else r.get(n)
-            if v is None:
-                age[j] += step
-            else:
-                last[j], age[j] = v, 0.0
-        buf = np.roll(buf, -1, axis=1)
-        buf[:, -1] = np.where(age <= STALE_SECONDS, last, np.nan)
-        if i < w:
+    minute = None
+    kinds = {d.name: d.kind for d in man.devices}
+    for _ in range(int(hours * 3600 / SUB_STEP_SECONDS)):
+        home.step(SUB_STEP_SECONDS)
+        now = home.now
+        msgs = [(m.topic, m.encode(), time.perf_counter()) for m in stream.poll(now, home.readings())]
+        carry_out(ctrl.handle(msgs, now))
+        carry_out(ctrl.poll(now))
+        m = int(now // 60)
+        if now < warmup or m == minute:
             continue
-        mask = (~np.isnan(buf[:, -1])).astype(np.float32)
-        x = np.where(mask[:, None] > 0, (_fill(buf) - mean[:, None]) / std[:, None], 0.0).astype(np.float32)
-        x = coarsen_time(x[None], t.time_factor)
-        out = run_session(sess, x, mask[None], ids)[0]
-        dec = decide(out, man.devices)
+        minute = m
         pref = home.preferred()
-        want = np.array([[pref[d.name] for d in man.devices]], np.float32)
-        same.append(agree(dec, want, man.devices)[0])
-        present.append([home.presence(d.name)[0] for d in man.devices])
-        for k, d in enumerate(man.devices):
-            home.set_device(d.name, float(dec[0, k]))
+        same.append([not home.pref.differs(kinds[d], home.device(d), pref[d]) for d in devices])
+        present.append([home.presence(d)[0] for d in devices])
     ok, pres = np.array(same), np.array(present)
     res = {"closed_loop_agreement": float(ok.mean())}
-    for k, d in enumerate(man.devices):
-        res[f"closed_loop_agreement.{d.name}"] = float(ok[:, k].mean())
+    for k, d in enumerate(devices):
+        res[f"closed_loop_agreement.{d}"] = float(ok[:, k].mean())
         if pres[:, k].any():
-            res[f"closed_loop_agreement_present.{d.name}"] = float(ok[pres[:, k], k].mean())
+            res[f"closed_loop_agreement_present.{d}"] = float(ok[pres[:, k], k].mean())
     return res
