@@ -29,11 +29,15 @@ demo: $(STAMP_RT) mosquitto
 
 test: $(STAMP_DEV) mosquitto
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bundle: $(STAMP_DEV)
 	$(BIN)/python -m training build-demo-bundle

@@ -116,9 +116,9 @@ def _stats_from_broker(cfg: AgentConfig, timeout: float) -> tuple[dict[str, Any]
         c.username_pw_set(b.username, b.password.get_secret_value() if b.password else None)
     if b.tls is not None:
         c.tls_set(
-            ca_certs=b.tls.ca_file and str(b.tls.ca_file),
-            certfile=b.tls.cert_file and str(b.tls.cert_file),
-            keyfile=b.tls.key_file and str(b.tls.key_file),
+            ca_certs=str(b.tls.ca_file) if b.tls.ca_file else None,
+            certfile=str(b.tls.cert_file) if b.tls.cert_file else None,
+            keyfile=str(b.tls.key_file) if b.tls.key_file else None,
         )
 
     def _on_msg(_c: Any, _u: Any, msg: Any) -> None:

@@ -111,7 +111,7 @@ class Controller:
         self.devices: list[DeviceRuntime] = build_devices(cfg, m)
         self.by_state_topic = {d.tracker.cfg.state_topic: d for d in self.devices}
         self.command_topics = {d.tracker.command_topic for d in self.devices}
-        p99 = {t.name: t.latency_us_p99 / 1000.0 for t in m.tiers if t.latency_us_p99}
+        p99: dict[str, float] = {t.name: t.latency_us_p99 / 1000.0 for t in m.tiers if t.latency_us_p99}
         self.governor = Governor(cfg.governor, bundle.tiers, lambda: self._now, tier_p99_ms=p99)
         self.tracker = AttentionTracker.from_json(
             tracker_json, len(self.names), always=sorted(self.fast), names=self.names
