@@ -23,7 +23,7 @@ def Mosquitto() -> LocalBroker:  # noqa: N802 - kept as the benches' constructor
 
 
 def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    v = sorted(values)
-    return round(v[min(len(v) - 1, int(q / 100 * len(v)))], 3)
+    """The runtime's nearest-rank percentile (edge_agent.stats), rounded; None when empty."""
+    from edge_agent.stats import percentile
+
+    return round(percentile(values, q), 3) if values else None

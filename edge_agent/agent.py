@@ -104,8 +104,8 @@ class Agent:
         return self.controller.governor
 
     @property
-    def tracker(self) -> AttentionTracker:
-        return self.controller.tracker
+    def focus(self) -> AttentionTracker:
+        return self.controller.focus
 
     @property
     def first_decision_at(self) -> float | None:

@@ -113,7 +113,7 @@ class Controller:
         self.command_topics = {d.tracker.command_topic for d in self.devices}
         p99: dict[str, float] = {t.name: t.latency_us_p99 / 1000.0 for t in m.tiers if t.latency_us_p99}
         self.governor = Governor(cfg.governor, bundle.tiers, lambda: self._now, tier_p99_ms=p99)
-        self.tracker = AttentionTracker.from_json(
+        self.focus = AttentionTracker.from_json(
             tracker_json, len(self.names), always=sorted(self.fast), names=self.names
         )
         if m.timezone is not None and m.timezone != cfg.timezone:
@@ -197,7 +197,7 @@ class Controller:
     def persist(self, now: float) -> Effects:
         """The state that survives a restart: the attention tracker and the holds."""
         return Effects(
-            records=[StateRecord("attention_tracker", self.tracker.to_json(), now), self._holds(now)]
+            records=[StateRecord("attention_tracker", self.focus.to_json(), now), self._holds(now)]
         )
 
     def close(self, now: float) -> Effects:
@@ -298,9 +298,9 @@ class Controller:
         tier = self.bundle.tier(self.governor.tier)
         x, mask = self.window.snapshot(now)  # [C, W], [C]
         sensors_live = bool(mask[self._sensor_rows].any())
-        ids = select_channels(tier, len(self.names), self.tracker, triggered or ())  # [C_fed]
+        ids = select_channels(tier, len(self.names), self.focus, triggered or ())  # [C_fed]
         out = run_tier(self.bundle, tier, x, mask, ids)
-        self.tracker.update(out.attention, ids)
+        self.focus.update(out.attention, ids)
         model_ms = (self.perf() - t0) * 1000.0  # message received -> model output
         for d in active:
             self._apply(d, out, ids, mask, sensors_live, now, tier.name, trigger, model_ms, fx, link_up)

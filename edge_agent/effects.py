@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 
 def finite_or_none(obj: Any) -> Any:
-    """A copy of `obj` (dicts, lists, tuples, floats) with NaN/inf floats replaced by None (valid JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
+    """A copy of `obj` (dicts, lists, tuples, numbers incl. numpy scalars) with NaN/inf replaced by None."""
+    if isinstance(obj, bool | int | str) or obj is None:
+        return obj
+    if isinstance(obj, numbers.Integral):
+        return int(obj)
+    if isinstance(obj, numbers.Real):
+        f = float(obj)
+        return f if math.isfinite(f) else None
     if isinstance(obj, dict):
         return {k: finite_or_none(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

@@ -35,6 +35,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edge_agent.stats import percentile
+
 logger = logging.getLogger(__name__)
 
 LATENCY_WINDOW_MAX_SAMPLES = 4096  # bound on the latency window's memory whatever the decision rate
@@ -118,13 +120,6 @@ class TierChange:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
-    return ordered[rank - 1]
 
 
 class Governor:

@@ -8,18 +8,18 @@ Commands to devices are not state: they go through `MqttLink.send_command`.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from edge_agent.effects import dumps
 from edge_agent.mqtt import MqttLink
 
 logger = logging.getLogger(__name__)
 
 
 def _json(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), default=float).encode()
+    return dumps(obj).encode()  # NaN/inf become null: always valid JSON
 
 
 class Publisher:

@@ -1,13 +1,14 @@
-"""Agent counters and measurements for the stats topic: message rate, latency percentiles, CPU, RSS."""
+"""Agent counters and measurements for the stats topic: message rate, latency percentiles (the one
+percentile definition: nearest rank), CPU, RSS."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import psutil
 
 
@@ -28,6 +29,13 @@ class Counters:
         return asdict(self)
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
 class LatencyStats:
     """Decision latencies (ms) of the last `n` decisions."""
 
@@ -40,9 +48,8 @@ class LatencyStats:
     def percentiles(self) -> tuple[float | None, float | None]:
         if not self._v:
             return None, None
-        a = np.fromiter(self._v, dtype=np.float64)
-        p50, p99 = np.percentile(a, [50, 99])
-        return round(float(p50), 3), round(float(p99), 3)
+        v = list(self._v)
+        return round(percentile(v, 50.0), 3), round(percentile(v, 99.0), 3)
 
 
 class RateMeter:

@@ -117,7 +117,7 @@ def test_governor_step_down_is_recorded_and_used(
     # the focus tracker was persisted on stop and comes back in the next run
     agent2 = Agent(parse_config(agent_config_dict(bundle_path, broker.port, tmp_path / "s")))
     try:
-        assert agent2.tracker.updates == agent.tracker.updates > 0
-        assert json.loads(agent2.tracker.to_json())["mean"] == json.loads(agent.tracker.to_json())["mean"]
+        assert agent2.focus.updates == agent.focus.updates > 0
+        assert json.loads(agent2.focus.to_json())["mean"] == json.loads(agent.focus.to_json())["mean"]
     finally:
         agent2.recorder.close()

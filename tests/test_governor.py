@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from edge_agent.governor import Governor, GovernorSettings, TierChange, percentile
+from edge_agent.governor import Governor, GovernorSettings, TierChange
+from edge_agent.stats import percentile
 
 LADDER = ["full", "int8", "coarse", "focused", "sparse"]
 
