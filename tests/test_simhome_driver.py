@@ -74,7 +74,6 @@ def test_driver_streams_applies_commands_and_reconnects(broker):
             time.sleep(0.02)
         stats = drv.stats()
         assert stats["commands"] == {"bedroom.fan": 1} and stats["bad_commands"] == 1
-        assert 0.0 <= stats["agreement"]["living.heating"] <= 1.0
         assert drv.preferred_state("bedroom.fan") in (0.0, 1.0, 2.0, 3.0)
         # broker restart: the driver reconnects, resubscribes and keeps publishing
         broker.stop()
