@@ -250,7 +250,7 @@ class Controller:
         return trigger
 
     def _device_state(self, dev: DeviceRuntime, payload: bytes, now: float, fx: Effects) -> None:
-        value = dev.tracker.parse_state(payload)
+        value = dev.tracker.parse_state(payload, self.cfg.max_payload_bytes)
         if value is None:
             return
         ev = dev.tracker.on_state(value, now)

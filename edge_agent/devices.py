@@ -20,7 +20,7 @@ from edge_agent.config import AgentConfig, DeviceConfig
 from edge_agent.effects import Decision
 from edge_agent.ingest import PayloadError, to_number
 from edge_agent.manifest import DeviceSpec, Manifest
-from edge_agent.policy import DevicePolicy, clamp_value
+from edge_agent.policy import HARD_SETPOINT_DEFAULT, HARD_SETPOINT_LIMITS, DevicePolicy, clamp_value
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +75,19 @@ class DeviceTracker:
         self._recent.append((clamp_value(self.spec, self.cfg, value), now))
 
     # ---- state reports --------------------------------------------------------------------------------
-    def parse_state(self, payload: bytes) -> float | None:
-        """The device's value in a state message, or None if the message lacks our field."""
+    def parse_state(self, payload: bytes, max_bytes: int = 65536) -> float | None:
+        """The device's value in a state message, or None if the message lacks our field.
+
+        An impossible value (not finite, a fan level the device does not have, a light at -5, a setpoint of
+        1e308 or `true`) is invalid input — a PayloadError — never a person's preference."""
+        if len(payload) > max_bytes:
+            raise PayloadError(f"{self.name}: state payload of {len(payload)} bytes exceeds {max_bytes}")
         try:
             obj = json.loads(payload)
-        except ValueError:
-            raise PayloadError("state payload is not JSON") from None
+        except (ValueError, RecursionError):  # bad JSON, bad UTF-8, too deep, too long an integer
+            raise PayloadError(f"{self.name}: state payload is not JSON") from None
         if not isinstance(obj, dict):
-            raise PayloadError("state payload is not a JSON object")
+            raise PayloadError(f"{self.name}: state payload is not a JSON object")
         if self.cfg.field not in obj or obj[self.cfg.field] is None:
             return None
         raw = obj[self.cfg.field]
@@ -90,10 +95,27 @@ class DeviceTracker:
             for i, v in enumerate(self.values):
                 if raw == v or (isinstance(raw, str) and isinstance(v, str) and raw.lower() == v.lower()):
                     return float(i)
-        value = to_number(raw)
-        if not math.isfinite(value):
-            raise PayloadError(f"{self.name}: state value {raw!r} is not finite")
+        if self.spec.kind == "setpoint" and isinstance(raw, bool):
+            raise PayloadError(f"{self.name}: setpoint {raw!r} is not a number")
+        try:
+            value = to_number(raw)
+        except OverflowError:
+            raise PayloadError(f"{self.name}: state value is out of range") from None
+        self._check_range(value, raw)
         return value
+
+    def _check_range(self, value: float, raw: Any) -> None:
+        shown = repr(raw)[:40]
+        if not math.isfinite(value):
+            raise PayloadError(f"{self.name}: state value {shown} is not finite")
+        if self.spec.kind == "setpoint":
+            lo, hi = HARD_SETPOINT_LIMITS.get(self.spec.unit, HARD_SETPOINT_DEFAULT)
+            if not lo <= value <= hi:
+                raise PayloadError(f"{self.name}: setpoint {value:g} outside {lo:g}..{hi:g} {self.spec.unit}")
+            return
+        top = 1 if self.spec.kind == "binary" else self.spec.levels - 1
+        if value != int(value) or not 0 <= value <= top:
+            raise PayloadError(f"{self.name}: state {shown} is not one of the device's values 0..{top}")
 
     def on_state(self, value: float, now: float) -> StateEvent:
         """Classify a reported value: initial, echo of our command, repeat, or a person's override."""

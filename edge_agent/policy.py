@@ -21,7 +21,7 @@ HARD_SETPOINT_LIMITS: dict[str, tuple[float, float]] = {
     "C": (5.0, 30.0),
     "°F": (41.0, 86.0),
 }
-HARD_SETPOINT_DEFAULT = (-1e6, 1e6)
+HARD_SETPOINT_DEFAULT = (-100.0, 1000.0)  # a setpoint in an unknown unit: still no 1e308
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,3 +83,48 @@ def test_bad_state_payload() -> None:
     with pytest.raises(PayloadError):
         d.parse_state(b'{"state": "blue"}')
     assert d.parse_state(b'{"linkquality": 3}') is None
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"state": -5}',
+        b'{"state": 2}',
+        b'{"state": 0.5}',
+        b'{"state": 1e308}',
+        b'{"state": "' + b"9" * 400 + b'"}',
+        b'{"state": ' + b"9" * 400 + b"}",
+        b"[" * 5000 + b"]" * 5000,
+        b'{"a":' * 3000 + b"1" + b"}" * 3000,
+    ],
+)
+def test_impossible_light_states_are_invalid_input_not_overrides(payload: bytes) -> None:
+    """A light at -5, 2, 0.5, 1e308, a 400-digit number or a deeply nested payload: PayloadError."""
+    with pytest.raises(PayloadError):
+        light().parse_state(payload)
+
+
+def test_impossible_fan_and_setpoint_states_are_invalid() -> None:
+    fan = DeviceTracker(
+        DeviceSpec(name="f", kind="level", levels=4),
+        DeviceConfig(name="f", state_topic="z/f", field="fan_mode", values=["off", "low", "medium", "high"]),
+    )
+    heat = DeviceTracker(
+        DeviceSpec(name="h", kind="setpoint", unit="°C"),
+        DeviceConfig(name="h", state_topic="z/h", field="occupied_heating_setpoint"),
+    )
+    for bad in (b'{"fan_mode": 99}', b'{"fan_mode": -1}', b'{"fan_mode": "turbo"}'):
+        with pytest.raises(PayloadError):
+            fan.parse_state(bad)
+    assert fan.parse_state(b'{"fan_mode": 3}') == 3.0
+    for bad in (
+        b'{"occupied_heating_setpoint": 1e308}',
+        b'{"occupied_heating_setpoint": -1e300}',
+        b'{"occupied_heating_setpoint": true}',
+        b'{"occupied_heating_setpoint": 45}',
+    ):
+        with pytest.raises(PayloadError):
+            heat.parse_state(bad)
+    assert heat.parse_state(b'{"occupied_heating_setpoint": 21.5}') == 21.5
+    with pytest.raises(PayloadError):
+        heat.parse_state(b'{"occupied_heating_setpoint": 20}', max_bytes=10)
