@@ -41,6 +41,16 @@ PERSIST_SECONDS = 30.0  # real seconds between saves of the attention tracker an
 DURABLE_WAIT_SECONDS = 2.0  # longest wait for a person's hold to be committed before going on
 
 
+def merge_holds(saved: dict[str, Any], from_overrides: dict[str, float]) -> dict[str, Any]:
+    """The saved hold state, with every still-running override hold added (the later end wins)."""
+    out = {k: dict(v) for k, v in saved.items() if isinstance(v, dict)}
+    for device, until in from_overrides.items():
+        have = out.setdefault(device, {}).get("held_until")
+        if not isinstance(have, int | float) or have < until:
+            out[device]["held_until"] = until
+    return out
+
+
 class Agent:
     """The running service. `start()`, `stop()`, `stats()`, `snapshot()`; `swap_bundle()` between decisions."""
 
@@ -58,6 +68,7 @@ class Agent:
             queue_size=r.queue_size,
         )
         state = {k: self.recorder.get_state(k) for k in ("attention_tracker", "holds")}
+        state["holds"] = merge_holds(state.get("holds") or {}, self.recorder.override_holds(clock()))
         self.controller = Controller(config, bundle, now=clock(), state=state)
         self.inbox: queue.Queue[Message] = queue.Queue(config.queue_size)
         self.topics = config.topics()

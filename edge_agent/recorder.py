@@ -217,6 +217,13 @@ class Recorder:
             v = conn.execute(select(agent_state.c.value).where(agent_state.c.key == key)).scalar()
         return None if v is None else json.loads(v)
 
+    def override_holds(self, now: float) -> dict[str, float]:
+        """device -> hold_until of the newest override per device whose hold is still running (a restart
+        after a crash that lost the `holds` state still holds those devices)."""
+        q = select(overrides.c.device, func.max(overrides.c.hold_until)).group_by(overrides.c.device)
+        with self.engine.connect() as conn:
+            return {d: float(h) for d, h in conn.execute(q) if h is not None and h > now}
+
     def count(self, table: str) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(metadata.tables[table])).scalar() or 0)

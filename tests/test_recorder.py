@@ -79,3 +79,27 @@ def test_retention_deletes_old_readings_via_scheduler(tmp_path: Path) -> None:
     rec.flush()
     assert rec.count("readings") == 1
     rec.close()
+
+
+def test_an_override_without_its_hold_state_still_holds_after_restart(tmp_path: Path) -> None:
+    """Killed after the override row was committed but before the hold state was: the restarted agent
+    reads the override and holds the device anyway (issue 19 item 3)."""
+    from conftest import agent_config_dict
+    from testbundle import home_bundle
+
+    from edge_agent.agent import Agent
+    from edge_agent.config import parse_config
+
+    cfg = parse_config(agent_config_dict(home_bundle(tmp_path / "b"), 1, tmp_path / "state"))
+    now = time.time()
+    rec = Recorder(cfg.database_url)
+    rec.add("overrides", {"ts": now - 10, "device": "living.light", "value": 0.0, "hold_until": now + 590})
+    rec.add("overrides", {"ts": now - 900, "device": "bedroom.fan", "value": 1.0, "hold_until": now - 300})
+    rec.close()
+    agent = Agent(cfg)
+    try:
+        held = {d.name: d.tracker.held(now) for d in agent.devices}
+        assert held == {"living.light": True, "bedroom.fan": False, "living.heating": False}
+        assert agent.devices[0].tracker.held_until == now + 590
+    finally:
+        agent.recorder.close()
