@@ -125,6 +125,8 @@ agent_state = Table(
 )
 
 URGENT_TABLES = frozenset({"overrides", "model_versions"})
+KEEP_ON_FAILURE = frozenset({"overrides", "model_versions", "agent_state"})  # retried, never dropped
+RETRY_MAX_ROWS = 10_000
 _STOP = object()
 
 
@@ -161,6 +163,8 @@ class Recorder:
         self.dropped = 0
         self.written = 0
         self.errors = 0
+        self._retry: dict[str, list[dict[str, Any]]] = {}
+        self._failing = 0  # consecutive failed commits
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
 
@@ -272,11 +276,19 @@ class Recorder:
             logger.error("recorder: maintenance job failed: %s", e)
 
     def _commit(self, pending: dict[str, list[dict[str, Any]]]) -> None:
+        """Write one batch. On failure every lost row is counted in `dropped`; the rows that must never be
+        lost (overrides, holds and other agent state, model versions) are kept and retried with the next
+        batch (up to RETRY_MAX_ROWS), so a full disk costs readings and decisions, not a person's hold."""
+        for table, rows in self._retry.items():
+            pending.setdefault(table, [])[:0] = rows
+        self._retry = {}
         if not pending:
             return
         try:
             with self.engine.begin() as conn:
                 for table, rows in pending.items():
+                    if not rows:
+                        continue
                     if table == "agent_state":
                         latest = {r["key"]: r for r in rows}
                         conn.execute(delete(agent_state).where(agent_state.c.key.in_(list(latest))))
@@ -284,13 +296,32 @@ class Recorder:
                     else:
                         conn.execute(insert(metadata.tables[table]), rows)
             self.written += sum(len(r) for r in pending.values())
-        except SQLAlchemyError as e:
+            if self._failing:
+                logger.warning("recorder: writing again after %d failed commits", self._failing)
+                self._failing = 0
+        except Exception as e:  # SQLAlchemyError (disk full, locked, gone) or worse: never let the writer die
             self.errors += 1
-            lost = sum(len(r) for r in pending.values())
-            logger.error("recorder: commit of %d rows failed (%s); rows dropped, writer goes on", lost, e)
-        except Exception:  # thread boundary: never let the writer die silently
-            self.errors += 1
-            logger.exception("recorder: unexpected error in the writer; batch dropped")
+            self._failing += 1
+            kept = {t: r for t, r in pending.items() if t in KEEP_ON_FAILURE}
+            n_kept = sum(len(r) for r in kept.values())
+            if n_kept <= RETRY_MAX_ROWS:
+                self._retry = kept
+            else:
+                n_kept = 0
+            lost = sum(len(r) for r in pending.values()) - n_kept
+            self.dropped += lost
+            full = "full" in str(e).lower()
+            if self._failing == 1 or self._failing % 100 == 0:
+                logger.error(
+                    "recorder: commit failed%s (%s): %d rows lost (%d in total), %d kept to retry "
+                    "(overrides, holds); the agent goes on deciding%s",
+                    " — the disk is full" if full else "",
+                    str(e).splitlines()[0][:200],
+                    lost,
+                    self.dropped,
+                    n_kept,
+                    "; free space under the state directory" if full else "",
+                )
 
 
 def retention_job(rec: Recorder, clock: Callable[[], float], days: float) -> Callable[[], None]:

@@ -103,3 +103,35 @@ def test_an_override_without_its_hold_state_still_holds_after_restart(tmp_path: 
         assert agent.devices[0].tracker.held_until == now + 590
     finally:
         agent.recorder.close()
+
+
+def test_a_full_database_counts_every_lost_row_and_keeps_the_overrides(tmp_path: Path) -> None:
+    """SQLite's own 'database or disk is full' (max_page_count caps the file): readings are lost and
+    counted, the override and the hold state are kept and written once there is room again."""
+    from sqlalchemy import event
+
+    url = f"sqlite:///{tmp_path / 'full.db'}"
+    rec = Recorder(url, flush_interval=0.05, batch_rows=200)
+    limit = {"pages": 0}
+
+    @event.listens_for(rec.engine, "connect")
+    def _cap(dbapi_con, _rec) -> None:  # type: ignore[no-untyped-def]
+        if limit["pages"]:
+            dbapi_con.execute(f"PRAGMA max_page_count={limit['pages']}")
+
+    with rec.engine.connect() as c:
+        pages = int(c.execute(text("PRAGMA page_count")).scalar() or 0)
+    limit["pages"] = pages + 1
+    rec.engine.dispose()  # new connections get the cap
+    for i in range(3000):
+        rec.add("readings", {"ts": float(i), "channel": "c" * 100, "value": 0.0})
+    rec.add("overrides", {"ts": 1.0, "device": "l", "value": 0.0, "previous": 1.0, "hold_until": 99.0})
+    rec.set_state("holds", {"l": {"held_until": 99.0}}, 1.0)
+    assert rec.flush()
+    assert rec.dropped > 0 and rec.errors > 0
+    limit["pages"] = 10**9
+    rec.engine.dispose()
+    assert rec.flush() and rec.flush()  # the next commits retry the kept rows
+    assert rec.count("overrides") == 1 and rec.get_state("holds") == {"l": {"held_until": 99.0}}
+    assert rec.count("readings") + rec.dropped == 3000  # every reading is either written or counted lost
+    rec.close()
