@@ -49,7 +49,7 @@ from edge_agent.window import Window
 logger = logging.getLogger(__name__)
 
 TOP_CHANNELS = 3  # channels (by attention) published with each decision
-Message = tuple[str, bytes, float]  # topic, payload, perf time it was received
+Message = tuple[str, bytes, float, bool]  # topic, payload, perf time received, retained flag
 
 
 class Controller:
@@ -152,8 +152,8 @@ class Controller:
         fx = Effects()
         triggered: set[int] = set()
         t0 = 0.0
-        for topic, payload, received in messages:
-            ch = self._message(topic, payload, now, fx)
+        for topic, payload, received, retained in messages:
+            ch = self._message(topic, payload, now, fx, retained)
             if ch is not None:
                 if not triggered:
                     t0 = received
@@ -211,8 +211,12 @@ class Controller:
         return StateRecord("holds", {d.name: d.tracker.state() for d in self.devices}, now, urgent=True)
 
     # ---- one message -----------------------------------------------------------------------------------
-    def _message(self, topic: str, payload: bytes, now: float, fx: Effects) -> int | None:
-        """Returns the fast channel whose value changed (a decision trigger), or None."""
+    def _message(
+        self, topic: str, payload: bytes, now: float, fx: Effects, retained: bool = False
+    ) -> int | None:
+        """Returns the fast channel whose value changed (a decision trigger), or None. A retained sensor
+        value (its age unknown: it may be from before a restart) fills the window but stays masked and
+        triggers nothing until a live report comes."""
         self.counters.messages += 1
         trigger = None
         dev = self.by_state_topic.get(topic)
@@ -223,11 +227,12 @@ class Controller:
                 for r in self.ingestor.parse(topic, payload):
                     ch = self.index[r.channel]
                     old = self.window.last_value[ch]
-                    closed = self.window.update(ch, r.value, now)
+                    was_live = self.window.is_live(ch, now)
+                    closed = self.window.update(ch, r.value, now, fresh=not retained)
                     self.counters.readings += 1
                     if closed is not None:
                         fx.records.append(ReadingRecord(closed.ts, self.names[ch], closed.value))
-                    if ch in self.fast and old != r.value:
+                    if ch in self.fast and not retained and (old != r.value or not was_live):
                         trigger = ch
             elif dev is None and topic not in self.command_topics:
                 self.counters.unknown_topic += 1

@@ -65,7 +65,7 @@ class MqttLink:
         settings: BrokerSettings,
         client_id: str,
         will_topic: str,
-        inbox: queue.Queue[tuple[str, bytes, float]],
+        inbox: queue.Queue[tuple[str, bytes, float, bool]],
         *,
         clock: Callable[[], float] = time.time,
         command_expiry: float = 5.0,
@@ -278,7 +278,7 @@ class MqttLink:
     def _on_message(self, _c: Any, _ud: Any, msg: mqtt.MQTTMessage) -> None:
         try:
             self.counters.received += 1
-            item = (msg.topic, msg.payload, time.monotonic())
+            item = (msg.topic, bytes(msg.payload), time.monotonic(), bool(msg.retain))
             if msg.qos > 0:
                 self.inbox.put(item, timeout=QOS1_BLOCK_SECONDS)
             else:

@@ -57,8 +57,11 @@ class Window:
         self.last_time = np.full(c, -np.inf)  # [C] time of the last report
         self.last_value = np.full(c, np.nan)  # [C]
 
-    def update(self, ch: int, value: float, t: float) -> ClosedStep | None:
-        """Write a reading; returns the channel's previous step if this reading moved past it."""
+    def update(self, ch: int, value: float, t: float, *, fresh: bool = True) -> ClosedStep | None:
+        """Write a reading; returns the channel's previous step if this reading moved past it.
+
+        `fresh=False` (a retained message: its age is unknown) fills the window but does not make the
+        channel live: it stays masked until a live report proves the sensor is there."""
         s = int(t // self.step)
         slot = s % self.length
         closed = None
@@ -78,8 +81,9 @@ class Window:
         # else: a late reading older than the slot's step: dropped (the ring has moved on)
         if s > prev:
             self._cur_step[ch] = s
-        if t >= self.last_time[ch]:
+        if fresh and t >= self.last_time[ch]:
             self.last_time[ch] = t
+        if t >= self.last_time[ch] or not fresh:
             self.last_value[ch] = value
         return closed
 
@@ -111,6 +115,9 @@ class Window:
             s = int(self._cur_step[ch])
             out.append(ClosedStep(int(ch), s * self.step, float(self._buf[ch, s % self.length])))
         return out
+
+    def is_live(self, ch: int, now: float) -> bool:
+        return bool(now - self.last_time[ch] <= self._stale_after[ch])
 
     def live(self, now: float) -> np.ndarray:
         """[C] bool: reported within its stale limit (calendar channels always live)."""

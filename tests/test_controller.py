@@ -52,8 +52,8 @@ def make(bundle: Bundle, tmp_path: Path, state: dict[str, Any] | None = None, **
     return Controller(cfg, bundle, now=T0, state=state, perf=FakePerf())
 
 
-def msg(topic: str, obj: dict[str, Any]) -> tuple[str, bytes, float]:
-    return topic, json.dumps(obj).encode(), 100.0
+def msg(topic: str, obj: dict[str, Any], retained: bool = False) -> tuple[str, bytes, float, bool]:
+    return topic, json.dumps(obj).encode(), 100.0, retained
 
 
 def initial_states(c: Controller, now: float = T0) -> Effects:
@@ -218,12 +218,27 @@ def test_bad_payloads_are_counted_and_decisions_go_on(bundle: Bundle, tmp_path: 
     c = make(bundle, tmp_path)
     initial_states(c)
     bad = [
-        (MOTION, b"not json", 100.0),
-        (MOTION, b"[1,2]", 100.0),
-        (CLIMATE, b'{"temperature": "warm"}', 100.0),
-        (CLIMATE, b'{"temperature": 900}', 100.0),
-        ("zigbee2mqtt/unknown", b"{}", 100.0),
+        (MOTION, b"not json", 100.0, False),
+        (MOTION, b"[1,2]", 100.0, False),
+        (CLIMATE, b'{"temperature": "warm"}', 100.0, False),
+        (CLIMATE, b'{"temperature": 900}', 100.0, False),
+        ("zigbee2mqtt/unknown", b"{}", 100.0, False),
     ]
     fx = c.handle([*bad, msg(MOTION, {"occupancy": True, "illuminance": 5})], T0 + 1)
     assert c.counters.invalid == 4 and c.counters.unknown_topic == 1
     assert [json.loads(x.payload) for x in fx.commands if x.device == "living.light"] == [{"state": "ON"}]
+
+
+def test_retained_sensor_values_are_stale_until_a_live_report(bundle: Bundle, tmp_path: Path) -> None:
+    """After a restart the broker re-delivers retained values of unknown age: they trigger nothing and
+    never drive a command; the first live report does (issue 19 item 5)."""
+    c = make(bundle, tmp_path, decision_tick_seconds=1)
+    initial_states(c)
+    fx = c.handle(
+        [msg(MOTION, {"occupancy": True, "illuminance": 5}, True), msg(CLIMATE, {"temperature": 15.0}, True)],
+        T0 + 1,
+    )
+    fx.extend(c.poll(T0 + 2))  # a tick on retained values only
+    assert fx.commands == [] and {d.reason for d in fx.decisions} <= {"stale"}
+    live = c.handle([msg(MOTION, {"occupancy": True, "illuminance": 5})], T0 + 3)
+    assert [json.loads(x.payload) for x in live.commands if x.device == "living.light"] == [{"state": "ON"}]

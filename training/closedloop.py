@@ -60,10 +60,10 @@ def closed_loop(
     stream = Z2MStream(topo, seed)
     devices = [d.name for d in man.devices]
 
-    def report(name: str) -> tuple[str, bytes, float]:
+    def report(name: str) -> tuple[str, bytes, float, bool]:
         local = float(home.state.temp[0]) if name == "living.heating" else None
         m = device_state(topo.device(name), home.device(name), local)
-        return m.topic, m.encode(), time.perf_counter()
+        return m.topic, m.encode(), time.perf_counter(), False
 
     def carry_out(fx: Effects) -> None:
         echoes = []
@@ -82,7 +82,7 @@ def closed_loop(
     for _ in range(int(hours * 3600 / SUB_STEP_SECONDS)):
         home.step(SUB_STEP_SECONDS)
         now = home.now
-        msgs = [(m.topic, m.encode(), time.perf_counter()) for m in stream.poll(now, home.readings())]
+        msgs = [(m.topic, m.encode(), time.perf_counter(), False) for m in stream.poll(now, home.readings())]
         carry_out(ctrl.handle(msgs, now))
         carry_out(ctrl.poll(now))
         m = int(now // 60)
