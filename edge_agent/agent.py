@@ -55,10 +55,18 @@ class Agent:
     """The running service. `start()`, `stop()`, `stats()`, `snapshot()`; `swap_bundle()` between decisions."""
 
     def __init__(
-        self, config: AgentConfig, *, clock: Callable[[], float] = time.time, bundle: Bundle | None = None
+        self,
+        config: AgentConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        bundle: Bundle | None = None,
+        steady: Callable[[], float] | None = None,
     ) -> None:
         self.cfg = config
         self.clock = clock
+        # staleness, ticks, the governor: on a steady clock that a wall-clock step cannot move (a scaled
+        # simulation clock is its own steady clock)
+        self.steady = steady or (time.monotonic if clock is time.time else clock)
         bundle = bundle or Bundle.load(config.bundle, threads=config.process.inference_threads)
         r = config.recorder
         self.recorder = Recorder(
@@ -69,7 +77,7 @@ class Agent:
         )
         state = {k: self.recorder.get_state(k) for k in ("attention_tracker", "holds")}
         state["holds"] = merge_holds(state.get("holds") or {}, self.recorder.override_holds(clock()))
-        self.controller = Controller(config, bundle, now=clock(), state=state)
+        self.controller = Controller(config, bundle, now=clock(), mono=self.steady(), state=state)
         self.inbox: queue.Queue[Message] = queue.Queue(config.queue_size)
         self.topics = config.topics()
         self.link = MqttLink(
@@ -172,18 +180,18 @@ class Agent:
         while not self._stop.is_set():
             try:
                 batch = self._drain()
-                now = self.clock()
+                now, mono = self.clock(), self.steady()
                 up = self.link.connected.is_set()
                 self._maybe_swap(now)
                 if batch:
-                    self._carry_out(self.controller.handle(batch, now, link_up=up))
-                self._carry_out(self.controller.poll(now, link_up=up))
+                    self._carry_out(self.controller.handle(batch, now, mono=mono, link_up=up))
+                self._carry_out(self.controller.poll(now, mono=mono, link_up=up))
                 real = time.monotonic()
                 if real >= next_sample:
                     next_sample = real + self.cfg.governor.sample_seconds
                     self._cpu = psutil.cpu_percent(None)
                     fx = self.controller.observe_load(
-                        now, cpu_percent=self._cpu, queue_depth=self.inbox.qsize()
+                        now, cpu_percent=self._cpu, queue_depth=self.inbox.qsize(), mono=mono
                     )
                     self._carry_out(fx)
                     if fx.records:

@@ -63,6 +63,7 @@ class Controller:
         now: float,
         state: Mapping[str, Any] | None = None,
         perf: Callable[[], float] = time.monotonic,
+        mono: float | None = None,
     ) -> None:
         self.cfg = config
         self.perf = perf
@@ -71,8 +72,9 @@ class Controller:
         self.latency = LatencyStats()
         self._limiter = LogLimiter(60.0)
         self._now = now
+        self._mono = now if mono is None else mono  # steady clock (see `handle`): staleness, ticks, governor
         self._tick_count = 0
-        self._next_tick = now + config.decision_tick_seconds
+        self._next_tick = self._mono + config.decision_tick_seconds
         self.first_decision_at: float | None = None  # perf time, for the cold-start bench
         state = state or {}
         self._install(bundle, now, tracker_json=state.get("attention_tracker"))
@@ -112,7 +114,7 @@ class Controller:
         self.by_state_topic = {d.tracker.cfg.state_topic: d for d in self.devices}
         self.command_topics = {d.tracker.command_topic for d in self.devices}
         p99: dict[str, float] = {t.name: t.latency_us_p99 / 1000.0 for t in m.tiers if t.latency_us_p99}
-        self.governor = Governor(cfg.governor, bundle.tiers, lambda: self._now, tier_p99_ms=p99)
+        self.governor = Governor(cfg.governor, bundle.tiers, lambda: self._mono, tier_p99_ms=p99)
         self.focus = AttentionTracker.from_json(
             tracker_json, len(self.names), always=sorted(self.fast), names=self.names
         )
@@ -146,9 +148,19 @@ class Controller:
         return Effects(records=[self.loaded_record(now)])
 
     # ---- inputs ----------------------------------------------------------------------------------------
-    def handle(self, messages: Iterable[Message], now: float, *, link_up: bool = True) -> Effects:
-        """Handle a batch of messages, then decide once if a fast channel changed among them."""
+    def _clock(self, now: float, mono: float | None) -> float:
         self._now = now
+        self._mono = now if mono is None else mono
+        return self._mono
+
+    def handle(
+        self, messages: Iterable[Message], now: float, *, mono: float | None = None, link_up: bool = True
+    ) -> Effects:
+        """Handle a batch of messages, then decide once if a fast channel changed among them.
+
+        `now` is the clock time (records, calendar inputs, holds); `mono` the steady clock (default `now`):
+        the runtime passes a monotonic clock so a wall-clock step never turns stale detection off."""
+        self._clock(now, mono)
         fx = Effects()
         triggered: set[int] = set()
         t0 = 0.0
@@ -163,22 +175,24 @@ class Controller:
             self._decide(now, f"event:{names}", t0, fx, link_up, triggered)
         return fx
 
-    def poll(self, now: float, *, link_up: bool = True) -> Effects:
+    def poll(self, now: float, *, mono: float | None = None, link_up: bool = True) -> Effects:
         """The periodic tick, when due (serves slow channels; the sparse tier runs on every n-th one)."""
-        self._now = now
+        steady = self._clock(now, mono)
         fx = Effects()
-        if now < self._next_tick:
+        if steady < self._next_tick:
             return fx
         self._tick_count += 1
-        self._next_tick = now + self.cfg.decision_tick_seconds
+        self._next_tick = steady + self.cfg.decision_tick_seconds
         tier = self.bundle.tier(self.governor.tier)
         if self._tick_count % tier.every_n_ticks == 0:
             self._decide(now, "tick", self.perf(), fx, link_up)
         return fx
 
-    def observe_load(self, now: float, *, cpu_percent: float | None, queue_depth: int) -> Effects:
+    def observe_load(
+        self, now: float, *, cpu_percent: float | None, queue_depth: int, mono: float | None = None
+    ) -> Effects:
         """A CPU/queue sample for the governor; a tier change comes back as a record."""
-        self._now = now
+        self._clock(now, mono)
         if cpu_percent is not None:
             self.governor.observe(cpu_percent=cpu_percent, queue_depth=queue_depth)
         else:
@@ -188,9 +202,7 @@ class Controller:
             return Effects()
         return Effects(
             records=[
-                TierChangeRecord(
-                    change.at, change.old, change.new, change.reason, change.signal, change.value
-                )
+                TierChangeRecord(now, change.old, change.new, change.reason, change.signal, change.value)
             ]
         )
 
@@ -227,8 +239,8 @@ class Controller:
                 for r in self.ingestor.parse(topic, payload):
                     ch = self.index[r.channel]
                     old = self.window.last_value[ch]
-                    was_live = self.window.is_live(ch, now)
-                    closed = self.window.update(ch, r.value, now, fresh=not retained)
+                    was_live = self.window.is_live(ch, self._mono)
+                    closed = self.window.update(ch, r.value, now, fresh=not retained, seen=self._mono)
                     self.counters.readings += 1
                     if closed is not None:
                         fx.records.append(ReadingRecord(closed.ts, self.names[ch], closed.value))
@@ -301,7 +313,7 @@ class Controller:
         if not active:
             return
         tier = self.bundle.tier(self.governor.tier)
-        x, mask = self.window.snapshot(now)  # [C, W], [C]
+        x, mask = self.window.snapshot(now, self._mono)  # [C, W], [C]
         sensors_live = bool(mask[self._sensor_rows].any())
         ids = select_channels(tier, len(self.names), self.focus, triggered or ())  # [C_fed]
         out = run_tier(self.bundle, tier, x, mask, ids)

@@ -54,14 +54,18 @@ class Window:
         self._cur_step = np.full(c, -1, dtype=np.int64)  # [C] newest step written
         self._carry_step = np.full(c, -1, dtype=np.int64)  # [C] newest step evicted from the ring
         self._carry_val = np.full(c, np.nan)
-        self.last_time = np.full(c, -np.inf)  # [C] time of the last report
+        self.last_time = np.full(c, -np.inf)  # [C] time of the last live report (clock time)
+        self.last_seen = np.full(c, -np.inf)  # [C] the same on the steady clock: staleness is measured on it
         self.last_value = np.full(c, np.nan)  # [C]
 
-    def update(self, ch: int, value: float, t: float, *, fresh: bool = True) -> ClosedStep | None:
+    def update(
+        self, ch: int, value: float, t: float, *, fresh: bool = True, seen: float | None = None
+    ) -> ClosedStep | None:
         """Write a reading; returns the channel's previous step if this reading moved past it.
 
         `fresh=False` (a retained message: its age is unknown) fills the window but does not make the
-        channel live: it stays masked until a live report proves the sensor is there."""
+        channel live: it stays masked until a live report proves the sensor is there. `seen` is the steady
+        (monotonic) time of the report, default `t`: a wall-clock step never makes a silent channel live."""
         s = int(t // self.step)
         slot = s % self.length
         closed = None
@@ -81,10 +85,10 @@ class Window:
         # else: a late reading older than the slot's step: dropped (the ring has moved on)
         if s > prev:
             self._cur_step[ch] = s
-        if fresh and t >= self.last_time[ch]:
+        if fresh:
             self.last_time[ch] = t
-        if t >= self.last_time[ch] or not fresh:
-            self.last_value[ch] = value
+            self.last_seen[ch] = t if seen is None else seen
+        self.last_value[ch] = value  # arrival order is time order
         return closed
 
     def adopt(self, old: Window, pairs: Sequence[tuple[int, int]]) -> None:
@@ -102,11 +106,14 @@ class Window:
                     "_carry_step",
                     "_carry_val",
                     "last_time",
+                    "last_seen",
                     "last_value",
                 ):
                     getattr(self, name)[dst] = getattr(old, name)[src]
             elif np.isfinite(old.last_time[src]) and not np.isnan(old.last_value[src]):
-                self.update(dst, float(old.last_value[src]), float(old.last_time[src]))
+                self.update(
+                    dst, float(old.last_value[src]), float(old.last_time[src]), seen=float(old.last_seen[src])
+                )
 
     def open_steps(self) -> list[ClosedStep]:
         """The newest (still open) step of every channel that has one: flushed to the recorder on stop."""
@@ -117,15 +124,16 @@ class Window:
         return out
 
     def is_live(self, ch: int, now: float) -> bool:
-        return bool(now - self.last_time[ch] <= self._stale_after[ch])
+        """`now` on the steady clock (see `update`)."""
+        return bool(now - self.last_seen[ch] <= self._stale_after[ch])
 
     def live(self, now: float) -> np.ndarray:
         """[C] bool: reported within its stale limit (calendar channels always live)."""
-        live = (now - self.last_time) <= self._stale_after
+        live = (now - self.last_seen) <= self._stale_after
         live[self._calendar] = True
         return live
 
-    def snapshot(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+    def snapshot(self, now: float, seen_now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Raw values x [C, W] float32 (NaN where never reported) and mask [C] float32 (1 live, 0 stale)."""
         w = self.length
         s_now = int(now // self.step)
@@ -153,7 +161,10 @@ class Window:
             times = steps.astype(np.float64) * self.step
             names = [self.names[i] for i in self._calendar]
             x[self._calendar] = calendar_values(names, local_seconds(times, self.zone))
-        mask = self.live(now).astype(np.float32)
+        live = self.live(now if seen_now is None else seen_now) & np.isfinite(
+            x[:, -1]
+        )  # never feed NaN as live
+        mask = live.astype(np.float32)
         return x.astype(np.float32), mask
 
 

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import agent_config_dict
 from testbundle import home_bundle
@@ -242,3 +243,18 @@ def test_retained_sensor_values_are_stale_until_a_live_report(bundle: Bundle, tm
     assert fx.commands == [] and {d.reason for d in fx.decisions} <= {"stale"}
     live = c.handle([msg(MOTION, {"occupancy": True, "illuminance": 5})], T0 + 3)
     assert [json.loads(x.payload) for x in live.commands if x.device == "living.light"] == [{"state": "ON"}]
+
+
+def test_a_wall_clock_step_back_does_not_make_silent_channels_live(bundle: Bundle, tmp_path: Path) -> None:
+    """Staleness runs on the steady clock: the wall clock jumps an hour back while every sensor has been
+    silent for 2 h; the temperature is still stale, no NaN is fed as live, no command goes out (issue 19
+    item 6)."""
+    c = make(bundle, tmp_path, decision_tick_seconds=60)
+    initial_states(c)
+    c.handle([msg(CLIMATE, {"temperature": 15.0})], T0 + 1, mono=1.0)
+    later = 2 * 3600.0
+    fx = c.handle([msg(MOTION, {"occupancy": True, "illuminance": 500})], T0 - 3600, mono=later)
+    heat = next(d for d in fx.decisions if d.device == "living.heating")
+    assert heat.reason == "stale" and [x for x in fx.commands if x.device == "living.heating"] == []
+    x, mask = c.window.snapshot(T0 - 3600, later)
+    assert np.isfinite(x[mask > 0]).all()
