@@ -31,6 +31,7 @@ from edge_agent.procprio import apply_process_priority
 from edge_agent.publish import Publisher
 from edge_agent.recorder import Recorder, retention_job
 from edge_agent.scheduler import Scheduler
+from edge_agent.statelock import StateLock
 from edge_agent.stats import Counters, RateMeter, release_free_memory, rss_mb
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class Agent:
         self.scheduler.every(
             r.retention_interval_seconds, retention_job(self.recorder, clock, r.retention_days), "retention"
         )
+        self._lock = StateLock(config.state_dir)
         self.heartbeat_hooks: list[Callable[[], None]] = []  # called once per decider loop (e.g. a watchdog)
         self._rate = RateMeter()
         self._limiter = LogLimiter(60.0)
@@ -138,6 +140,8 @@ class Agent:
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start deciding (raises StateLockError when another agent holds the state directory)."""
+        self._lock.acquire()
         proc = self.cfg.process
         if proc.nice is not None or proc.cpu_affinity is not None:
             apply_process_priority(proc.nice, proc.cpu_affinity)
@@ -167,6 +171,7 @@ class Agent:
         self.scheduler.stop()
         self.link.stop(self.publisher.offline_message())
         self.recorder.close(timeout)
+        self._lock.release()
         logger.info("agent %s stopped: %s", self.cfg.agent_id, self.counters.as_dict())
 
     def swap_bundle(self, bundle: Bundle) -> None:

@@ -179,6 +179,20 @@ def _state_from_db(cfg: AgentConfig) -> dict[str, Any] | None:
     return {"devices": devs, "overrides": n_over, "last_tier_change": dict(tier) if tier else None}
 
 
+def liveness(stats: dict[str, Any], avail: str | None, cfg: AgentConfig, now: float) -> str:
+    """'online' only when the availability topic says so AND the retained stats are recent: a retained
+    stats message outlives its agent (or can be spoofed), so its age is checked against the stats period."""
+    if avail != "online":
+        return f"offline (availability: {avail or 'none'})"
+    t = stats.get("time")
+    if not isinstance(t, int | float):
+        return "unknown (the stats carry no time)"
+    age = now - float(t)
+    if age > max(30.0, 3 * cfg.stats_interval_seconds):
+        return f"not running? (last stats {age:.0f}s old, availability says online)"
+    return "online"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -190,7 +204,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     console = Console()
     stats, avail = _stats_from_broker(cfg, args.timeout)
     if stats is not None:
-        t = Table(title=f"edge-agent {cfg.agent_id}: {avail or '?'} (from the stats topic)")
+        t = Table(
+            title=f"edge-agent {cfg.agent_id}: {liveness(stats, avail, cfg, time.time())} (from the stats topic)"
+        )
         t.add_column("metric")
         t.add_column("value")
         for k in (

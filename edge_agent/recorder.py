@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -133,7 +134,7 @@ _STOP = object()
 def make_engine(url: str) -> Engine:
     """Engine for `url`; SQLite gets its directory created and WAL + synchronous=NORMAL + busy timeout."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _private_file(Path(url.removeprefix("sqlite:///")))
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
 
@@ -146,6 +147,16 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """Create the SQLite file (and its directory) readable by the service's user and group only (0640;
+    SQLite gives the -wal/-shm files the same mode): the log says when people are home."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o640))
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o007:
+        path.chmod(mode & 0o770)
 
 
 class Recorder:

@@ -126,3 +126,16 @@ def test_status_reads_stats_then_db(
     assert main(["status", "--config", str(cfg), "--timeout", "0.5"]) == 0
     out = capsys.readouterr().out
     assert "from the database" in out and "living.light" in out
+
+
+def test_status_liveness_needs_availability_and_fresh_stats(tmp_path: Path) -> None:
+    """Retained stats outlive the agent (or are spoofed): 'online' needs the availability topic and recent stats."""
+    from edge_agent.cli import liveness
+    from edge_agent.config import parse_config
+
+    cfg = parse_config({"bundle": str(tmp_path), "stats_interval_seconds": 5})
+    assert liveness({"time": 1000.0}, "online", cfg, 1005.0) == "online"
+    assert liveness({"time": 1000.0}, "offline", cfg, 1005.0).startswith("offline")
+    assert liveness({"time": 1000.0}, None, cfg, 1005.0).startswith("offline")
+    assert liveness({"time": 1000.0}, "online", cfg, 5000.0).startswith("not running?")
+    assert liveness({}, "online", cfg, 5000.0).startswith("unknown")

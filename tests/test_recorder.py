@@ -135,3 +135,26 @@ def test_a_full_database_counts_every_lost_row_and_keeps_the_overrides(tmp_path:
     assert rec.count("overrides") == 1 and rec.get_state("holds") == {"l": {"held_until": 99.0}}
     assert rec.count("readings") + rec.dropped == 3000  # every reading is either written or counted lost
     rec.close()
+
+
+def test_the_database_is_not_world_readable(tmp_path: Path) -> None:
+    rec = Recorder(f"sqlite:///{tmp_path / 'db' / 'a.db'}")
+    rec.add("readings", {"ts": 1.0, "channel": "c", "value": 0.0})
+    rec.close()
+    for f in (tmp_path / "db").iterdir():
+        assert f.stat().st_mode & 0o007 == 0, f
+
+
+def test_one_agent_per_state_directory(tmp_path: Path) -> None:
+    """A second lock on the same state directory is refused with the owner's pid; released, it is free."""
+    import os
+
+    from edge_agent.statelock import StateLock, StateLockError
+
+    a, b = StateLock(tmp_path), StateLock(tmp_path)
+    a.acquire()
+    with pytest.raises(StateLockError, match=f"pid {os.getpid()}"):
+        b.acquire()
+    a.release()
+    b.acquire()
+    b.release()
