@@ -42,6 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from edge_agent.agent import Agent
     from edge_agent.inference import BundleError
+    from edge_agent.statelock import StateLockError
 
     try:
         cfg = load_config(args.config)
@@ -65,7 +66,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    agent.start()
+    signal.signal(
+        signal.SIGHUP, _on_signal
+    )  # no config reload yet: stop cleanly (flush, offline) instead of dying
+    try:
+        agent.start()
+    except StateLockError as e:
+        agent.recorder.close()
+        return _fail(str(e))
     while not stop.wait(0.5):
         pass
     agent.stop()

@@ -66,10 +66,12 @@ def test_check_config_prints_redacted(
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_flushes_recorder(
-    tmp_path: Path, bundle_path: Path, broker: Broker, observer: Observer
+    tmp_path: Path, bundle_path: Path, broker: Broker, observer: Observer, signum: signal.Signals
 ) -> None:
-    """SIGTERM to `edge-agent run`: exit 0, offline published, every decision it published is in the DB."""
+    """SIGTERM (or SIGHUP) to `edge-agent run`: exit 0, offline published, every decision it published is in
+    the DB. A second instance on the same state directory is refused with one line while the first runs."""
     data = agent_config_dict(
         bundle_path,
         broker.port,
@@ -80,12 +82,17 @@ def test_sigterm_flushes_recorder(
     proc = subprocess.Popen([*EDGE, "run", "--config", str(cfg)], stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: "online" in observer.on("edge-agent/t1/availability"), timeout=20)
+        second = subprocess.run(
+            [*EDGE, "run", "--config", str(cfg)], capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 2 and "another edge-agent" in second.stderr, second.stderr[-500:]
+        assert "Traceback" not in second.stderr
         for i in range(10):
             observer.publish("zigbee2mqtt/living_motion", {"occupancy": i % 2 == 0, "illuminance": 5})
             observer.publish("zigbee2mqtt/bedroom_climate", {"humidity": 40 + i})
             time.sleep(0.05)
         wait_until(lambda: len([t for t, _, _ in observer.messages if "/decision/" in t]) >= 15, timeout=10)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         assert proc.wait(20) == 0
     finally:
         if proc.poll() is None:
