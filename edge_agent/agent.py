@@ -137,6 +137,11 @@ class Agent:
         self._cpu: float | None = None
         self._last_stats: dict[str, Any] = {}
         self.first_decision_at: float | None = None  # monotonic, for the cold-start bench
+        # Service hooks (issue 18, wired by cli.cmd_run): heartbeat_hooks run once per decider loop iteration
+        # (systemd watchdog: a stuck loop stops the pings); `ready` is set on the first broker connect.
+        self.heartbeat_hooks: list[Callable[[], None]] = []
+        self.ready = threading.Event()
+        self.link.on_connect_hooks.append(self.ready.set)
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -206,6 +211,10 @@ class Agent:
                     next_persist = real + PERSIST_SECONDS
                     self._persist(now)
                 self.link.pump()
+                for (
+                    hook
+                ) in self.heartbeat_hooks:  # issue 18: systemd watchdog ping (rate-limited by the hook)
+                    hook()
             except Exception:  # thread boundary: count, log, keep deciding
                 self.counters.errors += 1
                 if self._limiter.allow("loop", time.monotonic()):
