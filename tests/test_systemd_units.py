@@ -89,6 +89,8 @@ def test_unit_contract() -> None:
     for k, v in want.items():
         assert s.get(k) == [v], f"{k}: {s.get(k)}"
     assert s["WatchdogSec"] and s["StartLimitIntervalSec"] and s["StartLimitBurst"]
+    # the governor reads the system-wide CPU load from /proc/stat, which ProcSubset=pid hides
+    assert s.get("ProcSubset", ["all"]) != ["pid"]
     # the retrain child lowers its own priority: @resources (setpriority, ioprio_set) must stay allowed
     assert not any("@resources" in f for f in s["SystemCallFilter"] if f.startswith("~"))
 
