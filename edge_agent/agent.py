@@ -211,9 +211,7 @@ class Agent:
                     next_persist = real + PERSIST_SECONDS
                     self._persist(now)
                 self.link.pump()
-                for (
-                    hook
-                ) in self.heartbeat_hooks:  # issue 18: systemd watchdog ping (rate-limited by the hook)
+                for hook in self.heartbeat_hooks:  # issue 18: systemd watchdog ping (rate-limited)
                     hook()
             except Exception:  # thread boundary: count, log, keep deciding
                 self.counters.errors += 1
