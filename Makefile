@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP_RT := $(VENV)/.runtime-installed
 STAMP_DEV := $(VENV)/.dev-installed
 
-.PHONY: demo test lint bundle bench venv mosquitto clean
+.PHONY: demo test lint bundle bench venv mosquitto clean install uninstall
 
 $(BIN)/python:
 	@bash deploy/ensure-venv.sh $(PY) $(VENV)
@@ -44,6 +44,14 @@ bundle: $(STAMP_DEV)
 
 bench: $(STAMP_DEV) mosquitto
 	@for b in bench/bench_*.py; do echo "# $$b"; $(BIN)/python $$b || exit 1; done
+
+# As root on the hub: the hardened systemd service (deploy/install.sh --help). INSTALL_ARGS e.g. --with-training,
+# --bundle DIR, --root DIR (staging), --purge (with uninstall).
+install:
+	bash deploy/install.sh $(INSTALL_ARGS)
+
+uninstall:
+	bash deploy/install.sh --uninstall $(INSTALL_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

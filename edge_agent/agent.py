@@ -137,6 +137,9 @@ class Agent:
         self.link.subscriptions = subscriptions(
             set(c.ingestor.topics()) | set(c.by_state_topic), self.cfg.broker.extra_subscriptions
         )
+        # Service hooks (wired by cli.cmd_run): `ready` is set on the first broker connect (sd_notify READY)
+        self.ready = threading.Event()
+        self.link.on_connect_hooks.append(self.ready.set)
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -207,9 +210,9 @@ class Agent:
                 if real >= next_persist:
                     next_persist = real + PERSIST_SECONDS
                     self._carry_out(self.controller.persist(now))
-                for hook in self.heartbeat_hooks:
-                    hook()
                 self.link.pump()
+                for hook in self.heartbeat_hooks:  # the systemd watchdog ping: a stuck loop stops pinging
+                    hook()
             except Exception:  # thread boundary: count, log (rate-limited), keep deciding; never sleep here
                 self.counters.errors += 1
                 if self._limiter.allow("loop", time.monotonic()):

@@ -20,20 +20,34 @@ from typing import Any
 import yaml
 
 from edge_agent.config import AgentConfig, ConfigError, load_config, redacted_dump
+from edge_agent.logsetup import add_secret, is_journal_stream, setup_logging
 
 logger = logging.getLogger(__name__)
 
 EXIT_BAD_INPUT = 2
 
 
+STATUS_SECONDS = 10.0  # how often `systemctl status` gets a fresh STATUS= line
+
+
 def _fail(msg: str) -> int:
-    print(f"edge-agent: {msg}", file=sys.stderr)
+    text = f"edge-agent: {msg}"
+    if is_journal_stream(sys.stderr):  # under systemd: every line at error priority
+        text = "\n".join(f"<3>{line}" for line in text.splitlines())
+    print(text, file=sys.stderr)
     return EXIT_BAD_INPUT
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    """Terminal: timestamped lines; under systemd: `<N>` priorities, no timestamp (edge_agent.logsetup)."""
+    setup_logging(level)
+
+
+def _status_line(agent: Any) -> str:
+    link = "connected" if agent.link.connected.is_set() else "disconnected"
+    return (
+        f"mqtt {link}; model {agent.bundle.version}; tier {agent.governor.tier}; mode {agent.cfg.mode}; "
+        f"decisions {agent.counters.decisions}; commands {agent.counters.commands}"
     )
 
 
@@ -42,6 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from edge_agent.agent import Agent
     from edge_agent.inference import BundleError
+    from edge_agent.service_notify import ServiceNotifier
     from edge_agent.statelock import StateLockError
 
     try:
@@ -49,9 +64,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         return _fail(f"config error:\n{e}")
     _setup_logging(args.log_level or cfg.log_level)
+    if cfg.broker.password is not None:
+        add_secret(cfg.broker.password.get_secret_value())
+    notifier = ServiceNotifier()  # no-op unless systemd set $NOTIFY_SOCKET
+    notifier.status(f"loading bundle {cfg.bundle}")
     try:
         agent = Agent(cfg)
     except BundleError as e:
+        notifier.status(f"bundle error: {e}")
         return _fail(f"bundle error: {e}")
     except (SQLAlchemyError, OSError) as e:
         return _fail(
@@ -66,17 +86,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(
-        signal.SIGHUP, _on_signal
-    )  # no config reload yet: stop cleanly (flush, offline) instead of dying
+    signal.signal(signal.SIGHUP, _on_signal)  # no config reload yet: stop cleanly (flush, offline), not die
+    agent.heartbeat_hooks.append(notifier.ping)  # WATCHDOG=1 from the decider loop, rate-limited
+    where = f"{cfg.broker.host}:{cfg.broker.port}"
+
+    def _announce_ready() -> None:
+        while not stop.is_set():
+            if agent.ready.wait(0.5):
+                notifier.ready(f"connected to {where}; {_status_line(agent)}")
+                logger.info(
+                    "service ready: bundle %s loaded, broker %s connected", agent.bundle.version, where
+                )
+                return
+
+    notifier.status(f"bundle {agent.bundle.version} loaded; waiting for the broker at {where}")
     try:
         agent.start()
     except StateLockError as e:
         agent.recorder.close()
+        notifier.close()
         return _fail(str(e))
+    threading.Thread(target=_announce_ready, name="sd-ready", daemon=True).start()
+    next_status = time.monotonic() + STATUS_SECONDS
     while not stop.wait(0.5):
-        pass
+        if notifier.enabled and agent.ready.is_set() and time.monotonic() >= next_status:
+            next_status = time.monotonic() + STATUS_SECONDS
+            notifier.status(_status_line(agent))
+    notifier.stopping("stopping: flushing the recorder")
     agent.stop()
+    notifier.close()
     return 0
 
 

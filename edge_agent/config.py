@@ -6,8 +6,10 @@ dotted key and the fix (`ConfigError`), secrets read from files, and the redacte
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,7 +54,10 @@ class BrokerSettings(_Strict):
     protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT protocol version")
     username: str | None = Field(default=None, description="User name; None = anonymous")
     password_file: Path | None = Field(
-        default=None, description="File holding the password (e.g. a systemd credential); never put it inline"
+        default=None,
+        description="File holding the password; never put it inline. Under systemd (LoadCredential=) write "
+        "the credential's name ('mqtt-password') or '${CREDENTIALS_DIRECTORY}/mqtt-password': a relative "
+        "name is looked up in $CREDENTIALS_DIRECTORY when that is set, else next to the config file",
     )
     password: SecretStr | None = Field(default=None, description="Filled from password_file; do not set")
     tls: TlsSettings | None = Field(default=None, description="TLS settings; None = plain TCP")
@@ -241,8 +246,17 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>", base_dir: Path | None = None) -> AgentConfig:
-    """Validate a config mapping; read secrets; resolve relative paths against `base_dir`."""
+def parse_config(
+    data: dict[str, Any],
+    source: str = "<config>",
+    base_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> AgentConfig:
+    """Validate a config mapping; read secrets; resolve relative paths against `base_dir`.
+
+    `broker.password_file` may name a systemd credential: `${CREDENTIALS_DIRECTORY}/x` is expanded, and a
+    relative name is taken from `$CREDENTIALS_DIRECTORY` when it is set (`env`, default `os.environ`).
+    """
     if not isinstance(data, dict):
         raise ConfigError(
             f"{source}: the file must hold a YAML mapping (key: value), not {type(data).__name__}"
@@ -254,6 +268,10 @@ def parse_config(data: dict[str, Any], source: str = "<config>", base_dir: Path 
         cfg = AgentConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source)) from None
+    env = os.environ if env is None else env
+    credentials = env.get("CREDENTIALS_DIRECTORY") or None
+    if cfg.broker.password_file is not None:
+        cfg.broker.password_file = _credential_path(str(cfg.broker.password_file), credentials, source)
     if base_dir is not None:
         cfg = _resolve_paths(cfg, base_dir)
     if cfg.broker.password_file is not None:
@@ -262,10 +280,34 @@ def parse_config(data: dict[str, Any], source: str = "<config>", base_dir: Path 
         except OSError as e:
             raise ConfigError(
                 f"{source}: broker.password_file: cannot read {cfg.broker.password_file} ({e.strerror}); "
-                "fix the path or the file's permissions"
+                "fix the path or the file's permissions (under systemd: the LoadCredential= source)"
             ) from None
+        if not secret:
+            raise ConfigError(
+                f"{source}: broker.password_file: {cfg.broker.password_file} is empty; write the broker "
+                "password into it (one line)"
+            )
         cfg.broker.password = SecretStr(secret)
     return cfg
+
+
+_CRED_VAR = re.compile(r"\$\{CREDENTIALS_DIRECTORY\}|\$CREDENTIALS_DIRECTORY(?![A-Za-z0-9_])")
+
+
+def _credential_path(raw: str, credentials: str | None, source: str) -> Path:
+    """Expand `${CREDENTIALS_DIRECTORY}`; a relative name goes under the credentials directory if there is one."""
+    if _CRED_VAR.search(raw):
+        if credentials is None:
+            raise ConfigError(
+                f"{source}: broker.password_file: {raw!r} refers to $CREDENTIALS_DIRECTORY, which is not set "
+                "(it is set by systemd's LoadCredential=); run the agent as the edge-agent service, or point "
+                "password_file at a readable file"
+            )
+        return Path(_CRED_VAR.sub(lambda _m: credentials, raw))
+    path = Path(raw)
+    if credentials is not None and not path.is_absolute():
+        return Path(credentials) / path
+    return path
 
 
 def _resolve_paths(cfg: AgentConfig, base: Path) -> AgentConfig:
