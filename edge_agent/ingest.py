@@ -258,7 +258,7 @@ class LogLimiter:
         if n:
             msg += " (and %d more %s)"
             args = (*args, n, self._span())
-        log.log(level, msg, *args)
+        log.log(level, msg, *args, stacklevel=2)  # the caller's file:line, not ours
         return True
 
     def _span(self) -> str:

@@ -51,7 +51,7 @@ AUTH_REFUSED = ("Bad user name or password", "Not authorized")
 # OpenSSL verify codes: the chain does not lead to a CA we trust / the certificate names another host
 _UNTRUSTED = {2, 18, 19, 20, 21, 24, 27}
 _EXPIRED = {9, 10}
-_HOSTNAME_MISMATCH = 62
+_NAME_MISMATCH = {62, 64}  # host name / IP address mismatch
 
 
 @dataclass
@@ -492,7 +492,7 @@ def describe_connect_error(exc: BaseException | None, settings: BrokerSettings) 
     if isinstance(exc, ssl.SSLCertVerificationError):
         code = getattr(exc, "verify_code", None)
         detail = safe_topic(getattr(exc, "verify_message", None) or exc)
-        if code == _HOSTNAME_MISMATCH or "hostname" in str(exc).lower() or "ip address mismatch" in detail:
+        if code in _NAME_MISMATCH or "mismatch" in detail.lower():
             return "tls-hostname", (
                 f"TLS: the certificate of broker {where} is not issued for {safe_topic(settings.host)!r} "
                 f"({detail}); set broker.host to a name the certificate lists, or reissue the broker's "
