@@ -24,6 +24,7 @@ from edge_agent.devices import DeviceRuntime
 from edge_agent.effects import Command, Effects, StateRecord
 from edge_agent.focus import AttentionTracker
 from edge_agent.governor import Governor
+from edge_agent.inbox import ByteBoundedInbox
 from edge_agent.inference import Bundle
 from edge_agent.ingest import LogLimiter
 from edge_agent.mqtt import MqttLink, subscriptions
@@ -79,7 +80,7 @@ class Agent:
         state = {k: self.recorder.get_state(k) for k in ("attention_tracker", "holds")}
         state["holds"] = merge_holds(state.get("holds") or {}, self.recorder.override_holds(clock()))
         self.controller = Controller(config, bundle, now=clock(), mono=self.steady(), state=state)
-        self.inbox: queue.Queue[Message] = queue.Queue(config.queue_size)
+        self.inbox = ByteBoundedInbox(config.queue_size)  # bounded by count and by bytes
         self.topics = config.topics()
         self.link = MqttLink(
             config.broker,
@@ -88,6 +89,7 @@ class Agent:
             self.inbox,
             clock=clock,
             command_expiry=config.command_expiry_seconds,
+            max_payload_bytes=config.max_payload_bytes,
         )
         self._subscribe()
         self.publisher = Publisher(self.link, config.agent_id)
@@ -274,6 +276,8 @@ class Agent:
             "rss_mb": rss_mb(),
             "commands_sent": lc.commands_sent,
             "commands_expired": lc.commands_expired,
+            "oversized": lc.oversized,
+            "connect_failures": lc.connect_failures,
             "recorder_dropped": self.recorder.dropped,
             "reconnects": max(0, lc.connects - 1),
             **c,

@@ -9,12 +9,21 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from edge_agent.calendar_features import load_zone, system_zone_name
 from edge_agent.governor import GovernorSettings
@@ -46,6 +55,25 @@ class TlsSettings(_Strict):
     ca_file: Path | None = Field(default=None, description="CA certificate (PEM) used to verify the broker")
     cert_file: Path | None = Field(default=None, description="Client certificate (PEM) for mutual TLS")
     key_file: Path | None = Field(default=None, description="Client private key (PEM) for mutual TLS")
+    tls_insecure: bool = Field(
+        default=False,
+        description="Do not check that the broker's certificate names broker.host (a warning is logged); "
+        "only for a broker whose certificate cannot be fixed yet",
+    )
+
+
+def _topic_name(v: str, what: str) -> str:
+    """A topic the agent publishes or matches exactly: no wildcard, not empty, no NUL."""
+    if not v:
+        raise ValueError(f"{what} is empty; give the full topic, e.g. 'zigbee2mqtt/kitchen_light'")
+    if "+" in v or "#" in v:
+        raise ValueError(
+            f"{what} {v!r} holds an MQTT wildcard ('+' or '#'); give one exact topic per entry "
+            "(wildcards belong in broker.extra_subscriptions)"
+        )
+    if "\x00" in v:
+        raise ValueError(f"{what} holds a NUL character")
+    return v
 
 
 class BrokerSettings(_Strict):
@@ -94,6 +122,11 @@ class ChannelRule(_Strict):
         default=None, gt=0, description="Mask the channel after this long without a report; None = by kind"
     )
 
+    @field_validator("topic")
+    @classmethod
+    def _exact_topic(cls, v: str) -> str:
+        return _topic_name(v, "channel topic")
+
     @model_validator(mode="after")
     def _field_needed(self) -> ChannelRule:
         if self.format == "json" and not self.field:
@@ -140,6 +173,28 @@ class DeviceConfig(_Strict):
         default_factory=list, description="Channels that must be live for a command (else: no command)"
     )
 
+    @field_validator("state_topic")
+    @classmethod
+    def _exact_state_topic(cls, v: str) -> str:
+        return _topic_name(v, "state topic")
+
+    @field_validator("command_topic")
+    @classmethod
+    def _exact_command_topic(cls, v: str | None) -> str | None:
+        return v if v is None else _topic_name(v, "command topic")
+
+    @model_validator(mode="after")
+    def _clamp_order(self) -> DeviceConfig:
+        if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
+            raise ValueError(
+                f"min_value ({self.min_value:g}) is above max_value ({self.max_value:g}); swap them"
+            )
+        return self
+
+    @property
+    def effective_command_topic(self) -> str:
+        return self.command_topic or f"{self.state_topic}/set"
+
 
 class RecorderSettings(_Strict):
     database_url: str | None = Field(
@@ -152,6 +207,55 @@ class RecorderSettings(_Strict):
     )
     retention_days: float = Field(default=30.0, gt=0, description="Readings older than this are deleted")
     retention_interval_seconds: float = Field(default=3600.0, gt=0, description="How often retention runs")
+
+    @field_validator("database_url")
+    @classmethod
+    def _driver_installed(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_database_driver(v)
+        return v
+
+
+# SQLAlchemy "backend+driver" -> the package that provides its default DBAPI driver
+DRIVER_PACKAGES: dict[str, str] = {
+    "postgresql+psycopg2": "psycopg2-binary",
+    "postgresql+psycopg": "'psycopg[binary]'",
+    "postgresql+pg8000": "pg8000",
+    "postgresql+asyncpg": "asyncpg",
+    "mysql+mysqldb": "mysqlclient",
+    "mysql+pymysql": "PyMySQL",
+    "mariadb+mariadbconnector": "mariadb",
+    "mssql+pyodbc": "pyodbc",
+    "oracle+oracledb": "oracledb",
+}
+
+
+def check_database_driver(url: str) -> None:
+    """ValueError naming the package to install when the URL's dialect or DBAPI driver is missing."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            "not a valid SQLAlchemy URL; use e.g. sqlite:////var/lib/edge-agent/edge-agent.db or "
+            "postgresql://user@host/db"
+        ) from None
+    name = u.drivername
+    try:
+        dialect = u.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(f"unknown database dialect {name!r}; use sqlite:// or postgresql://") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as e:
+        full = f"{u.get_backend_name()}+{dialect.driver}"
+        pkg = DRIVER_PACKAGES.get(full) or e.name or "its DBAPI driver"
+        raise ValueError(
+            f"the driver for {name!r} ({full}) is not installed; install it into the agent's environment: "
+            f"pip install {pkg}"
+        ) from None
 
 
 class AgentConfig(_Strict):
@@ -170,7 +274,9 @@ class AgentConfig(_Strict):
         description="JSON field -> alternative names tried when it is missing (firmware drift)",
     )
     devices: list[DeviceConfig] = Field(default_factory=list, description="Devices the agent may command")
-    decision_tick_seconds: float = Field(default=60.0, gt=0, description="Periodic decision interval")
+    decision_tick_seconds: float = Field(
+        default=60.0, ge=0.1, description="Periodic decision interval (at least 0.1 s)"
+    )
     stats_interval_seconds: float = Field(default=5.0, gt=0, description="Stats publish interval (real s)")
     command_expiry_seconds: float = Field(
         default=5.0, gt=0, description="A command not sent within this time is dropped, never sent late"
@@ -200,6 +306,31 @@ class AgentConfig(_Strict):
         load_zone(self.timezone)  # ValueError names the zone and the fix
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.agent_id):
             raise ValueError("agent_id may only hold letters, digits, '_', '.', '-' (it is part of topics)")
+        return self
+
+    @model_validator(mode="after")
+    def _topics_do_not_collide(self) -> AgentConfig:
+        """A device's state topic is read by one device only; a command topic is never a sensor's topic
+        (the agent would read its own commands as readings)."""
+        sensor = {r.topic: i for i, r in enumerate(self.channels)}
+        state: dict[str, int] = {}
+        for i, d in enumerate(self.devices):
+            if d.state_topic in state:
+                j = state[d.state_topic]
+                raise ValueError(
+                    f"devices[{i}].state_topic: {d.state_topic!r} is also the state topic of devices[{j}] "
+                    f"({self.devices[j].name!r}); one device per state topic"
+                )
+            state[d.state_topic] = i
+            cmd = d.effective_command_topic
+            if cmd in sensor:
+                key, how = (
+                    ("command_topic", "") if d.command_topic else ("state_topic", " (state_topic + '/set')")
+                )
+                raise ValueError(
+                    f"devices[{i}].{key}: command topic {cmd!r}{how} is the topic of channels[{sensor[cmd]}]; "
+                    "a command topic must not be a sensor topic (set devices[].command_topic)"
+                )
         return self
 
     @property
@@ -242,7 +373,11 @@ def format_validation_error(err: ValidationError, source: str) -> str:
             msg = "unknown key (check the spelling; `edge-agent check-config` lists the valid keys)"
         elif e["type"] == "missing":
             msg = "required key is missing: add it"
-        lines.append(f"{source}: {key or '<top>'}: {msg}")
+        msg = msg.removeprefix("Value error, ")
+        if not key and re.match(r"[A-Za-z_][\w.\[\]]*: ", msg):  # a model check naming its own key
+            lines.append(f"{source}: {msg}")
+        else:
+            lines.append(f"{source}: {key or '<top>'}: {msg}")
     return "\n".join(lines)
 
 
@@ -288,6 +423,8 @@ def parse_config(
                 "password into it (one line)"
             )
         cfg.broker.password = SecretStr(secret)
+    if cfg.broker.tls is not None:
+        _check_tls_files(cfg.broker.tls, source)
     return cfg
 
 
@@ -308,6 +445,60 @@ def _credential_path(raw: str, credentials: str | None, source: str) -> Path:
     if credentials is not None and not path.is_absolute():
         return Path(credentials) / path
     return path
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_passphrase() -> str:
+    raise _EncryptedKey
+
+
+def _check_tls_files(t: TlsSettings, source: str) -> None:
+    """Each TLS file exists, is readable and loads as PEM (what paho's tls_set will do at start)."""
+    for key in ("ca_file", "cert_file", "key_file"):
+        p: Path | None = getattr(t, key)
+        if p is None:
+            continue
+        if not p.is_file():
+            raise ConfigError(
+                f"{source}: broker.tls.{key}: {p} does not exist (or is not a file); fix the path"
+            )
+        if not os.access(p, os.R_OK):
+            raise ConfigError(
+                f"{source}: broker.tls.{key}: {p} is not readable by this user; fix its permissions"
+            )
+    if t.key_file is not None and t.cert_file is None:
+        raise ConfigError(
+            f"{source}: broker.tls.key_file: set broker.tls.cert_file too (the client certificate)"
+        )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if t.ca_file is not None:
+        try:
+            ctx.load_verify_locations(cafile=str(t.ca_file))
+        except (ssl.SSLError, ValueError) as e:
+            raise ConfigError(
+                f"{source}: broker.tls.ca_file: {t.ca_file} is not a PEM CA certificate ({e}); give the CA "
+                "that signed the broker's certificate"
+            ) from None
+    if t.cert_file is not None:
+        try:
+            ctx.load_cert_chain(str(t.cert_file), _s(t.key_file), password=_no_passphrase)
+        except _EncryptedKey:
+            raise ConfigError(
+                f"{source}: broker.tls.key_file: {t.key_file or t.cert_file} is encrypted; the agent cannot "
+                "prompt for a passphrase: use an unencrypted key readable only by the service"
+            ) from None
+        except (ssl.SSLError, ValueError) as e:
+            raise ConfigError(
+                f"{source}: broker.tls.cert_file: {t.cert_file} / key_file {t.key_file} do not load as a PEM "
+                f"certificate and its private key ({e}); check that the key matches the certificate"
+            ) from None
+
+
+def _s(p: Path | None) -> str | None:
+    return None if p is None else str(p)
 
 
 def _resolve_paths(cfg: AgentConfig, base: Path) -> AgentConfig:

@@ -40,7 +40,7 @@ from edge_agent.effects import (
 from edge_agent.focus import AttentionTracker
 from edge_agent.governor import Governor
 from edge_agent.inference import Bundle, ModelOutput
-from edge_agent.ingest import Ingestor, LogLimiter, PayloadError
+from edge_agent.ingest import Ingestor, LogLimiter, PayloadError, safe_topic
 from edge_agent.kinds import FAST_KINDS, stale_limit
 from edge_agent.stats import Counters, LatencyStats
 from edge_agent.tiering import run_tier, select_channels
@@ -248,22 +248,28 @@ class Controller:
                         trigger = ch
             elif dev is None and topic not in self.command_topics:
                 self.counters.unknown_topic += 1
-                if self._limiter.allow("unknown-topic", now):
-                    logger.warning(
-                        "ingest: message on %r matches no channel rule or device; ignored (add a rule under "
-                        "`channels` if it is a sensor; %d unknown-topic messages so far, logged once a minute)",
-                        topic[:200],
-                        self.counters.unknown_topic,
-                    )
+                self._limiter.log(
+                    logger,
+                    logging.WARNING,
+                    "unknown-topic",
+                    now,
+                    "ingest: message on %s matches no channel rule or device; ignored (add a rule under "
+                    "`channels` if it is a sensor; %d unknown-topic messages so far)",
+                    safe_topic(topic),
+                    self.counters.unknown_topic,
+                )
         except PayloadError as e:
             self.counters.invalid += 1
-            if self._limiter.allow(f"bad:{topic[:200]}", now):
-                logger.warning(
-                    "ingest: bad payload on %r: %s (fix the sensor or its rule in `channels`; logged once a "
-                    "minute per topic)",
-                    topic[:200],
-                    e,
-                )
+            self._limiter.log(
+                logger,
+                logging.WARNING,
+                "bad-payload",
+                now,
+                "ingest: bad payload on %s: %s (fix the sensor or its rule in `channels`; %d bad payloads so far)",
+                safe_topic(topic),
+                e,
+                self.counters.invalid,
+            )
         return trigger
 
     def _device_state(self, dev: DeviceRuntime, payload: bytes, now: float, fx: Effects) -> None:

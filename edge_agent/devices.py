@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from edge_agent.config import AgentConfig, DeviceConfig
 from edge_agent.effects import Decision
-from edge_agent.ingest import PayloadError, to_number
+from edge_agent.ingest import PayloadError, parse_json_object, to_number
 from edge_agent.manifest import DeviceSpec, Manifest
 from edge_agent.policy import HARD_SETPOINT_DEFAULT, HARD_SETPOINT_LIMITS, DevicePolicy, clamp_value
 
@@ -80,14 +80,10 @@ class DeviceTracker:
 
         An impossible value (not finite, a fan level the device does not have, a light at -5, a setpoint of
         1e308 or `true`) is invalid input — a PayloadError — never a person's preference."""
-        if len(payload) > max_bytes:
-            raise PayloadError(f"{self.name}: state payload of {len(payload)} bytes exceeds {max_bytes}")
         try:
-            obj = json.loads(payload)
-        except (ValueError, RecursionError):  # bad JSON, bad UTF-8, too deep, too long an integer
-            raise PayloadError(f"{self.name}: state payload is not JSON") from None
-        if not isinstance(obj, dict):
-            raise PayloadError(f"{self.name}: state payload is not a JSON object")
+            obj = parse_json_object(payload, max_bytes)  # size, UTF-8, depth, huge integers: PayloadError
+        except PayloadError as e:
+            raise PayloadError(f"{self.name}: state {e}") from None
         if self.cfg.field not in obj or obj[self.cfg.field] is None:
             return None
         raw = obj[self.cfg.field]

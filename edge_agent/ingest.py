@@ -2,8 +2,16 @@
 
 One MQTT message may feed several channels (a Zigbee2MQTT climate sensor: temperature, humidity, co2). Each
 rule reads a JSON field (with the alias table for firmware drift), a dotted path (Tasmota `tele/x/SENSOR`
-`{"AM2301": {"Temperature": 21.3}}`) or the plain payload; bool / "ON" / "OFF" become 1 / 0; values are
-checked against the physical bounds of the channel's kind. Bad input raises `PayloadError` with a reason.
+`{"AM2301": {"Temperature": 21.3}}`) or the plain payload; bool / "ON" / "OFF" become 1 / 0 for the binary
+kinds only (`BOOLEAN_KINDS`: the event kinds, motion and contact, plus "generic"; `true` is not 1 °C); values
+are checked against the physical bounds of the channel's kind. Bad input raises `PayloadError` with a reason,
+hostile input included (deep nesting, huge integers): nothing else escapes `parse`, `parse_json_object` or
+`to_number`.
+
+Log hygiene shared by the link and the decider: `safe_topic` escapes what a topic or payload excerpt could do
+to a log (control, bidi and line-separator characters) and truncates it; `LogLimiter` allows one line per key
+(a cause, not a topic: 30,000 random topics must not write 30,000 lines) per period and reports how many it
+suppressed.
 """
 
 from __future__ import annotations
@@ -16,12 +24,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.config import ChannelRule
-from edge_agent.kinds import kind_spec
+from edge_agent.kinds import EVENT_KINDS, kind_spec
 
 logger = logging.getLogger(__name__)
 
 _TRUE = {"on", "true", "open", "yes", "1", "occupied", "detected"}
 _FALSE = {"off", "false", "closed", "no", "0", "clear", "unoccupied"}
+
+# Kinds whose readings may be written as bool / "ON" / "OFF" (0/1 channels). For a physical quantity
+# (temperature, humidity, power, ...) a boolean is a wrong field or a wrong rule, not the value 1.
+BOOLEAN_KINDS: frozenset[str] = EVENT_KINDS | {"generic"}
+
+SAFE_TOPIC_CHARS = 200  # log excerpts longer than this are cut
 
 
 class PayloadError(ValueError):
@@ -34,23 +48,79 @@ class Reading:
     value: float
 
 
-def to_number(v: Any) -> float:
-    """bool / number / 'ON' / 'OFF' / numeric string -> float (raises PayloadError)."""
+def safe_topic(s: Any, limit: int = SAFE_TOPIC_CHARS) -> str:
+    """`s` fit for one log line: non-printable characters (controls, bidi overrides such as U+202E, line and
+    paragraph separators U+2028/U+2029, ...) escaped as \\xNN / \\uNNNN, cut to `limit` characters.
+    Bytes are decoded as UTF-8 with replacement first."""
+    if isinstance(s, bytes | bytearray | memoryview):
+        s = bytes(s[: limit * 4]).decode("utf-8", "replace")
+    elif not isinstance(s, str):
+        s = str(s)
+    extra = len(s) - limit
+    head = s[:limit] if extra > 0 else s
+    if not head.isprintable():
+        head = "".join(c if c.isprintable() else _escape(c) for c in head)
+    return f"{head}...(+{extra} chars)" if extra > 0 else head
+
+
+def _escape(c: str) -> str:
+    o = ord(c)
+    return f"\\x{o:02x}" if o < 0x100 else (f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}")
+
+
+def to_number(v: Any, *, boolean: bool = True) -> float:
+    """bool / number / 'ON' / 'OFF' / numeric string -> float (raises PayloadError, never anything else).
+
+    `boolean=False` refuses bool and the ON/OFF words (a temperature of `true` is a fault, not 1.0); numeric
+    strings such as "1" are numbers either way. An integer too large for a float is refused."""
     if isinstance(v, bool):
+        if not boolean:
+            raise PayloadError(f"value {v!r} is a boolean; this channel expects a number")
         return 1.0 if v else 0.0
     if isinstance(v, int | float):
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:
+            raise PayloadError("integer value too large for a number") from None
     if isinstance(v, str):
         s = v.strip().lower()
-        if s in _TRUE:
-            return 1.0
-        if s in _FALSE:
-            return 0.0
+        if s in _TRUE or s in _FALSE:
+            if boolean or s in ("0", "1"):
+                return 1.0 if s in _TRUE else 0.0
+            raise PayloadError(
+                f"value {safe_topic(v, 40)!r} is a boolean word; this channel expects a number"
+            )
         try:
             return float(s)
-        except ValueError:
-            raise PayloadError(f"value {v[:40]!r} is not a number or ON/OFF") from None
+        except (ValueError, OverflowError):
+            raise PayloadError(f"value {safe_topic(v, 40)!r} is not a number or ON/OFF") from None
     raise PayloadError(f"value of type {type(v).__name__} is not a number or ON/OFF")
+
+
+def parse_json_object(payload: bytes, max_bytes: int) -> dict[str, Any]:
+    """A JSON object from a message payload, safely: size limit, UTF-8, and every parser failure (syntax,
+    nesting deep enough for RecursionError, integers beyond Python's 4300-digit limit) as `PayloadError`."""
+    if len(payload) > max_bytes:
+        raise PayloadError(f"payload of {len(payload)} bytes exceeds max_payload_bytes={max_bytes}")
+    try:
+        text = bytes(payload).decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadError("payload is not UTF-8 text") from None
+    return _json_object(text)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise PayloadError("JSON nested too deeply") from None
+    except json.JSONDecodeError:
+        raise PayloadError(f"not JSON: {safe_topic(text, 40)!r}") from None
+    except (ValueError, OverflowError):  # Python's int string-conversion limit (4300 digits)
+        raise PayloadError("JSON holds a number with too many digits") from None
+    if not isinstance(obj, dict):
+        raise PayloadError(f"JSON is a {type(obj).__name__}, expected an object")
+    return obj
 
 
 def _lookup(obj: Any, path: str, aliases: Mapping[str, list[str]]) -> tuple[bool, Any]:
@@ -110,12 +180,7 @@ class Ingestor:
             raise PayloadError("payload is not UTF-8 text") from None
         obj: Any = None
         if any(r.format == "json" for r in rules):
-            try:
-                obj = json.loads(text)
-            except ValueError:
-                raise PayloadError(f"not JSON: {text[:40]!r}") from None
-            if not isinstance(obj, dict):
-                raise PayloadError(f"JSON is a {type(obj).__name__}, expected an object")
+            obj = _json_object(text)
         out: list[Reading] = []
         for r in rules:
             if r.format == "plain":
@@ -124,14 +189,20 @@ class Ingestor:
                 found, raw = _lookup(obj, r.field or "", self._aliases)
                 if not found or raw is None:
                     continue  # partial report (e.g. battery only): not an error
-            out.append(Reading(r.channel, self._validate(r, to_number(raw))))
+            kind = r.kind or self.kind(r.channel)
+            try:
+                value = to_number(raw, boolean=kind in BOOLEAN_KINDS)
+            except PayloadError as e:
+                raise PayloadError(f"{r.channel}: {e}") from None
+            out.append(Reading(r.channel, self._validate(r, value, kind)))
         return out
 
-    def _validate(self, r: ChannelRule, v: float) -> float:
+    def _validate(self, r: ChannelRule, v: float, kind: str) -> float:
         if not math.isfinite(v):
             raise PayloadError(f"{r.channel}: value {v} is not finite")
         v = v * r.scale + r.offset
-        kind = r.kind or self.kind(r.channel)
+        if not math.isfinite(v):
+            raise PayloadError(f"{r.channel}: value {v} is not finite after scale/offset")
         if r.invert:
             v = 1.0 - v
         spec = kind_spec(kind)
@@ -144,18 +215,51 @@ class Ingestor:
 
 
 class LogLimiter:
-    """Allow one log line per key per `period` seconds (callers pass the clock value)."""
+    """At most one log line per key per `period` seconds (callers pass the clock value), counting the rest.
+
+    Use a cause as the key ("unknown-topic", "bad-payload", "oversized"), not a topic: the number of keys is
+    then small and fixed, whatever a flood of random topics does. `check` returns how many lines of that key
+    were suppressed since the last one allowed (None = suppress this one); `log` does the whole thing and
+    appends "(and N more in the last minute)". Memory is bounded (`max_keys`; the oldest keys go first).
+    """
 
     def __init__(self, period: float = 60.0, max_keys: int = 10_000) -> None:
         self.period = period
         self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
         self._max_keys = max_keys
 
-    def allow(self, key: str, now: float) -> bool:
+    def check(self, key: str, now: float) -> int | None:
+        """None if a line for `key` was allowed less than `period` ago (counted), else the count suppressed."""
         last = self._last.get(key)
         if last is not None and now - last < self.period:
-            return False
-        if len(self._last) >= self._max_keys:
-            self._last.clear()  # bounded memory under a flood of random topics
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return None
+        self._last.pop(key, None)
+        while len(self._last) >= self._max_keys:  # bounded memory: forget the longest-ago allowed key
+            old = next(iter(self._last))
+            del self._last[old]
+            self._suppressed.pop(old, None)
         self._last[key] = now
+        return self._suppressed.pop(key, 0)
+
+    def allow(self, key: str, now: float) -> bool:
+        return self.check(key, now) is not None
+
+    def suppressed(self, key: str) -> int:
+        """Lines of `key` suppressed since the last allowed one."""
+        return self._suppressed.get(key, 0)
+
+    def log(self, log: logging.Logger, level: int, key: str, now: float, msg: str, *args: Any) -> bool:
+        """Log `msg % args` unless rate-limited; adds the count of lines suppressed since the last one."""
+        n = self.check(key, now)
+        if n is None:
+            return False
+        if n:
+            msg += " (and %d more %s)"
+            args = (*args, n, self._span())
+        log.log(level, msg, *args, stacklevel=2)  # the caller's file:line, not ours
         return True
+
+    def _span(self) -> str:
+        return "in the last minute" if self.period == 60.0 else f"in the last {self.period:g}s"

@@ -165,15 +165,16 @@ def test_malformed_payloads_counted_loop_goes_on(
             b'{"occupancy": "maybe"}',
             b'{"illuminance": NaN}',
             b'{"illuminance": -40}',
-            b"x" * 100_000,
             b"\xff\xfe\x00",
             b'{"occupancy": {"a": 1}}',
         ]
         for p in bad:
             observer.publish("zigbee2mqtt/living_motion", p)
+        observer.publish("zigbee2mqtt/living_motion", b"x" * 100_000)  # refused by the link, before the inbox
         observer.publish("zigbee2mqtt/living_light", b"{broken")
         observer.publish("zigbee2mqtt/garage_sensor", {"temperature": 10})
         wait_until(lambda: agent.counters.invalid == len(bad) + 1 and agent.counters.unknown_topic == 1)
+        assert agent.link.counters.oversized == 1
         observer.publish("zigbee2mqtt/living_motion", {"occupancy": True, "illuminance": 5})
         assert wait_until(lambda: observer.on(SET)) == [{"state": "ON"}]
         stats = wait_until(

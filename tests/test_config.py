@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import edge_agent.config as config_mod
 from edge_agent.config import AgentConfig, ConfigError, load_config, parse_config, redacted_dump
 
 MIN = {"bundle": "bundle", "agent_id": "hub1"}
@@ -95,7 +96,111 @@ def test_device_mode_is_the_more_restrictive() -> None:
     assert cfg.device_mode(cfg.devices[0]) == "auto"
 
 
-def test_database_url_password_redacted() -> None:
+def test_database_url_password_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     """A PostgreSQL URL's password does not leak into check-config output."""
+    monkeypatch.setattr(config_mod, "check_database_driver", lambda url: None)  # no PG driver here
     cfg = parse_config(dict(MIN, recorder={"database_url": "postgresql://bob:pw@db/edge"}))
     assert "pw@" not in str(redacted_dump(cfg))
+
+
+# ---- configs that used to pass check-config and then broke the agent (issue 19, item 9) ------------------
+DEV = {"name": "a.light", "state_topic": "z/a"}
+
+
+@pytest.mark.parametrize(
+    "over,key,why",
+    [
+        ({"devices": [dict(DEV, state_topic="z/+")]}, r"devices\[0\]\.state_topic", "wildcard"),
+        ({"devices": [dict(DEV, command_topic="z/a/#")]}, r"devices\[0\]\.command_topic", "wildcard"),
+        (
+            {"channels": [{"topic": "z/#", "channel": "x.t", "field": "temperature"}]},
+            r"channels\[0\]\.topic",
+            "wildcard",
+        ),
+        (
+            {"channels": [{"topic": "", "channel": "x.t", "format": "plain"}]},
+            r"channels\[0\]\.topic",
+            "empty",
+        ),
+        (
+            {"devices": [dict(DEV, min_value=25, max_value=16)]},
+            r"devices\[0\]",
+            "min_value .*above max_value",
+        ),
+        (
+            {
+                "channels": [{"topic": "z/a/set", "channel": "x.t", "format": "plain"}],
+                "devices": [DEV],
+            },
+            r"devices\[0\]\.state_topic",
+            r"command topic 'z/a/set'.* is the topic of channels\[0\]",
+        ),
+        (
+            {
+                "channels": [{"topic": "z/sensor", "channel": "x.t", "format": "plain"}],
+                "devices": [dict(DEV, command_topic="z/sensor")],
+            },
+            r"devices\[0\]\.command_topic",
+            "must not be a sensor topic",
+        ),
+        (
+            {"devices": [DEV, dict(DEV, name="b.light")]},
+            r"devices\[1\]\.state_topic",
+            r"also the state topic of devices\[0\]",
+        ),
+        ({"decision_tick_seconds": 0.01}, "decision_tick_seconds", "greater than or equal to 0.1"),
+        (
+            {"recorder": {"database_url": "postgresql://bob@db/edge"}},
+            r"recorder\.database_url",
+            "not installed.*pip install",
+        ),
+        (
+            {"recorder": {"database_url": "nosuchdb://x"}},
+            r"recorder\.database_url",
+            "unknown database dialect",
+        ),
+    ],
+)
+def test_configs_that_break_the_agent_fail_validation(over: dict, key: str, why: str) -> None:
+    """Each is refused by check-config with the key named and what to do."""
+    with pytest.raises(ConfigError, match=f"c.yaml: {key}.*{why}"):
+        parse_config(dict(MIN, **over), "c.yaml")
+
+
+def test_valid_topics_and_clamps_still_pass(tmp_path: Path) -> None:
+    """The checks refuse only what breaks: distinct exact topics, equal clamps, a 0.1 s tick and SQLite pass."""
+    cfg = parse_config(
+        dict(
+            MIN,
+            decision_tick_seconds=0.1,
+            recorder={"database_url": f"sqlite:///{tmp_path / 'x.db'}"},
+            channels=[{"topic": "z/sensor", "channel": "x.t", "field": "temperature"}],
+            devices=[
+                dict(DEV, min_value=20, max_value=20),
+                {"name": "b", "state_topic": "z/b", "command_topic": "c/b"},
+            ],
+            broker={"extra_subscriptions": ["zigbee2mqtt/#"]},
+        )
+    )
+    assert (
+        cfg.devices[0].effective_command_topic == "z/a/set"
+        and cfg.devices[1].effective_command_topic == "c/b"
+    )
+
+
+# ---- TLS files (issue 19, item 7) ------------------------------------------------------------------------
+def test_tls_files_must_exist(tmp_path: Path) -> None:
+    """A missing CA file is named by key at check-config time, not discovered as silence at run time."""
+    with pytest.raises(ConfigError, match=r"broker\.tls\.ca_file: .*nope\.pem does not exist"):
+        parse_config(dict(MIN, broker={"tls": {"ca_file": str(tmp_path / "nope.pem")}}))
+
+
+def test_tls_ca_file_must_be_pem(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match=r"broker\.tls\.ca_file: .*not a PEM CA certificate"):
+        parse_config(dict(MIN, broker={"tls": {"ca_file": str(tmp_path / "ca.pem")}}))
+
+
+def test_tls_insecure_defaults_off() -> None:
+    cfg = parse_config(dict(MIN, broker={"tls": {}}))
+    assert cfg.broker.tls is not None and cfg.broker.tls.tls_insecure is False
