@@ -132,3 +132,57 @@ def test_sigkill_after_a_manual_change_never_loses_the_hold(
         if agent.proc.poll() is None:
             agent.kill()
         devices.close()
+
+
+def test_broker_killed_five_times_while_streaming(
+    bundle_path: Path, broker: Broker, observer: Observer, tmp_path: Path
+) -> None:
+    """mosquitto restarted 5 times under a sensor stream: the agent reconnects every time, keeps deciding on
+    events after each restart, and counts no unexpected error."""
+    from edge_agent.agent import Agent
+    from edge_agent.config import parse_config
+
+    cfg = parse_config(agent_config_dict(bundle_path, broker.port, tmp_path / "s", decision_tick_seconds=1))
+    agent = Agent(cfg)
+    agent.start()
+    stop = threading.Event()
+
+    def stream() -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        c.reconnect_delay_set(0.05, 0.2)
+        c.connect_async("127.0.0.1", broker.port)
+        c.loop_start()
+        i = 0
+        while not stop.is_set():
+            c.publish("zigbee2mqtt/bedroom_climate", json.dumps({"humidity": 40 + i % 20}))
+            i += 1
+            stop.wait(0.01)
+        c.loop_stop()
+
+    t = threading.Thread(target=stream, daemon=True)
+    t.start()
+    obs = observer
+    try:
+        assert agent.link.wait_connected(10)
+        for _ in range(5):
+            connects = agent.link.counters.connects
+            broker.restart(down_seconds=0.3)
+            wait_until(
+                lambda c=connects: agent.link.counters.connects > c and agent.link.connected.is_set(), 30
+            )
+            obs.close()
+            obs = Observer(broker.port, ["edge-agent/#"])
+            n = agent.counters.decisions
+            readings = agent.counters.readings
+            wait_until(lambda n=n, o=obs: _motion(o) and agent.counters.decisions > n, 30, 0.5)
+            wait_until(lambda r=readings: agent.counters.readings > r, 30)  # the stream comes back too
+        assert agent.counters.errors == 0 and agent.link.counters.connects >= 6
+    finally:
+        stop.set()
+        t.join(5)
+        agent.stop()
+        if obs is not observer:
+            obs.close()
