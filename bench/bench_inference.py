@@ -25,9 +25,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
+    from edge_agent.features import pool_time
     from edge_agent.manifest import read_manifest
     from training.bundle import load_models
-    from training.data.windows import coarsen_time
     from training.export import torch_latency
     from training.ortrun import make_session, ort_latency
 
@@ -63,7 +63,7 @@ def main() -> int:
         k = t.channel_budget or c
         lat = ort_latency(
             make_session(args.bundle / t.file),
-            coarsen_time(x[:, :k], t.time_factor),
+            pool_time(x[:, :k], t.time_factor),  # the runtime's pooling
             mask[:, :k],
             ids[:, :k],
             n=args.runs,

@@ -16,6 +16,10 @@ near-equal channels do not swap the input set on every call.
 
 The agent persists it (`to_json` / `from_json`) in its `agent_state` table across restarts; a corrupt or
 mismatched value logs one line and starts fresh.
+
+`runtime_tracker(manifest)` is THE tracker the daemon keeps for a bundle (always = the fast-kind channels,
+`edge_agent.kinds`; default alpha and stickiness); training's evaluation builds the same one to choose the
+focused tier's channel set, so the reported focused/sparse figures are for channels the daemon feeds.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from edge_agent.kinds import FAST_KINDS
+from edge_agent.manifest import Manifest
 
 logger = logging.getLogger(__name__)
 
@@ -175,3 +182,16 @@ class AttentionTracker:
         fresh.updates = updates
         fresh._selected = sorted(set(selected))
         return fresh
+
+
+def fast_channels(kinds: Sequence[str]) -> list[int]:
+    """Sorted indices of the channels whose kind is fast (events trigger a decision; always fed)."""
+    return [i for i, k in enumerate(kinds) if k in FAST_KINDS]
+
+
+def runtime_tracker(manifest: Manifest, state: str | None = None) -> AttentionTracker:
+    """The tracker the daemon keeps for `manifest`'s channels, restored from `state` (`to_json`) if usable."""
+    names = [c.name for c in manifest.channels]
+    return AttentionTracker.from_json(
+        state, len(names), always=fast_channels([c.kind for c in manifest.channels]), names=names
+    )

@@ -1,9 +1,11 @@
 """Inference: load a model bundle (manifest + one ONNX file per tier), verify it, and run onnxruntime.
 
-Loading checks the manifest, then every tier's file and sha256 (a mismatch is refused with a message naming
-the file and the fix), then opens one session per distinct file (CPUExecutionProvider only, sequential,
-`threads` intra-op threads) and warms each up once. `run` normalizes raw readings with the manifest's
-mean/std (masked or missing -> 0) and returns device outputs, confidence and attention.
+Loading checks the manifest, then every tier's file and sha256 (`verify_bundle`, the one verifier, shared
+with training's evaluation: a mismatch is refused with a message naming the file and the fix), then opens one
+session per distinct file (`open_session` with `session_options`, also shared with training:
+CPUExecutionProvider only, sequential, `threads` intra-op threads) and warms each up once. `run` normalizes
+raw readings with the manifest's mean/std (`edge_agent.features.normalize`: masked or missing -> 0) and
+returns device outputs, confidence and attention.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import ValidationError
 
+from edge_agent.features import normalize
 from edge_agent.manifest import MANIFEST_NAME, Manifest, TierSpec, read_manifest, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -56,38 +59,15 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 1) -> Bundle:
-        """Verify and open a bundle directory (raises BundleError)."""
+        """Verify (`verify_bundle`) and open a bundle directory (raises BundleError)."""
         path = Path(path)
-        mpath = path / MANIFEST_NAME
-        if not mpath.is_file():
-            raise BundleError(
-                f"{mpath}: missing; point `bundle:` at a model bundle directory (manifest.json + ONNX)"
-            )
-        try:
-            manifest = read_manifest(path)
-        except ValidationError as e:
-            first = e.errors()[0]
-            key = ".".join(str(p) for p in first["loc"])
-            raise BundleError(
-                f"{mpath}: invalid manifest at {key}: {first['msg']}; rebuild the bundle"
-            ) from None
-        except ValueError as e:
-            raise BundleError(f"{mpath}: not valid JSON ({e}); rebuild or re-copy the bundle") from None
+        manifest = verify_bundle(path)
         by_file: dict[str, ort.InferenceSession] = {}
         sessions: dict[str, ort.InferenceSession] = {}
         for tier in manifest.tiers:
-            f = path / tier.file
-            if not f.is_file():
-                raise BundleError(f"{f}: tier {tier.name!r} file is missing; re-copy the bundle")
-            digest = sha256_file(f)
-            if digest != tier.sha256:
-                raise BundleError(
-                    f"{f}: sha256 mismatch for tier {tier.name!r} (manifest {tier.sha256[:12]}..., file "
-                    f"{digest[:12]}...): the file is corrupt or was changed; re-copy or rebuild the bundle"
-                )
-            if digest not in by_file:
-                by_file[digest] = _open_session(f, threads)
-            sessions[tier.name] = by_file[digest]
+            if tier.sha256 not in by_file:
+                by_file[tier.sha256] = open_session(path / tier.file, threads)
+            sessions[tier.name] = by_file[tier.sha256]
         bundle = cls(path, manifest, sessions)
         bundle._warm_up()
         logger.info(
@@ -123,24 +103,68 @@ class Bundle:
     def run(self, tier: str, x_raw: np.ndarray, mask: np.ndarray, channel_ids: np.ndarray) -> ModelOutput:
         """Run one tier on raw readings x_raw [C_fed, T] with mask [C_fed] and channel_ids [C_fed]."""
         ids = np.asarray(channel_ids, dtype=np.int64)  # [C_fed]
-        x = (np.asarray(x_raw, dtype=np.float32) - self.mean[ids, None]) / self.std[ids, None]  # [C_fed, T]
         m = np.asarray(mask, dtype=np.float32)  # [C_fed]
-        x = np.where((m[:, None] > 0) & np.isfinite(x), x, 0.0).astype(np.float32)
+        x = normalize(x_raw, m, self.mean[ids], self.std[ids])  # [C_fed, T]
         feeds = {"x": x[None], "mask": m[None], "channel_ids": ids[None]}  # batch of 1
         devices, confidence, attention = self._sessions[tier].run(list(OUTPUTS), feeds)
         return ModelOutput(devices[0], confidence[0], attention[0])
 
 
-def _open_session(f: Path, threads: int) -> ort.InferenceSession:
+def verify_bundle(path: str | Path) -> Manifest:
+    """The manifest of the bundle directory `path` once it and every tier file's sha256 check out.
+
+    The one verifier of both sides (the daemon's `Bundle.load`, training's `evaluate`); raises BundleError
+    whose message names the file and the fix. Opens no session.
+    """
+    path = Path(path)
+    fix = "point at a model bundle directory (manifest.json + one ONNX file per tier)"
+    if not path.exists():
+        raise BundleError(f"{path}: no such bundle directory; {fix}")
+    mpath = path / MANIFEST_NAME
+    if not mpath.is_file():
+        raise BundleError(f"{mpath}: missing, so {path} is not a model bundle; {fix}")
+    try:
+        manifest = read_manifest(path)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise BundleError(f"{mpath}: invalid manifest at {key}: {first['msg']}; rebuild the bundle") from None
+    except ValueError as e:
+        raise BundleError(f"{mpath}: not valid JSON ({e}); rebuild or re-copy the bundle") from None
+    for tier in manifest.tiers:
+        f = path / tier.file
+        if not f.is_file():
+            raise BundleError(f"{f}: tier {tier.name!r} file is missing; re-copy or rebuild the bundle")
+        digest = sha256_file(f)
+        if digest != tier.sha256:
+            raise BundleError(
+                f"{f}: sha256 mismatch for tier {tier.name!r} (manifest {tier.sha256[:12]}..., file "
+                f"{digest[:12]}...): the file is corrupt or was changed; re-copy or rebuild the bundle"
+            )
+    return manifest
+
+
+def session_options(threads: int = 1) -> ort.SessionOptions:
+    """The daemon's onnxruntime options: `threads` intra-op threads, sequential, all graph optimizations,
+    no spinning (no busy-wait on a shared hub), warnings off. Training and the benches use the same."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-wait on a shared hub
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.log_severity_level = 3
+    return so
+
+
+def open_session(f: str | Path, threads: int = 1) -> ort.InferenceSession:
+    """A CPU session on `f` with `session_options(threads)`, checked against the contract's input/output names
+    (BundleError naming the file otherwise)."""
+    f = Path(f)
     try:
-        sess = ort.InferenceSession(os.fspath(f), sess_options=so, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(
+            os.fspath(f), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
+        )
     except Exception as e:  # onnxruntime raises its own untyped errors for any bad model file
         raise BundleError(
             f"{f}: onnxruntime cannot load it ({str(e).splitlines()[0][:200]}); rebuild the bundle"

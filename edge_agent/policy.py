@@ -4,6 +4,10 @@ Binary: hysteresis around `DeviceSpec.threshold`. Level: round the expected leve
 round to the configured step with a dead band. Then clamps (config limits inside hard limits per kind),
 minimum dwell since the last change, a per-device rate limit (commands per rolling hour), never on a stale
 basis, never while a person's override holds the device. Takes plain values and the clock value `now`.
+
+`decide_values(spec, outputs)` / `decide_value` is the manifest's decision rule alone (no hysteresis, no config): the value
+`target_value` starts from, and what training's evaluation scores (vectorised over windows), so the two
+cannot drift.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+
+import numpy as np
 
 from edge_agent.config import DeviceConfig
 from edge_agent.manifest import DeviceSpec
@@ -33,18 +39,47 @@ class PolicyResult:
     reason: str  # why (not): 'change', 'no-change', 'stale', 'held', 'dwell', 'rate-limit', 'unknown-state'
 
 
+def spec_limits(spec: DeviceSpec) -> tuple[float, float]:
+    """(lo, hi) a level/setpoint value may take by the manifest alone, inside the hard limits of its kind."""
+    if spec.kind == "binary":
+        return 0.0, 1.0
+    if spec.kind == "level":
+        return 0.0, float(spec.levels - 1)
+    lo, hi = HARD_SETPOINT_LIMITS.get(spec.unit, HARD_SETPOINT_DEFAULT)
+    if spec.min_value is not None:
+        lo = max(lo, spec.min_value)
+    if spec.max_value is not None:
+        hi = min(hi, spec.max_value)
+    return lo, hi
+
+
+def decide_values(spec: DeviceSpec, outputs: np.ndarray, step: float | None = None) -> np.ndarray:
+    """The manifest's decision rule for model outputs (any shape), no hysteresis, float64 of the same shape:
+
+    binary -> 1.0 when output >= threshold else 0.0; level -> floor(output + 0.5) clipped to 0..levels-1;
+    setpoint -> output rounded to `step` (None = not rounded), clipped to `spec_limits`.
+    """
+    v = np.asarray(outputs, dtype=np.float64)
+    if spec.kind == "binary":
+        return np.where(v >= spec.threshold, 1.0, 0.0)
+    if spec.kind == "level":
+        v = np.floor(v + 0.5)
+    elif step:
+        v = np.round(v / step) * step
+    lo, hi = spec_limits(spec)
+    return np.minimum(np.maximum(v, lo), hi)
+
+
+def decide_value(spec: DeviceSpec, output: float, step: float | None = None) -> float:
+    """`decide_values` for one output: what `target_value` starts from when the current state is unknown."""
+    return float(decide_values(spec, np.asarray(output, dtype=np.float64), step))
+
+
 def clamp_value(spec: DeviceSpec, cfg: DeviceConfig, value: float) -> float:
     """Clamp a command value to the config limits, inside the hard limits of the device kind."""
     if spec.kind == "binary":
         return 1.0 if value >= 0.5 else 0.0
-    if spec.kind == "level":
-        lo, hi = 0.0, float(spec.levels - 1)
-    else:
-        lo, hi = HARD_SETPOINT_LIMITS.get(spec.unit, HARD_SETPOINT_DEFAULT)
-        if spec.min_value is not None:
-            lo = max(lo, spec.min_value)
-        if spec.max_value is not None:
-            hi = min(hi, spec.max_value)
+    lo, hi = spec_limits(spec)
     if cfg.min_value is not None:
         lo = max(lo, cfg.min_value)
     if cfg.max_value is not None:
@@ -60,17 +95,17 @@ def target_value(spec: DeviceSpec, cfg: DeviceConfig, output: float, current: fl
     if spec.kind == "binary":
         h = cfg.hysteresis
         if current is None:
-            return 1.0 if output >= spec.threshold else 0.0
+            return decide_value(spec, output)
         if current >= 0.5:
             return 0.0 if output < spec.threshold - h else 1.0
         return 1.0 if output > spec.threshold + h else 0.0
     if spec.kind == "level":
-        rounded = clamp_value(spec, cfg, float(math.floor(output + 0.5)))
+        rounded = clamp_value(spec, cfg, decide_value(spec, output))
         if current is None or abs(output - current) > 0.5 + cfg.hysteresis:
             return rounded
         return clamp_value(spec, cfg, current)
     step = cfg.setpoint_step
-    rounded = clamp_value(spec, cfg, round(output / step) * step)
+    rounded = clamp_value(spec, cfg, decide_value(spec, output, step))
     if current is None or abs(output - current) > step / 2 + cfg.hysteresis:
         return rounded
     return current

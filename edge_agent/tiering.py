@@ -7,10 +7,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from edge_agent.features import pool_time
 from edge_agent.focus import AttentionTracker
 from edge_agent.inference import Bundle, ModelOutput
 from edge_agent.manifest import TierSpec
-from edge_agent.window import pool_time
 
 
 def select_channels(

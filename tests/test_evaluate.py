@@ -23,7 +23,8 @@ DEVICES = [
 
 
 def test_decide_per_kind() -> None:
-    """binary: >= threshold; level: rounded expectation clipped to the levels; setpoint: the value."""
+    """binary: >= threshold; level: rounded expectation clipped to the levels; setpoint: the value (within its
+    limits; the daemon's rule, edge_agent.policy.decide_values)."""
     out = np.array([[0.3, 2.6, 20.3], [0.29, -0.2, 17.0], [0.9, 3.7, 22.9]], np.float32)
     np.testing.assert_allclose(decide(out, DEVICES), [[1, 3, 20.3], [0, 0, 17.0], [1, 3, 22.9]], rtol=1e-6)
 

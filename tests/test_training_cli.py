@@ -127,3 +127,14 @@ def test_subprocess_prints_no_traceback(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert "no such bundle directory" in r.stderr
+
+
+def test_given_timezone_is_recorded_in_the_manifest(tmp_path: Path) -> None:
+    """--timezone wins over the sidecar (which has none here): the bundle's manifest carries it."""
+    from edge_agent.manifest import read_manifest
+
+    csv = _csv(tmp_path, _rows(200))
+    out = tmp_path / "b"
+    args = ["train", "--dataset", str(csv), "--window", "8", "--epochs", "1", "--latency-runs", "5"]
+    assert main([*args, "--timezone", "America/New_York", "--no-progress", "--out", str(out)]) == 0
+    assert read_manifest(out).timezone == "America/New_York"

@@ -1,5 +1,5 @@
-"""End to end on a generic CSV (two simulated weeks): train through the CLI with a date split and a budget,
-then evaluate: per-device thresholds in the manifest, every report key, calendar channels, all device kinds."""
+"""End to end on a generic CSV (two simulated weeks): train through the CLI with a date split and a bounded
+number of steps (2 epochs of 2000 windows, no wall-clock budget), then evaluate: per-device thresholds in the manifest, every report key, calendar channels, all device kinds."""
 
 from __future__ import annotations
 
@@ -29,8 +29,6 @@ def test_csv_train_and_evaluate(tmp_path: Path) -> None:
             "2",
             "--max-windows-per-epoch",
             "2000",
-            "--budget-seconds",
-            "30",
             "--latency-runs",
             "50",
             "--threshold-metric",
@@ -51,6 +49,9 @@ def test_csv_train_and_evaluate(tmp_path: Path) -> None:
     assert {"calendar.tod_sin", "calendar.tod_cos"} <= {c.name for c in man.channels}
     heat = next(d for d in man.devices if d.name == "living.heating")
     assert heat.min_value is not None and heat.max_value is not None and heat.unit == "°C"
+    assert (
+        man.timezone == "Europe/Brussels"
+    )  # the sidecar's zone: the home's calendar inputs are computed in it
     assert man.training_span is not None and man.training_span[0].startswith("2023-04-30T2")  # local midnight
 
     rj = tmp_path / "r.json"

@@ -1,4 +1,5 @@
-"""End to end through the CLI on UCI occupancy: train (small budget) -> bundle -> evaluate -> report keys."""
+"""End to end through the CLI on UCI occupancy: train (6 epochs, no wall-clock budget: the same model on a
+busy or an idle box) -> bundle -> evaluate -> report keys."""
 
 from __future__ import annotations
 
@@ -25,8 +26,6 @@ def uci_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "uci-occupancy",
             "--epochs",
             "6",
-            "--budget-seconds",
-            "40",
             "--latency-runs",
             "100",
             "--no-progress",
@@ -47,6 +46,7 @@ def test_train_writes_a_complete_bundle(uci_bundle: Path) -> None:
     assert 0.05 <= man.devices[0].threshold <= 0.95
     assert man.metrics["onnx_max_abs_error"] < 1e-4
     assert man.metrics["int8_agreement_val"] >= 0.99
+    assert man.timezone == "Europe/Brussels"  # the dataset's own zone (Mons, Belgium): calendar inputs use it
     assert (uci_bundle / "training.json").is_file() and (uci_bundle / "model.pt").is_file()
 
 
@@ -75,26 +75,27 @@ def test_evaluate_report_keys_and_accuracy(uci_bundle: Path, tmp_path: Path) -> 
     for tier in TIERS:
         for s in SPLITS:
             t = r["tiers"][tier][s]
-            assert 0 <= t["accuracy"] <= 1 and 0 <= t["agreement_vs_full"] <= 1
+            assert {"accuracy", "agreement_vs_full"} <= set(t)
             for k in DEVICE_KEYS:
                 assert k in t["devices"]["Occupancy"]
         assert r["tiers"][tier]["latency_us"]["p50"] > 0 and r["tiers"][tier]["latency_us"]["p99"] > 0
     for name in ("majority", "lda", "threshold_rule", "gbdt_window"):
         for s in SPLITS:
-            assert 0 <= r["baselines"][name][s]["accuracy"] <= 1
+            assert "accuracy" in r["baselines"][name][s]
             for k in DEVICE_KEYS:
                 assert k in r["baselines"][name][s]["devices"]["Occupancy"]
     for s in ("train", "val", *SPLITS):
-        assert r["data"][s]["rows"] > 0 and r["data"][s]["masked_rows"] >= 0
-    assert 0 <= r["faithfulness_top1"] <= 1
+        assert r["data"][s]["rows"] > 0 and "masked_rows" in r["data"][s]
+    assert r["faithfulness_top1"] > 0.5  # the top-attention channel is the top-deletion one on most windows
+    assert r["tiers"]["full"]["test"]["agreement_vs_full"] == 1.0  # the reference is the full tier itself
     assert r["onnx_max_abs_error"] < 1e-4
     assert r["torch_eager_latency_us"]["p50"] > 0 and r["torch_eager_latency_us"]["p99"] > 0
     assert len(r["deletion_curve"]["attention"]) == 4
-    # A 40-second model on a busy 2-core box: clearly above majority on test; above it on test2 (a later week
-    # with drift, where the published LDA itself falls to ~91% here). The targets are measured in bench/.
+    # A 6-epoch model: clearly above majority on test; above it on test2 (a later week with drift, where the
+    # published LDA itself falls to ~91% here). The targets are measured in bench/.
     assert r["tiers"]["full"]["test"]["accuracy"] > r["baselines"]["majority"]["test"]["accuracy"] + 0.05
     assert r["tiers"]["full"]["test2"]["accuracy"] > r["baselines"]["majority"]["test2"]["accuracy"]
-    for s in SPLITS:  # a budget-limited model sits nearer its threshold; the trained one measures >= 99.98%
+    for s in SPLITS:  # a short-trained model sits nearer its threshold; the trained one measures >= 99.98%
         assert r["tiers"]["int8"][s]["agreement_vs_full"] >= 0.98
     assert "| full |" in rm.read_text() and png.read_bytes()[:4] == b"\x89PNG"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edge_agent.features import pool_time
 from edge_agent.manifest import (
     MANIFEST_NAME,
     ChannelSpec,
@@ -29,7 +30,7 @@ from edge_agent.manifest import (
 )
 from training.decisions import agreement
 from training.export import export_onnx, fsync_dir, parity, quantize_int8
-from training.model import CatVsn, ModelConfig, pool_time
+from training.model import CatVsn, ModelConfig
 from training.ortrun import make_session, ort_latency, run_batched
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class BundleSpec:
     training_span: tuple[str, str] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     created: str | None = None  # ISO 8601 UTC; None = now (fixed for a reproducible demo bundle)
+    timezone: str | None = None  # the home's IANA zone the calendar inputs were computed in (manifest)
 
 
 def default_budget(n_channels: int) -> int:
@@ -141,7 +143,7 @@ def _build(
     quantize_int8(coarse_fp32, tmp / "coarse.onnx")
     metrics = dict(spec.metrics)
     x, mask, ids = pool
-    xc = pool_time(torch.from_numpy(x), time_factor).numpy()  # [N, C, T // f]
+    xc = pool_time(x, time_factor)  # [N, C, T // f], the runtime's pooling
     metrics["onnx_max_abs_error"] = max(
         parity(full, tmp / "full.onnx", real=pool), parity(coarse, coarse_fp32, real=(xc, mask, ids))
     )
@@ -194,6 +196,7 @@ def _build(
         channels=spec.channels,
         devices=spec.devices,
         tiers=tiers,
+        timezone=spec.timezone,
         training_span=spec.training_span,
         metrics={k: float(v) for k, v in metrics.items()},
     )

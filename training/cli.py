@@ -1,7 +1,8 @@
 """`python -m training {train, evaluate, build-demo-bundle}`: argument parsing and the bad-input edge.
 
 Every expected failure (bad dataset, column, cell, split, bundle path) is printed as ONE line on stderr,
-`error: <what> (<where>); <fix>`, and exits 2; a traceback is never shown for bad input.
+`error: <what> (<where>); <fix>`, and exits 2; a traceback is never shown for bad input. The error types are
+those of `training.errors` (DataError, OutputError, and the runtime's own BundleError).
 """
 
 from __future__ import annotations
@@ -14,15 +15,11 @@ from pathlib import Path
 
 import pydantic
 
-from training.data import DataError
+from training.errors import BundleError, DataError, OutputError
 
 logger = logging.getLogger(__name__)
 
 EXIT_BAD_INPUT = 2
-
-
-class BundleError(Exception):
-    """A bundle path that is missing, not a bundle, or inconsistent (one line: which file and the fix)."""
 
 
 def _csv_list(text: str | None) -> list[str]:
@@ -172,9 +169,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
-        raise BundleError(f"--out {out}: exists and is a file; give a directory path")
+        raise OutputError(f"--out {out}: exists and is a file; give a directory path")
     if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").exists():
-        raise BundleError(
+        raise OutputError(
             f"--out {out}: exists, is not empty and is not a bundle; give a new or empty directory"
         )
 
@@ -221,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"train": _train, "evaluate": _evaluate, "build-demo-bundle": _demo}
     try:
         return handlers[args.command](args)
-    except (DataError, BundleError, pydantic.ValidationError, FileExistsError) as err:
+    except (DataError, OutputError, BundleError, pydantic.ValidationError, FileExistsError) as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

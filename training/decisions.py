@@ -1,7 +1,10 @@
 """Model outputs -> device decisions, exactly as the manifest defines them, and decision agreement.
 
-binary: ON when P(on) >= the device's threshold; level: the expected level rounded to the nearest level;
-setpoint: the value itself. Two decisions of a setpoint agree when within SETPOINT_AGREE of each other.
+The rule is the daemon's (`edge_agent.policy.decide_values`, what `target_value` starts from, without the
+home's hysteresis): binary ON when P(on) >= the device's threshold; level: floor(expected level + 0.5) clipped
+to the levels; setpoint: the value clipped to the device's (and the unit's hard) limits, not rounded to a
+step (the step is home config, not in the manifest). Two decisions of a setpoint agree when within
+SETPOINT_AGREE of each other.
 """
 
 from __future__ import annotations
@@ -9,20 +12,16 @@ from __future__ import annotations
 import numpy as np
 
 from edge_agent.manifest import DeviceSpec
+from edge_agent.policy import decide_values
 
 SETPOINT_AGREE = 0.25  # °C: half the evaluation tolerance; int8 noise is ~0.05
 
 
 def decide(out: np.ndarray, devices: list[DeviceSpec]) -> np.ndarray:
-    """float32 [N, D] decisions from `devices` outputs [N, D] (binary 0/1, level index, setpoint value)."""
-    dec = np.empty_like(out, dtype=np.float32)
+    """float32 [N, D] decisions from `devices` outputs [N, D]: the runtime's rule (`edge_agent.policy`)."""
+    dec = np.empty(out.shape, dtype=np.float32)
     for k, d in enumerate(devices):
-        if d.kind == "binary":
-            dec[:, k] = out[:, k] >= d.threshold
-        elif d.kind == "level":
-            dec[:, k] = np.clip(np.rint(out[:, k]), 0, d.levels - 1)
-        else:
-            dec[:, k] = out[:, k]
+        dec[:, k] = decide_values(d, out[:, k])
     return dec
 
 

@@ -3,9 +3,14 @@
 Per tier and test split: accuracy (mean over devices), per-device accuracy / balanced accuracy / F1 /
 average precision / majority rate (+ MAE for setpoints), agreement with the full tier; per tier latency
 p50/p99 (1 thread, batch 1) and torch eager latency of the same model in the same run; the classical
-baselines on the same windows; faithfulness of the attention; data counts. Windows are normalized with the
-manifest's mean/std, masked, pooled (coarse) and cut to the top-k channels (focused) as the runtime does;
-`sparse` runs the focused setup on every 5th window and holds its decision in between.
+baselines on the same windows; faithfulness of the attention; data counts. Windows are normalized, masked
+and pooled with the runtime's own functions (`edge_agent.features`), and a tier with a channel budget
+(focused, sparse) is fed the channels the daemon would feed it: the runtime's `AttentionTracker`
+(`edge_agent.focus.runtime_tracker`: running mean of the max over devices, fast channels always in) fed the
+full tier's attention on the training windows in time order, then `edge_agent.tiering.select_channels`.
+A tier with `every_n_ticks` n > 1 (sparse) runs on every n-th window and holds its decision in between.
+Decisions follow the daemon's rule (`edge_agent.policy.decide_values`); the bundle is checked by the
+daemon's verifier (`edge_agent.inference.verify_bundle`).
 `--drop-channels X` masks X in every tier (a dead sensor) and fits the baselines without X.
 """
 
@@ -19,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydantic
 
-from edge_agent.manifest import MANIFEST_NAME, Manifest, read_manifest, sha256_file
+from edge_agent.features import normalize, pool_time
+from edge_agent.focus import AttentionTracker, runtime_tracker
+from edge_agent.inference import verify_bundle
+from edge_agent.manifest import Manifest, TierSpec
+from edge_agent.tiering import select_channels
 from training.baselines import BASELINES, fit_baselines
-from training.cli import BundleError
-from training.data import DataError, WindowSampler, coarsen_time, drop_channels, normalize
+from training.data import DataError, WindowSampler, drop_channels
 from training.decisions import agree, decide
 from training.faithfulness import faithfulness
 from training.metrics import device_metrics
@@ -35,36 +42,15 @@ from training.sensorlog import SensorLog
 logger = logging.getLogger(__name__)
 
 CHUNK = 4096  # windows per evaluation chunk (bounded memory on long test spans)
-FOCUS_WINDOWS = 5000  # training windows used to rank channels for the focused tier
+# The tracker is fed the LAST training windows in time order: with the runtime's alpha (0.02) a window k
+# updates back weighs 0.98^k, below 1e-40 at k = 5000, so this equals feeding every training window.
+FOCUS_WINDOWS = 5000
 METRIC_KEYS = ("accuracy", "balanced_accuracy", "f1", "average_precision", "majority_rate")
 
 
 def open_bundle(path: Path) -> Manifest:
-    """The bundle's manifest after checking every tier file's sha256; BundleError (one line) otherwise."""
-    fix = "pass a directory written by `python -m training train --out DIR`"
-    if not path.exists():
-        raise BundleError(f"{path}: no such bundle directory; {fix}")
-    if not path.is_dir() or not (path / MANIFEST_NAME).is_file():
-        raise BundleError(f"{path}: not a model bundle (no {MANIFEST_NAME}); {fix}")
-    try:
-        man = read_manifest(path)
-    except pydantic.ValidationError as err:
-        e = err.errors()[0]
-        raise BundleError(
-            f"{path / MANIFEST_NAME}: invalid manifest ({'.'.join(map(str, e['loc']))}: {e['msg']}); "
-            "rebuild the bundle"
-        ) from None
-    except ValueError as err:
-        raise BundleError(f"{path / MANIFEST_NAME}: not valid JSON ({err}); rebuild the bundle") from None
-    for t in man.tiers:
-        f = path / t.file
-        if not f.is_file():
-            raise BundleError(f"{f}: tier {t.name!r} file missing; rebuild the bundle")
-        if sha256_file(f) != t.sha256:
-            raise BundleError(
-                f"{f}: sha256 differs from the manifest (changed after export); rebuild the bundle"
-            )
-    return man
+    """The bundle's manifest, checked by the runtime's verifier (BundleError, one line, otherwise)."""
+    return verify_bundle(path)
 
 
 def _align(man: Manifest, log: SensorLog) -> tuple[np.ndarray, np.ndarray]:
@@ -116,45 +102,64 @@ class Windows:
 def _tier_input(x: np.ndarray, mask: np.ndarray, ids: np.ndarray, tf: int, subset: np.ndarray | None):
     if subset is not None:
         x, mask, ids = x[:, subset], mask[:, subset], ids[:, subset]
-    return coarsen_time(x, tf), mask, ids
+    return pool_time(x, tf), mask, ids
 
 
-def focus_channels(man: Manifest, bundle: Path, win: Windows, k: int) -> np.ndarray:
-    """Top-k channels by mean full-tier attention on (a stride of) the training windows, live ones only."""
+def focus_tracker(man: Manifest, bundle: Path, win: Windows) -> AttentionTracker:
+    """The daemon's attention tracker after the full tier's attention on the training windows, in time order."""
+    tracker = runtime_tracker(man)
     sess = make_session(bundle / man.tier("full").file)
-    ends = win.ends[np.linspace(0, win.ends.size - 1, min(FOCUS_WINDOWS, win.ends.size)).astype(np.int64)]
-    total = np.zeros(len(man.channels))
-    for x, mask, ids, _ in win.chunks(ends):
-        total += run_batched(sess, x, mask, ids)[2].mean(1).sum(0)  # [C]
-    total[win.live == 0] = -1.0
-    return np.sort(np.argsort(-total, kind="stable")[:k])
+    for x, mask, ids, _ in win.chunks(win.ends[-FOCUS_WINDOWS:]):
+        att = run_batched(sess, x, mask, ids)[2]  # [B, D, C]
+        for a, i in zip(att, ids, strict=True):
+            tracker.update(a, i)
+    return tracker
 
 
-def run_tiers(man: Manifest, bundle: Path, win: Windows, focus: np.ndarray) -> dict[str, Any]:
-    """Outputs of every tier over the split: {'out': {tier: [N, D]}, 'labels': [N, D], 'attention': full [N, D, C]}."""
-    sessions = {t.name: make_session(bundle / t.file) for t in man.tiers}
-    outs: dict[str, list[np.ndarray]] = {t.name: [] for t in man.tiers}
+def tier_channels(man: Manifest, tracker: AttentionTracker) -> dict[str, np.ndarray | None]:
+    """Per tier, the channel ids the daemon feeds it (`select_channels`, no event); None = all channels."""
+    c = len(man.channels)
+    return {
+        t.name: select_channels(t, c, tracker, ()) if t.channel_budget and t.channel_budget < c else None
+        for t in man.tiers
+    }
+
+
+def focus_channels(man: Manifest, bundle: Path, win: Windows, tier: str = "focused") -> np.ndarray:
+    """Channel ids [k] the daemon would feed `tier` after the training windows (see `focus_tracker`)."""
+    return select_channels(man.tier(tier), len(man.channels), focus_tracker(man, bundle, win), ())
+
+
+def _key(t: TierSpec, sub: np.ndarray | None) -> tuple[str, int, tuple[int, ...] | None]:
+    return t.file, t.time_factor, None if sub is None else tuple(int(i) for i in sub)
+
+
+def run_tiers(
+    man: Manifest, bundle: Path, win: Windows, chans: dict[str, np.ndarray | None]
+) -> dict[str, Any]:
+    """Outputs of every tier over the split: {'out': {tier: [N, D]}, 'labels': [N, D], 'attention': full [N, D, C]}.
+
+    Tiers that share file, pooling and channel set are run once; a tier with every_n_ticks n > 1 keeps the
+    output of every n-th window and holds it in between."""
+    keys = {t.name: _key(t, chans[t.name]) for t in man.tiers}
+    todo: dict[Any, TierSpec] = {}  # one run per distinct setup (focused and sparse share one)
+    for t in man.tiers:
+        todo.setdefault(keys[t.name], t)
+    sessions = {k: make_session(bundle / t.file) for k, t in todo.items()}
+    outs: dict[Any, list[np.ndarray]] = {k: [] for k in todo}
     labels, att = [], []
     for x, mask, ids, y in win.chunks():
         labels.append(y)
-        for t in man.tiers:
-            if t.every_n_ticks > 1:
-                continue
-            sub = focus if t.channel_budget else None
-            o, _, a = run_batched(sessions[t.name], *_tier_input(x, mask, ids, t.time_factor, sub))
-            outs[t.name].append(o)
-            if t.name == "full":
+        for k, t in todo.items():
+            o, _, a = run_batched(sessions[k], *_tier_input(x, mask, ids, t.time_factor, chans[t.name]))
+            outs[k].append(o)
+            if k == keys["full"]:
                 att.append(a)
-    res = {name: np.concatenate(v) if v else None for name, v in outs.items()}
+    res = {}
     for t in man.tiers:
-        if t.every_n_ticks > 1:  # same file and channels as the tier above it, run every n-th window, held
-            src = next(
-                s
-                for s in man.tiers
-                if s.file == t.file and s.channel_budget == t.channel_budget and s.every_n_ticks == 1
-            )
-            o = res[src.name]
-            res[t.name] = o[(np.arange(len(o)) // t.every_n_ticks) * t.every_n_ticks]
+        o = np.concatenate(outs[keys[t.name]])
+        n = t.every_n_ticks
+        res[t.name] = o[(np.arange(len(o)) // n) * n] if n > 1 else o
     return {"out": res, "labels": np.concatenate(labels), "attention": np.concatenate(att)}
 
 
@@ -187,14 +192,14 @@ def evaluate_bundle(
             raise DataError(f"--drop-channels: {c!r} is not a channel of the bundle ({', '.join(names)})")
     live = np.array([0.0 if n in eval_drop else 1.0 for n in names], np.float32)
     splits = test_split_names(data)
-    k = man.tier("focused").channel_budget or len(names)
-    focus = focus_channels(man, bundle, Windows(man, parts["train"], live), k)
+    chans = tier_channels(man, focus_tracker(man, bundle, Windows(man, parts["train"], live)))
+    focus = chans.get("focused")
     report: dict[str, Any] = {
         "bundle": str(bundle),
         "version": man.version,
         "dataset": data.dataset,
         "drop_channels": eval_drop,
-        "focused_channels": [names[i] for i in focus],
+        "focused_channels": [names[i] for i in (range(len(names)) if focus is None else focus)],
         "tiers": {t.name: {} for t in man.tiers},
         "baselines": {},
         "data": {},
@@ -202,7 +207,7 @@ def evaluate_bundle(
     extras: dict[str, Any] = {"manifest": man}
     wins = {s: Windows(man, parts[s], live) for s in splits}
     for s in splits:
-        r = run_tiers(man, bundle, wins[s], focus)
+        r = run_tiers(man, bundle, wins[s], chans)
         ref = decide(r["out"]["full"], man.devices)
         for t in man.tiers:
             report["tiers"][t.name][s] = split_metrics(man, r["out"][t.name], r["labels"], ref)
@@ -215,7 +220,7 @@ def evaluate_bundle(
             "windows": int(WindowSampler(log, man.window).ends.size),
         }
     report["baselines"] = _baselines(man, parts, wins, splits, eval_drop)
-    _latency(man, bundle, wins[splits[0]], focus, report, latency_runs)
+    _latency(man, bundle, wins[splits[0]], chans, report, latency_runs)
     fw = _faith(man, bundle, wins, splits, faith_windows)
     report.update(fw)
     report["onnx_max_abs_error"] = max(
@@ -260,14 +265,19 @@ def _pool(win: Windows, n: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _latency(
-    man: Manifest, bundle: Path, win: Windows, focus: np.ndarray, report: dict[str, Any], n: int
+    man: Manifest,
+    bundle: Path,
+    win: Windows,
+    chans: dict[str, np.ndarray | None],
+    report: dict[str, Any],
+    n: int,
 ) -> None:
     from training.bundle import load_models
     from training.export import torch_latency
 
     x, mask, ids = _pool(win)
     for t in man.tiers:
-        xt, mt, it = _tier_input(x, mask, ids, t.time_factor, focus if t.channel_budget else None)
+        xt, mt, it = _tier_input(x, mask, ids, t.time_factor, chans[t.name])
         lat = ort_latency(make_session(bundle / t.file), xt, mt, it, n=n)
         report["tiers"][t.name]["latency_us"] = {"p50": lat["p50"], "p99": lat["p99"]}
     full, _, _ = load_models(bundle)

@@ -1,4 +1,5 @@
-"""onnxruntime sessions and latency measurement, set up exactly as the runtime runs them (1 intra-op thread).
+"""onnxruntime sessions and latency measurement, set up exactly as the runtime runs them (1 intra-op thread):
+the session options are the runtime's own (`edge_agent.inference.session_options`).
 
 Shared by export (latency written into the manifest), evaluation (per-tier latency vs torch eager in the
 same run) and `bench/bench_inference.py`.
@@ -13,19 +14,15 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from edge_agent.inference import open_session
+
 WARMUP = 50  # runs discarded before timing (allocator, caches)
 
 
 def make_session(path: Path | str, threads: int = 1) -> ort.InferenceSession:
-    """A CPU session with the daemon's options: 1 intra-op thread, sequential, all graph optimizations."""
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    """The daemon's session on `path` (`edge_agent.inference.open_session`: its SessionOptions, 1 intra-op
+    thread, contract inputs/outputs checked; BundleError naming the file otherwise)."""
+    return open_session(path, threads)
 
 
 def run_session(

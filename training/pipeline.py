@@ -150,6 +150,7 @@ def train_bundle(
         training_span=(_iso(tr.t0), _iso(tr.t0 + (len(tr) - 1) * tr.step_seconds)),
         metrics=res.metrics,
         created=created,
+        timezone=data.timezone or tr.timezone,
     )
     meta: dict[str, Any] = {
         "data": asdict(data) | {"calendar": data.calendar_channels()},

@@ -38,6 +38,7 @@ class SensorLog:
     devices: list[DeviceInfo]
     utc_offset_seconds: np.ndarray | None = None  # int32 [N] local-time offset per row (DST), None = UTC
     stats: dict[str, int] = field(default_factory=dict)  # duplicates, out_of_order, gaps, masked_rows, ...
+    timezone: str | None = None  # IANA zone local time was taken in (sidecar / --timezone / dataset's own)
 
     def __len__(self) -> int:
         return int(self.values.shape[0])

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from edge_agent import features
 from edge_agent.manifest import ChannelSpec, DeviceSpec
 from training.data import WindowSampler, channel_moments, normalize
 from training.model import CatVsn, DeviceHead, ModelConfig, n_params, pool_time
@@ -277,7 +278,7 @@ def train(
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = DeviceLoss(heads, train_log.labels[tr.ends])
     vx, vmask, vids, vlab = windows(va, strided(va.ends, cfg.max_val_windows), mean, std)
-    vxc = pool_time(torch.from_numpy(vx), cfg.time_factor).numpy()
+    vxc = features.pool_time(vx, cfg.time_factor)  # the runtime's pooling (numpy)
 
     per_epoch = min(len(tr), cfg.max_windows_per_epoch)
     steps_per_epoch = math.ceil(per_epoch / cfg.batch)

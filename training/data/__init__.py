@@ -7,7 +7,8 @@ Public API (the trainer, evaluator, baselines and CLI use only these names):
                                        a CSV path -> {'all'}
     split_log(log, split)              -> {'train','val','test'} by local dates or fractions
     WindowSampler(log, window)         .ends int64 [M], .batch(ends) -> x [B,C,T], mask [B,C], labels [B,D]
-    normalize, coarsen_time, channel_moments
+    normalize, coarsen_time            the runtime's (edge_agent.features normalize, pool_time)
+    channel_moments
     hour_and_weekday(log), add_calendar_channels(log), calendar_columns(log, names)
     load_csv(path, sidecar=, timezone=)
 """

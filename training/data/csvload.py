@@ -285,4 +285,5 @@ def build_log(
         devices=devices,
         utc_offset_seconds=utc_off,
         stats=stats,
+        timezone=getattr(zone, "key", None),
     )

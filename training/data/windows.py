@@ -12,8 +12,9 @@ stale limit. For a live channel, NaNs inside the window are forward-filled from 
 leading NaNs (before its first value in the window) back-filled from its first value, so live rows hold no NaN.
 
 Values in `x` are raw physical units. Masked rows hold exactly 0.0 in every step (raw, NOT a normalized 0):
-normalize with `normalize(x, mask, mean, std)`, which gives (x - mean) / std on live rows and 0 on masked
-rows, as the bundle contract (edge_agent/manifest.py) requires.
+normalize with `normalize(x, mask, mean, std)` (the runtime's `edge_agent.features.normalize`), which gives
+(x - mean) / std on live rows and 0 on masked rows, as the bundle contract (edge_agent/manifest.py) requires;
+`coarsen_time` is the runtime's `edge_agent.features.pool_time`.
 
 Valid ends (`.ends`): e >= T-1, at least one device label known at e (labels of other devices may be NaN;
 mask them out of the loss), and at least one channel live at e.
@@ -25,7 +26,13 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from edge_agent.features import normalize, pool_time
 from training.sensorlog import SensorLog
+
+__all__ = ["WindowSampler", "channel_moments", "coarsen_time", "normalize"]
+
+# The runtime's definitions (edge_agent.features), used as they are: training feeds what the daemon feeds.
+coarsen_time = pool_time  # [B, C, T] -> [B, C, T // f], groups aligned at the newest step
 
 _BLOCK = 1 << 18  # rows per block when scanning for valid ends (bounds transient memory)
 
@@ -113,21 +120,6 @@ class WindowSampler:
         for i in range(0, e.size, batch_size):
             sel = e[i : i + batch_size]
             yield (sel, *self.batch(sel))
-
-
-def normalize(x: np.ndarray, mask: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """float32 [B, C, T]: (x - mean[c]) / std[c] on live rows, exactly 0 on masked rows (bundle contract)."""
-    z = (x - mean.astype(np.float32)[None, :, None]) / std.astype(np.float32)[None, :, None]
-    return (z * mask[..., None]).astype(np.float32, copy=False)
-
-
-def coarsen_time(x: np.ndarray, factor: int) -> np.ndarray:
-    """float32 [B, C, T // f]: means of f consecutive steps, groups aligned at the newest step (manifest rule)."""
-    if factor <= 1:
-        return x
-    b, c, t = x.shape
-    keep = (t // factor) * factor
-    return x[..., t - keep :].reshape(b, c, t // factor, factor).mean(axis=-1, dtype=np.float32)
 
 
 def channel_moments(log: SensorLog) -> tuple[np.ndarray, np.ndarray]:
