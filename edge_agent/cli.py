@@ -73,6 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except BundleError as e:
         notifier.status(f"bundle error: {e}")
         return _fail(f"bundle error: {e}")
+    except ConfigError as e:  # a config that only the bundle shows to be wrong (e.g. too few level values)
+        return _fail(f"config error:\n{e}")
     except (SQLAlchemyError, OSError) as e:
         return _fail(
             f"cannot open the database {redacted_dump(cfg)['database_url']} ({e.__class__.__name__}: "
@@ -119,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from edge_agent.devices import build_devices
     from edge_agent.inference import Bundle, BundleError
 
     try:
@@ -143,6 +146,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                 f"devices[{i}].name: {d.name!r} is not decided by the bundle (has {sorted(devices)})"
             )
     print(yaml.safe_dump(redacted_dump(cfg), sort_keys=False, allow_unicode=True), end="")
+    try:
+        build_devices(cfg, bundle.manifest)
+    except ConfigError as e:
+        return _fail(f"config error:\n{e}")
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
     print(f"# config OK; bundle {bundle.version} verified ({len(bundle.tiers)} tiers)", file=sys.stderr)

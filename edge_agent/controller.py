@@ -37,11 +37,11 @@ from edge_agent.effects import (
     TierChangeRecord,
     dumps,
 )
-from edge_agent.focus import AttentionTracker
+from edge_agent.focus import fast_channels, runtime_tracker
 from edge_agent.governor import Governor
 from edge_agent.inference import Bundle, ModelOutput
 from edge_agent.ingest import Ingestor, LogLimiter, PayloadError, safe_topic
-from edge_agent.kinds import FAST_KINDS, stale_limit
+from edge_agent.kinds import stale_limit
 from edge_agent.stats import Counters, LatencyStats
 from edge_agent.tiering import run_tier, select_channels
 from edge_agent.window import Window
@@ -108,16 +108,14 @@ class Controller:
         stale = {r.channel: r.stale_after_seconds for r in rules if r.stale_after_seconds}
         limits = [stale_limit(k, stale.get(n)) for n, k in zip(self.names, self.kinds, strict=True)]
         self.window = Window(self.names, self.kinds, m.step_seconds, m.window, limits, zone=self.zone)
-        self.fast = {i for i, k in enumerate(self.kinds) if k in FAST_KINDS}
+        self.fast = set(fast_channels(self.kinds))
         self._sensor_rows = [i for i, k in enumerate(self.kinds) if k != "calendar"]
         self.devices: list[DeviceRuntime] = build_devices(cfg, m)
         self.by_state_topic = {d.tracker.cfg.state_topic: d for d in self.devices}
         self.command_topics = {d.tracker.command_topic for d in self.devices}
         p99: dict[str, float] = {t.name: t.latency_us_p99 / 1000.0 for t in m.tiers if t.latency_us_p99}
         self.governor = Governor(cfg.governor, bundle.tiers, lambda: self._mono, tier_p99_ms=p99)
-        self.focus = AttentionTracker.from_json(
-            tracker_json, len(self.names), always=sorted(self.fast), names=self.names
-        )
+        self.focus = runtime_tracker(m, tracker_json)  # the same construction evaluation uses
         if m.timezone is not None and m.timezone != cfg.timezone:
             logger.warning(
                 "bundle %s was trained with calendar inputs in %s, the config says timezone: %s; the config's "

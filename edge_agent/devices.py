@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edge_agent.config import AgentConfig, DeviceConfig
+from edge_agent.config import AgentConfig, ConfigError, DeviceConfig
 from edge_agent.effects import Decision
 from edge_agent.ingest import PayloadError, parse_json_object, to_number
 from edge_agent.manifest import DeviceSpec, Manifest
@@ -180,9 +180,14 @@ def build_devices(config: AgentConfig, manifest: Manifest) -> list[DeviceRuntime
             )
             continue
         i, spec = specs[dc.name]
-        if spec.kind == "level" and dc.values is not None and len(dc.values) != spec.levels:
+        if spec.kind == "level" and dc.values is not None and len(dc.values) < spec.levels:
+            raise ConfigError(
+                f"devices[{j}].values: {len(dc.values)} values for the {spec.levels} levels of {dc.name!r} in "
+                f"bundle {manifest.version}: give one payload value per level (e.g. off, low, medium, high)"
+            )
+        if spec.kind == "level" and dc.values is not None and len(dc.values) > spec.levels:
             logger.warning(
-                "config devices[%d].values: %d values for %d levels of %r; extra levels are clamped",
+                "config devices[%d].values: %d values for %d levels of %r; the extra values are never sent",
                 j,
                 len(dc.values),
                 spec.levels,

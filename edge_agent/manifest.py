@@ -97,7 +97,9 @@ class Manifest(_Strict):
     version: str = Field(description="Model version, unique per training run (e.g. '20261125T101500-uci')")
     created: str = Field(description="Creation time, ISO 8601 UTC")
     dataset: str = Field(default="", description="Name of the dataset it was trained on")
-    step_seconds: float = Field(gt=0, description="Seconds per time step of the window")
+    step_seconds: float = Field(
+        ge=0.1, le=86400.0, description="Seconds per time step of the window (0.1 s .. 1 day)"
+    )
     window: int = Field(ge=1, description="Number of fine time steps in the input window")
     channels: list[ChannelSpec] = Field(min_length=1)
     devices: list[DeviceSpec] = Field(min_length=1)

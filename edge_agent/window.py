@@ -166,12 +166,3 @@ class Window:
         )  # never feed NaN as live
         mask = live.astype(np.float32)
         return x.astype(np.float32), mask
-
-
-def pool_time(x: np.ndarray, factor: int) -> np.ndarray:
-    """[C, W] -> [C, W // factor]: mean of `factor` consecutive steps, groups aligned at the newest step."""
-    if factor == 1:
-        return x
-    c, w = x.shape
-    n = w // factor
-    return x[:, w - n * factor :].reshape(c, n, factor).mean(axis=2)

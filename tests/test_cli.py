@@ -38,6 +38,20 @@ def test_bad_config_exits_2_naming_key(
     assert main(["check-config", str(cfg)]) == 2
 
 
+def test_too_few_level_values_for_the_bundle_exits_2_naming_key(
+    tmp_path: Path, bundle_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fan with 3 payload values for the model's 4 levels would fail at the first 'high': refused up front."""
+    data = agent_config_dict(bundle_path, 1883, tmp_path)
+    data["devices"][1]["values"] = ["off", "low", "high"]
+    cfg = write_cfg(tmp_path, data)
+    assert main(["check-config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "devices[1].values: 3 values for the 4 levels" in err and "Traceback" not in err
+    assert main(["run", "--config", str(cfg)]) == 2
+    assert "devices[1].values" in capsys.readouterr().err
+
+
 def test_corrupt_bundle_exits_2_naming_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A tier file whose sha256 does not match: exit 2 naming the file (subprocess: the real entry point)."""
     from testbundle import home_bundle

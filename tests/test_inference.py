@@ -83,3 +83,13 @@ def test_missing_and_bad_manifest(tmp_path: Path) -> None:
     (d2 / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(BundleError, match="onnxruntime cannot load it"):
         Bundle.load(d2)
+
+
+@pytest.mark.parametrize("step", [1e-300, 0.0, -1.0, 1e9])
+def test_manifest_with_an_impossible_step_is_refused_naming_the_key(tmp_path: Path, step: float) -> None:
+    b = home_bundle(tmp_path / "b")
+    m = json.loads((b / "manifest.json").read_text())
+    m["step_seconds"] = step
+    (b / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="step_seconds"):
+        Bundle.load(b)

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from edge_agent.window import Window, pool_time
+from edge_agent.features import pool_time
+from edge_agent.window import Window
 
 STEP = 10.0
 T0 = 1_700_000_000.0  # a multiple of 10
