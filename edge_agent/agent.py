@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 DRAIN_MAX = 2000  # messages handed to the controller before it decides on the events among them
 POLL_SECONDS = 0.02  # real-time wake-up of the decider when idle (ticks follow the possibly scaled clock)
 PERSIST_SECONDS = 30.0  # real seconds between saves of the attention tracker and holds
-DURABLE_WAIT_SECONDS = 2.0  # longest wait for a person's hold to be committed before going on
+DURABLE_WAIT_SECONDS = 2.0
+BURST_MESSAGES = 500  # a batch this big means a flood: trim the heap once it is over
+TRIM_EVERY_SECONDS = 5.0  # longest wait for a person's hold to be committed before going on
 
 
 def merge_holds(saved: dict[str, Any], from_overrides: dict[str, float]) -> dict[str, Any]:
@@ -106,6 +108,8 @@ class Agent:
         self._thread = threading.Thread(target=self._loop, name="decider", daemon=True)
         self._started_at = time.monotonic()
         self._cpu: float | None = None
+        self._burst = False
+        self._trimmed_at = 0.0
         self._swap: Bundle | None = None
         self._swap_lock = threading.Lock()
 
@@ -195,6 +199,7 @@ class Agent:
                 self._maybe_swap(now)
                 if batch:
                     self._carry_out(self.controller.handle(batch, now, mono=mono, link_up=up))
+                self._after_burst(len(batch))
                 self._carry_out(self.controller.poll(now, mono=mono, link_up=up))
                 real = time.monotonic()
                 if real >= next_sample:
@@ -219,6 +224,15 @@ class Agent:
                 self.counters.errors += 1
                 if self._limiter.allow("loop", time.monotonic()):
                     logger.exception("decider: unexpected error (loop goes on; logged once a minute)")
+
+    def _after_burst(self, n: int) -> None:
+        """Once a flood is over (big batches, then an idle inbox), give the freed heap back to the OS."""
+        if n >= BURST_MESSAGES:
+            self._burst = True
+        elif self._burst and n == 0 and time.monotonic() - self._trimmed_at > TRIM_EVERY_SECONDS:
+            self._burst = False
+            self._trimmed_at = time.monotonic()
+            release_free_memory()
 
     def _drain(self) -> list[Message]:
         try:
