@@ -25,7 +25,7 @@ from edge_agent.effects import Command, Effects, StateRecord
 from edge_agent.focus import AttentionTracker
 from edge_agent.governor import Governor
 from edge_agent.inbox import ByteBoundedInbox
-from edge_agent.inference import Bundle
+from edge_agent.inference import Bundle, BundleError
 from edge_agent.ingest import LogLimiter
 from edge_agent.mqtt import MqttLink, subscriptions
 from edge_agent.procprio import apply_process_priority
@@ -71,7 +71,11 @@ class Agent:
         # staleness, ticks, the governor: on a steady clock that a wall-clock step cannot move (a scaled
         # simulation clock is its own steady clock)
         self.steady = steady or (time.monotonic if clock is time.time else clock)
-        bundle = bundle or Bundle.load(config.bundle, threads=config.process.inference_threads)
+        if bundle is None:
+            path = config.bundle_path()
+            if path is None:
+                raise BundleError(f"no bundle: set bundle: or install one into {config.bundle_store}")
+            bundle = Bundle.load(path, threads=config.process.inference_threads)
         r = config.recorder
         self.recorder = Recorder(
             config.database_url,

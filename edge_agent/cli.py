@@ -130,7 +130,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return _fail(f"config error:\n{e}")
     problems = []
     try:
-        bundle = Bundle.load(cfg.bundle)
+        path = cfg.bundle_path()
+        if path is None:
+            raise BundleError(f"no bundle: set bundle: or install one into {cfg.bundle_store}")
+        bundle = Bundle.load(path)
     except BundleError as e:
         return _fail(f"bundle error: {e}")
     known = set(bundle.manifest.channel_index())

@@ -27,11 +27,13 @@ from pydantic import (
 
 from edge_agent.calendar_features import load_zone, system_zone_name
 from edge_agent.governor import GovernorSettings
+from edge_agent.learning_config import LearningSettings
 from edge_agent.procprio import ProcessPrioritySettings
 
-Mode = Literal["off", "shadow", "suggest", "auto"]
+Mode = Literal["off", "observe", "shadow", "suggest", "auto"]
 # Restrictiveness order: the effective mode of a device is the more restrictive of its own and the global one.
-MODE_ORDER: dict[str, int] = {"off": 0, "shadow": 1, "suggest": 2, "auto": 3}
+# observe: record only (no model needed); shadow: decide and record; suggest: publish; auto: command.
+MODE_ORDER: dict[str, int] = {"off": 0, "observe": 1, "shadow": 2, "suggest": 3, "auto": 4}
 
 # Zigbee2MQTT renamed fields between firmware/versions: a missing field is looked up under these aliases.
 DEFAULT_FIELD_ALIASES: dict[str, list[str]] = {
@@ -148,7 +150,12 @@ class DeviceConfig(_Strict):
         default_factory=dict, description="Extra fixed fields merged into every command (e.g. transition)"
     )
     mode: Mode | None = Field(
-        default=None, description="off | shadow | suggest | auto; None = the global mode"
+        default=None, description="off | observe | shadow | suggest | auto; None = the global mode"
+    )
+    room: str | None = Field(
+        default=None,
+        description="Room whose motion/occupancy channels say someone is there; None = the name's first "
+        "part ('living' for 'living.light')",
     )
     min_value: float | None = Field(default=None, description="Clamp: lowest command value (setpoint/level)")
     max_value: float | None = Field(default=None, description="Clamp: highest command value (setpoint/level)")
@@ -261,9 +268,14 @@ def check_database_driver(url: str) -> None:
 class AgentConfig(_Strict):
     agent_id: str = Field(default_factory=lambda: _default_agent_id(), description="Agent id used in topics")
     mode: Mode = Field(
-        default="shadow", description="Global mode: off | shadow (new install) | suggest | auto"
+        default="shadow",
+        description="Global mode: off | observe | shadow | suggest | auto (with no model: observe)",
     )
-    bundle: Path = Field(description="Model bundle directory (manifest.json + ONNX tiers)")
+    bundle: Path | None = Field(
+        default=None,
+        description="Model bundle directory (manifest.json + ONNX tiers); None = the store's current bundle "
+        "(<state_dir>/bundles/current), and with none there the agent observes",
+    )
     state_dir: Path = Field(
         default=Path("/var/lib/edge-agent"), description="Directory for the database/state"
     )
@@ -293,6 +305,9 @@ class AgentConfig(_Strict):
         default_factory=system_zone_name,
         description="The home's IANA time zone (e.g. 'Europe/Brussels'): calendar inputs are computed in it; "
         "default: the system's",
+    )
+    learning: LearningSettings = Field(
+        default_factory=LearningSettings, description="Labels, other automations, readiness, training"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level")
 
@@ -333,6 +348,30 @@ class AgentConfig(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _automation_devices_known(self) -> AgentConfig:
+        names = {d.name for d in self.devices}
+        for i, a in enumerate(self.learning.automations):
+            for j, dev in enumerate(a.devices):
+                if dev not in names:
+                    raise ValueError(
+                        f"learning.automations[{i}].devices[{j}]: {dev!r} is not a configured device "
+                        f"(devices: {sorted(names)}); fix the name"
+                    )
+        return self
+
+    @property
+    def bundle_store(self) -> Path:
+        """Where trained and imported bundles live: <state_dir>/bundles/<version>/, `current` -> in service."""
+        return self.state_dir / "bundles"
+
+    def bundle_path(self) -> Path | None:
+        """The bundle to serve: `bundle` if set, else the store's `current` if there is one, else None."""
+        if self.bundle is not None:
+            return self.bundle
+        current = self.bundle_store / "current"
+        return current if (current / "manifest.json").is_file() else None
+
     @property
     def database_url(self) -> str:
         return self.recorder.database_url or f"sqlite:///{self.state_dir / 'edge-agent.db'}"
@@ -348,6 +387,8 @@ class AgentConfig(_Strict):
             "availability": f"{base}/availability",
             "stats": f"{base}/stats",
             "decision": f"{base}/decision",
+            "pause_learning": f"{base}/pause_learning",  # state (retained); commands on .../set
+            "pause_control": f"{base}/pause_control",
         }
 
 
@@ -505,7 +546,7 @@ def _resolve_paths(cfg: AgentConfig, base: Path) -> AgentConfig:
     def fix(p: Path | None) -> Path | None:
         return p if p is None or p.is_absolute() else (base / p)
 
-    cfg.bundle = fix(cfg.bundle) or cfg.bundle
+    cfg.bundle = fix(cfg.bundle)
     cfg.state_dir = fix(cfg.state_dir) or cfg.state_dir
     cfg.broker.password_file = fix(cfg.broker.password_file)
     if cfg.broker.tls is not None:

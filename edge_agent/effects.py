@@ -90,6 +90,34 @@ class OverrideRecord(Record):
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceChangeRecord(Record):
+    """A change of a device's reported state, attributed: who changed it, and whether it may be a label.
+
+    source: 'initial' (first report), 'agent' (echo of our command), 'person', or 'automation:<name>'.
+    learning_paused: the pause-learning switch was on (or a quiet span ran): never a label."""
+
+    TABLE: ClassVar[str] = "device_changes"
+    URGENT: ClassVar[bool] = True
+    ts: float
+    device: str
+    value: float
+    previous: float | None
+    source: str
+    learning_paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchRecord(Record):
+    """A pause switch flipped (pause_learning / pause_control), by MQTT or the CLI."""
+
+    TABLE: ClassVar[str] = "switches"
+    URGENT: ClassVar[bool] = True
+    ts: float
+    name: str
+    value: bool
+
+
+@dataclass(frozen=True, slots=True)
 class CommandRecord(Record):
     TABLE: ClassVar[str] = "commands"
     ts: float

@@ -40,7 +40,17 @@ KINDS: dict[str, KindSpec] = {
     "power": KindSpec((0.0, 50_000.0), 1800.0, unit="W"),
     "calendar": KindSpec((-1.0, 1.0), INF),  # computed from the clock, never stale
     "generic": KindSpec((-1e9, 1e9), 3600.0),
+    # a decided device's own reported state as a model input (0/1, level index, setpoint): known until it
+    # changes, so never stale; it lets a model learn transitions instead of mirroring the device's footprint
+    "device_state": KindSpec((-1e6, 1e6), INF),
 }
+
+STATE_SUFFIX = ".state"  # channel name of a device's state input: '<device>.state'
+
+
+def state_channel(device: str) -> str:
+    return device + STATE_SUFFIX
+
 
 KIND_NAMES: tuple[str, ...] = tuple(KINDS)
 FAST_KINDS: frozenset[str] = frozenset(k for k, s in KINDS.items() if s.fast)

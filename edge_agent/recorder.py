@@ -97,6 +97,25 @@ overrides = Table(
     Column("model_version", String(128)),
     Column("hold_until", Float),
 )
+device_changes = Table(
+    "device_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ts", Float, nullable=False, index=True),
+    Column("device", String(128), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("previous", Float),
+    Column("source", String(160), nullable=False),  # initial | agent | person | automation:<name>
+    Column("learning_paused", Boolean, nullable=False),
+)
+switches = Table(
+    "switches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ts", Float, nullable=False, index=True),
+    Column("name", String(32), nullable=False),  # pause_learning | pause_control
+    Column("value", Boolean, nullable=False),
+)
 model_versions = Table(
     "model_versions",
     metadata,
@@ -125,8 +144,10 @@ agent_state = Table(
     Column("updated", Float, nullable=False),
 )
 
-URGENT_TABLES = frozenset({"overrides", "model_versions"})
-KEEP_ON_FAILURE = frozenset({"overrides", "model_versions", "agent_state"})  # retried, never dropped
+URGENT_TABLES = frozenset({"overrides", "model_versions", "device_changes", "switches"})
+KEEP_ON_FAILURE = frozenset(
+    {"overrides", "model_versions", "agent_state", "device_changes", "switches"}
+)  # retried, never dropped
 RETRY_MAX_ROWS = 10_000
 _STOP = object()
 

@@ -32,9 +32,9 @@ def test_unknown_key_names_dotted_path() -> None:
 def test_wrong_type_and_missing_key() -> None:
     """Wrong types and missing required keys are each reported with their key."""
     with pytest.raises(ConfigError) as e:
-        parse_config({"broker": {"port": "many"}}, "c.yaml")
+        parse_config({"broker": {"port": "many"}, "devices": [{"state_topic": "z/x"}]}, "c.yaml")
     msg = str(e.value)
-    assert "c.yaml: bundle: required key is missing" in msg
+    assert "c.yaml: devices[0].name: required key is missing" in msg
     assert "c.yaml: broker.port:" in msg
 
 
