@@ -146,6 +146,12 @@ class DeviceConfig(_Strict):
         description="binary: [off, on] payload values (default ['OFF','ON']); level: one value per level "
         "(e.g. ['off','low','medium','high']); setpoint: unused (numeric)",
     )
+    kind: Literal["binary", "level", "setpoint"] | None = Field(
+        default=None,
+        description="binary | level | setpoint; None = the bundle's, else level when `values` has more than "
+        "two entries, else binary (a new install has no bundle: set it for setpoint devices)",
+    )
+    unit: str = Field(default="", description="Unit of a setpoint device, e.g. '°C'")
     template: dict[str, Any] = Field(
         default_factory=dict, description="Extra fixed fields merged into every command (e.g. transition)"
     )
@@ -197,6 +203,12 @@ class DeviceConfig(_Strict):
                 f"min_value ({self.min_value:g}) is above max_value ({self.max_value:g}); swap them"
             )
         return self
+
+    def own_kind(self) -> str:
+        """The kind this entry says (without a bundle)."""
+        if self.kind is not None:
+            return self.kind
+        return "level" if self.values is not None and len(self.values) > 2 else "binary"
 
     @property
     def effective_command_topic(self) -> str:

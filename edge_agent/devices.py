@@ -195,3 +195,19 @@ def build_devices(config: AgentConfig, manifest: Manifest) -> list[DeviceRuntime
             )
         out.append(DeviceRuntime(dc.name, i, j, DeviceTracker(spec, dc), DevicePolicy(spec, dc)))
     return out
+
+
+def spec_from_config(dc: DeviceConfig) -> DeviceSpec:
+    """The device as its config entry describes it, for a device no bundle decides yet (observe)."""
+    kind = dc.own_kind()
+    levels = len(dc.values) if kind == "level" and dc.values is not None else 2
+    if kind == "level" and dc.values is None and dc.max_value is not None:
+        levels = int(dc.max_value) + 1
+    return DeviceSpec(
+        name=dc.name,
+        kind=kind,  # type: ignore[arg-type]
+        unit=dc.unit,
+        levels=max(2, levels),
+        min_value=dc.min_value if kind == "setpoint" else None,
+        max_value=dc.max_value if kind == "setpoint" else None,
+    )
