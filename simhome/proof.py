@@ -1,0 +1,115 @@
+"""Issue 15's proof on the simulated home: install, observe, a first model from the home's own log, auto.
+
+`run_proof` lives one home's life (`simhome.lifecycle`): the agent installed with no bundle observes while
+the person runs the home by hand for `observe_days` (everything into a real SQLite file); a first model is
+trained from that database by the project's own command line in a subprocess (`python -m training train
+--dataset db:sqlite:///...`, once with the person's-preference labels, once with the naive state-in-effect
+labels); then, from the same moment, the same `auto_days` are lived four times: (a) nobody acting, (b) the
+person alone, (c) the agent in auto with each model. Every phase's report is returned (and the training
+runs' wall time). simhome never imports training: the trainer is a child process, as in the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simhome import lifecycle as lc
+
+logger = logging.getLogger(__name__)
+
+LABELS = ("preference", "naive")
+
+
+@dataclass
+class ProofSettings:
+    seed: int = 11
+    start: str = "2024-01-08T00:00"  # a Monday in winter (the heating and the lights both matter)
+    observe_days: float = 14.0
+    auto_days: float = 7.0
+    holdout_days: float = 2.0  # the most recent observed days the trainer keeps out for evaluation
+    train_args: list[str] = field(default_factory=list)  # extra `python -m training train` arguments
+    labels: tuple[str, ...] = LABELS
+
+
+@dataclass
+class ProofResult:
+    observe: lc.PhaseReport
+    phases: dict[str, lc.PhaseReport]  # nobody, person_alone, auto_<labels>
+    train_seconds: dict[str, float]
+    bundles: dict[str, Path]
+    dbs: dict[str, Path]
+
+
+def train_command(db: Path, out: Path, labels: str, holdout_days: float, extra: Sequence[str]) -> list[str]:
+    """The trainer's command line: the home's own log in, a bundle directory out."""
+    return [
+        sys.executable,
+        "-m",
+        "training",
+        "train",
+        "--dataset",
+        f"db:sqlite:///{db}",
+        "--labels",
+        labels,
+        "--holdout-days",
+        f"{holdout_days:g}",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def train(db: Path, out: Path, labels: str, holdout_days: float, extra: Sequence[str]) -> float:
+    """Train in a child process; returns its wall time. RuntimeError with the trainer's last line on failure."""
+    cmd = train_command(db, out, labels, holdout_days, extra)
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    t0 = time.monotonic()
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    took = time.monotonic() - t0
+    if res.returncode != 0:
+        last = (res.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"training ({labels}) exited {res.returncode}: {last}")
+    logger.info("trained %s in %.1fs: %s", labels, took, res.stdout.strip())
+    return took
+
+
+def run_proof(work: Path, s: ProofSettings, progress: Callable[[str], None] | None = None) -> ProofResult:
+    """Live the home's first weeks under `work` (databases, bundles, state directories)."""
+    say = progress or (lambda _msg: None)
+    work.mkdir(parents=True, exist_ok=True)
+    world = lc.make_world(s.seed, s.start)
+    db = work / "observe.db"
+    say(f"observe {s.observe_days:g} days")
+    obs = lc.observe(world, s.observe_days, db, work / "state-observe")
+    after = world.snapshot()  # the moment the first model is trained: every (a)/(b)/(c) starts here
+    result = ProofResult(obs, {}, {}, {}, {"observe": db})
+    for labels in s.labels:
+        out = work / f"bundle-{labels}"
+        say(f"train ({labels} labels)")
+        result.train_seconds[labels] = train(db, out, labels, s.holdout_days, s.train_args)
+        result.bundles[labels] = out
+    say(f"(a) nobody acting, {s.auto_days:g} days")
+    result.phases["nobody"] = lc.nobody(after.snapshot(), s.auto_days)
+    say(f"(b) the person alone, {s.auto_days:g} days")
+    result.phases["person_alone"] = lc.person_alone(after.snapshot(), s.auto_days)
+    for labels, bundle in result.bundles.items():
+        say(f"(c) auto with the {labels} model, {s.auto_days:g} days")
+        dbc = work / f"auto-{labels}.db"
+        shutil.copyfile(db, dbc)  # the home's log goes on
+        name = f"auto_{labels}"
+        result.phases[name] = lc.auto(
+            after.snapshot(), s.auto_days, bundle, dbc, work / f"state-{labels}", name
+        )
+        result.dbs[name] = dbc
+    return result
