@@ -69,3 +69,27 @@ def test_auto_phase_records_through_the_runtime_into_sqlite(tmp_path):
         lc.make_world(3, start="2024-01-09T16:00"), 0.25, DEMO, tmp_path / "b.db", tmp_path / "s2", "x"
     )
     assert again.agreement == rep.agreement and again.commands == rep.commands  # deterministic
+
+
+def test_first_model_from_the_homes_own_log_learns_the_person(tmp_path):
+    """Observe 6 days (no model), train tiny models from that SQLite log (preference and naive labels), one
+    day in auto each, from the same moment: on the lights the preference-labelled model agrees with the
+    person more than the naive one and more than nobody acting."""
+    pytest.importorskip("torch", reason="training needs torch (pip install 'edge-agent[train]')")
+    from simhome.proof import ProofSettings, run_proof
+
+    s = ProofSettings(
+        seed=11,
+        observe_days=6.0,
+        auto_days=1.0,
+        holdout_days=1.0,
+        train_args=["--epochs", "3", "--max-windows-per-epoch", "3000", "--latency-runs", "20"],
+    )
+    res = run_proof(tmp_path, s)
+    obs = res.observe
+    assert obs.days == pytest.approx(6.0) and sum(obs.actions.values()) > 30  # the person ran the home
+    pref, naive = res.phases["auto_preference"], res.phases["auto_naive"]
+    nobody = res.phases["nobody"]
+    assert pref.lights() > naive.lights() + 0.02, (pref.summary(), naive.summary())
+    assert pref.lights() > nobody.lights() + 0.02, (pref.summary(), nobody.summary())
+    assert sum(pref.commands.values()) > 0
