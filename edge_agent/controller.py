@@ -53,7 +53,7 @@ from edge_agent.focus import fast_channels, runtime_tracker
 from edge_agent.governor import Governor
 from edge_agent.inference import Bundle, ModelOutput
 from edge_agent.ingest import Ingestor, LogLimiter, PayloadError, safe_topic
-from edge_agent.kinds import state_channel, stale_limit
+from edge_agent.kinds import stale_limit, state_channel
 from edge_agent.readiness import Readiness, device_readiness
 from edge_agent.stats import Counters, LatencyStats
 from edge_agent.switches import SWITCHES, parse_switch, restore_switches, state_payload
