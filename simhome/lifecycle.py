@@ -5,8 +5,8 @@ lag and occasional mistakes) advance together in a `World`, `SUB_STEP_SECONDS` a
 world for some days with, optionally, the runtime's `edge_agent.controller.Controller` (the code the daemon
 runs): it is fed every sensor message and every device state report; its commands are applied to the home and
 echoed back as state reports, as Zigbee2MQTT does; a person's change is a state report nobody commanded. The
-controller's records go into a real SQLite database through `edge_agent.recorder.Recorder`, with the home's
-catalog (`edge_agent.catalog.build_catalog`) in agent_state, as the daemon writes them.
+controller's records go into a real SQLite database through `edge_agent.recorder.Recorder`, starting with its
+`start_records` (the home's catalog, the bundle loaded), as the daemon writes them.
 
 Phases (`run_phase`): (a) nobody acting: no person, no agent, the devices stay as they are; (b) the person
 alone, operating the home by hand (with a controller in `observe`, this fills the database a first model is
@@ -34,7 +34,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from edge_agent.catalog import CATALOG_KEY, build_catalog
 from edge_agent.config import AgentConfig
 from edge_agent.controller import Controller
 from edge_agent.effects import Effects
@@ -266,10 +265,11 @@ def agent_config(
     )
 
 
-def open_recorder(db: Path, cfg: AgentConfig, bundle: Bundle | None, now: float) -> Recorder:
-    """A recorder on the SQLite file `db`, with the home's catalog written (as the daemon does at start)."""
+def open_recorder(db: Path, ctrl: Controller, now: float) -> Recorder:
+    """A recorder on the SQLite file `db`, with what the daemon writes at start (catalog, bundle loaded)."""
     rec = Recorder(f"sqlite:///{db}", flush_interval=5.0, batch_rows=5000)
-    rec.set_state(CATALOG_KEY, build_catalog(cfg, None if bundle is None else bundle.manifest), now)
+    for r in ctrl.start_records(now):
+        rec.write(r)
     return rec
 
 
@@ -277,9 +277,9 @@ def observe(world: World, days: float, db: Path, state_dir: Path) -> PhaseReport
     """(b) with the agent installed and no model: the person runs the home; everything goes into `db`."""
     cfg = agent_config(world, state_dir, None, "observe")
     now = world.home.now
-    rec = open_recorder(db, cfg, None, now)
+    ctrl = Controller(cfg, None, now=now)  # no bundle: observe
+    rec = open_recorder(db, ctrl, now)
     try:
-        ctrl = Controller(cfg, None, now=now)  # type: ignore[arg-type]  # no bundle: observe
         world.person.overrides = world.person.manual_operation = True
         rep = run_phase(world, days, "observe", controller=ctrl, recorder=rec)
     finally:
@@ -291,12 +291,10 @@ def observe(world: World, days: float, db: Path, state_dir: Path) -> PhaseReport
 def auto(world: World, days: float, bundle_dir: Path, db: Path, state_dir: Path, name: str) -> PhaseReport:
     """(c) the agent in `auto` with the bundle at `bundle_dir`; its log goes on into `db`."""
     cfg = agent_config(world, state_dir, bundle_dir, "auto")
-    bundle = Bundle.load(bundle_dir)
     now = world.home.now
-    rec = open_recorder(db, cfg, bundle, now)
+    ctrl = Controller(cfg, Bundle.load(bundle_dir), now=now, perf=time.perf_counter)
+    rec = open_recorder(db, ctrl, now)
     try:
-        ctrl = Controller(cfg, bundle, now=now, perf=time.perf_counter)
-        rec.write(ctrl.loaded_record(now))
         world.person.overrides = world.person.manual_operation = True
         rep = run_phase(world, days, name, controller=ctrl, recorder=rec)
     finally:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from edge_agent.recorder import agent_state, decisions, model_versions, overrides
+from edge_agent.recorder import agent_state, decisions, device_changes, model_versions, overrides, readings
 from simhome import lifecycle as lc
-from simhome.layout import DEVICE_NAMES
+from simhome.layout import CHANNEL_NAMES, DEVICE_NAMES
 
 DEMO = Path(__file__).resolve().parents[1] / "simhome" / "demo_bundle"
 
@@ -47,6 +47,23 @@ def test_person_alone_beats_nobody_on_the_lights():
     nobody = lc.nobody(w.snapshot(), 1.0)
     assert alone.lights() > nobody.lights()
     assert alone.days == pytest.approx(1.0)
+
+
+def test_observe_phase_fills_the_log_with_no_model(tmp_path):
+    w = lc.make_world(4, start="2024-01-09T15:00")
+    db = tmp_path / "agent.db"
+    rep = lc.observe(w, 0.3, db, tmp_path / "state")
+    assert rep.commands == {} and _count(db, decisions) == 0  # observe: nothing decided, nothing sent
+    eng = create_engine(f"sqlite:///{db}")
+    with eng.connect() as c:
+        src = dict(
+            c.execute(select(device_changes.c.source, func.count()).group_by(device_changes.c.source)).all()
+        )
+        chans = {r[0] for r in c.execute(select(readings.c.channel).distinct())}
+    eng.dispose()
+    assert src["initial"] == len(DEVICE_NAMES)
+    assert src["person"] == sum(rep.actions.values()) > 0  # each of the person's changes, attributed
+    assert chans == set(CHANNEL_NAMES)  # every configured channel, with no bundle
 
 
 def test_auto_phase_records_through_the_runtime_into_sqlite(tmp_path):
