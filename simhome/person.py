@@ -6,7 +6,9 @@ step and the retraining work can reuse it to judge a controller offline.
 
 Rules. The person notices a device whose state differs from their preference while they are present
 (in its room; at home for the heating) and awake, or have just left (within `leave_grace`: they switch
-off behind them). After a human delay they set it to what they then prefer, if it still differs.
+off behind them). After a human delay they set it to what they then prefer, if it still differs. What they
+decided while there is done even if the delay runs past their leaving or falling asleep (the light switched
+off on the way out, the heating turned down at bedtime): a person's own routine expresses their preference.
 - A state set by the controller (`source="controller"`) that they change back is an *override*.
 - Otherwise (state they set, or nobody set) they act only if `manual_operation` is on: with an agent in
   auto mode the demo turns it off so the agent acts first.
@@ -104,10 +106,10 @@ class Person:
             self.pending.pop(device, None)
             return None
         acts, is_override = self.would_act(source)
-        if not acts or not near:
+        due = self.pending.get(device)
+        if not acts or (not near and due is None):
             self.pending.pop(device, None)
             return None
-        due = self.pending.get(device)
         if due is None:
             self.pending[device] = now + human_lag_seconds(self.rng, KIND[device])
             return None
