@@ -166,9 +166,9 @@ def test_pause_learning_and_pause_control(tmp_path: Path, bundle_dir: Path) -> N
     assert c.counters.invalid == 1
     c.handle([msg("edge-agent/t1/pause_control/set", b"OFF")], T0 + 1002)
     later = Controller(
-        config(tmp_path, bundle_dir), Bundle.load(bundle_dir), now=T0, state={"switches": c.switches}
+        config(tmp_path, bundle_dir), Bundle.load(bundle_dir), now=T0, state={"switches": c.switches.state}
     )
-    assert later.switches == {"pause_learning": True, "pause_control": False}
+    assert later.switches.state == {"pause_learning": True, "pause_control": False}
 
 
 def test_readiness_caps_the_mode(tmp_path: Path, bundle_dir: Path) -> None:
