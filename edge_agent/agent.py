@@ -151,7 +151,9 @@ class Agent:
 
     def _subscribe(self) -> None:
         c = self.controller
-        own = set(c.switch_topics) | c.attributor.topics()  # pause switches, other automations' topics
+        own = (
+            set(c.switches.command_topics) | c.attributor.topics()
+        )  # pause switches, other automations' topics
         self.link.subscriptions = subscriptions(
             set(c.ingestor.topics()) | set(c.by_state_topic) | own, self.cfg.broker.extra_subscriptions
         )
@@ -284,7 +286,7 @@ class Agent:
 
     def _publish_switches(self) -> None:
         """On every connect: the pause switches' retained states (paho's thread; the state is a dict read)."""
-        for pub in self.controller.switch_publications():
+        for pub in self.controller.switches.publications():
             self.link.publish(pub.topic, pub.payload, qos=1, retain=True)
 
     def _send(self, cmd: Command) -> None:

@@ -41,11 +41,9 @@ from edge_agent.effects import (
     Effects,
     ModelVersionRecord,
     OverrideRecord,
-    Publication,
     ReadingRecord,
     Record,
     StateRecord,
-    SwitchRecord,
     TierChangeRecord,
     dumps,
 )
@@ -56,7 +54,7 @@ from edge_agent.ingest import Ingestor, LogLimiter, PayloadError, safe_topic
 from edge_agent.kinds import stale_limit, state_channel
 from edge_agent.readiness import Readiness, device_readiness
 from edge_agent.stats import Counters, LatencyStats
-from edge_agent.switches import SWITCHES, parse_switch, restore_switches, state_payload
+from edge_agent.switches import PauseSwitches
 from edge_agent.tiering import run_tier, select_channels
 from edge_agent.window import Window
 
@@ -93,14 +91,11 @@ class Controller:
         self._next_tick = self._mono + config.decision_tick_seconds
         self.first_decision_at: float | None = None  # perf time, for the cold-start bench
         state = state or {}
-        self.switches = restore_switches(state.get("switches"))
+        self.switches = PauseSwitches(config.topics(), state.get("switches"))
         counts = state.get("label_counts")
         self.labels_collected: dict[str, int] = dict(counts) if isinstance(counts, dict) else {}
         self.attributor = Attributor(config.learning.automations, self.zone)
-        topics = config.topics()
-        self.switch_topics = {f"{topics[k]}/set": k for k in SWITCHES}
-        self.switch_state_topics = {k: topics[k] for k in SWITCHES}
-        self._own_state_topics = set(self.switch_state_topics.values())
+        self._own_state_topics = set(self.switches.state_topics.values())
         self._install(bundle, now, tracker_json=state.get("attention_tracker"))
         holds = state.get("holds") or {}
         for d in self.devices:
@@ -297,9 +292,9 @@ class Controller:
         trigger = None
         dev = self.by_state_topic.get(topic)
         try:
-            switch = self.switch_topics.get(topic)
+            switch = self.switches.command_topics.get(topic)
             if switch is not None:
-                self._switch(switch, parse_switch(payload), now, fx)
+                self.switches.command(switch, payload, now, fx)
                 return None
             if self.attributor.note_topic(topic, now):
                 return None
@@ -342,21 +337,6 @@ class Controller:
             )
         return trigger
 
-    def _switch(self, name: str, on: bool, now: float, fx: Effects) -> None:
-        """A pause switch command: recorded, persisted, published (retained) — also when unchanged, so a
-        client that set it sees the state."""
-        changed = self.switches[name] != on
-        self.switches[name] = on
-        if changed:
-            logger.info("%s %s", name.replace("_", " "), "ON" if on else "OFF")
-            fx.records.append(SwitchRecord(now, name, on))
-            fx.records.append(StateRecord("switches", dict(self.switches), now, urgent=True))
-        fx.publications.append(Publication(self.switch_state_topics[name], state_payload(on)))
-
-    def switch_publications(self) -> list[Publication]:
-        """The switches' retained states (published on every connect)."""
-        return [Publication(self.switch_state_topics[k], state_payload(v)) for k, v in self.switches.items()]
-
     def _device_state(self, dev: DeviceRuntime, payload: bytes, now: float, fx: Effects) -> None:
         value = dev.tracker.parse_state(payload, self.cfg.max_payload_bytes)
         if value is None:
@@ -368,7 +348,7 @@ class Controller:
         if row is not None:  # the device's own state as a model input
             self.window.update(row, value, now, seen=self._mono)
         source = {"initial": "initial", "echo": "agent"}.get(ev.kind) or self.attributor.source(dev.name, now)
-        paused = self.switches["pause_learning"]
+        paused = self.switches.learning_paused
         fx.records.append(DeviceChangeRecord(now, dev.name, value, ev.previous, source, paused))
         if source == PERSON and ev.kind == "override" and not paused:
             self.labels_collected[dev.name] = self.labels_collected.get(dev.name, 0) + 1
@@ -478,7 +458,7 @@ class Controller:
             self.counters.skipped_stale += 1
         sent = False
         reason = res.reason
-        if res.send and mode == "auto" and self.switches["pause_control"]:
+        if res.send and mode == "auto" and self.switches.control_paused:
             reason = "paused"  # pause control: no command at all
         elif res.send and mode == "auto":
             cmd = Command(
@@ -559,8 +539,7 @@ class Controller:
             "latency_ms_p50": p50,
             "latency_ms_p99": p99,
             "governor": self.governor.state() if self.governor is not None else None,
-            "pause_learning": self.switches["pause_learning"],
-            "pause_control": self.switches["pause_control"],
+            **self.switches.state,
             "unmodelled_channels": list(self.unmodelled),
             "devices": self.device_views(),
             **self.counters.as_dict(),
@@ -586,7 +565,7 @@ class Controller:
             "devices": devs,
             "counters": self.counters.as_dict(),
             "governor": self.governor.state() if self.governor is not None else None,
-            "switches": dict(self.switches),
+            "switches": dict(self.switches.state),
         }
 
 

@@ -9,9 +9,13 @@ published retained on `edge-agent/<id>/<switch>`, persisted in agent_state['swit
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+from edge_agent.effects import Effects, Publication, StateRecord, SwitchRecord
 from edge_agent.ingest import PayloadError
+
+logger = logging.getLogger(__name__)
 
 SWITCHES: tuple[str, ...] = ("pause_learning", "pause_control")
 _ON = {"on", "true", "1", "yes"}
@@ -49,3 +53,35 @@ def restore_switches(saved: Any) -> dict[str, bool]:
 
 def state_payload(on: bool) -> bytes:
     return b"ON" if on else b"OFF"
+
+
+class PauseSwitches:
+    """The switches' state, their topics, and what a command on one of them asks for."""
+
+    def __init__(self, topics: dict[str, str], saved: Any = None) -> None:
+        self.state = restore_switches(saved)
+        self.command_topics = {f"{topics[k]}/set": k for k in SWITCHES}
+        self.state_topics = {k: topics[k] for k in SWITCHES}
+
+    @property
+    def learning_paused(self) -> bool:
+        return self.state["pause_learning"]
+
+    @property
+    def control_paused(self) -> bool:
+        return self.state["pause_control"]
+
+    def command(self, name: str, payload: bytes, now: float, fx: Effects) -> None:
+        """A command on `name`'s set topic (PayloadError if not ON/OFF): recorded and persisted when it flips,
+        the state published (retained) in any case, so the client that set it sees it."""
+        on = parse_switch(payload)
+        if self.state[name] != on:
+            self.state[name] = on
+            logger.info("%s %s", name.replace("_", " "), "ON" if on else "OFF")
+            fx.records.append(SwitchRecord(now, name, on))
+            fx.records.append(StateRecord("switches", dict(self.state), now, urgent=True))
+        fx.publications.append(Publication(self.state_topics[name], state_payload(on)))
+
+    def publications(self) -> list[Publication]:
+        """The retained states (published on every connect)."""
+        return [Publication(self.state_topics[k], state_payload(v)) for k, v in self.state.items()]

@@ -166,9 +166,9 @@ def test_pause_learning_and_pause_control(tmp_path: Path, bundle_dir: Path) -> N
     assert c.counters.invalid == 1
     c.handle([msg("edge-agent/t1/pause_control/set", b"OFF")], T0 + 1002)
     later = Controller(
-        config(tmp_path, bundle_dir), Bundle.load(bundle_dir), now=T0, state={"switches": c.switches}
+        config(tmp_path, bundle_dir), Bundle.load(bundle_dir), now=T0, state={"switches": c.switches.state}
     )
-    assert later.switches == {"pause_learning": True, "pause_control": False}
+    assert later.switches.state == {"pause_learning": True, "pause_control": False}
 
 
 def test_readiness_caps_the_mode(tmp_path: Path, bundle_dir: Path) -> None:
@@ -191,3 +191,34 @@ def test_readiness_caps_the_mode(tmp_path: Path, bundle_dir: Path) -> None:
     fx = c.handle([msg(MOTION, {"occupancy": True, "illuminance": 5})], T0 + 1)
     assert [d.device for d in fx.decisions] == ["bedroom.fan", "living.heating"]  # the light only observed
     assert all(cmd.device == "living.heating" for cmd in fx.commands)
+
+
+def test_device_state_is_a_model_input(tmp_path: Path) -> None:
+    """A bundle with a `<device>.state` channel is fed the device's reported state (known until it changes)."""
+    import numpy as np
+    from testbundle import HOME_CHANNELS, HOME_DEVICES, build_bundle
+
+    from edge_agent.manifest import ChannelSpec
+
+    chans = [*HOME_CHANNELS, ChannelSpec(name="living.light.state", kind="device_state", mean=0.0, std=1.0)]
+    w = np.zeros((len(chans), len(HOME_DEVICES)))
+    w[-1, 0] = 8.0  # the light follows its own state: sigmoid(8 * state - 4)
+    path = build_bundle(
+        tmp_path / "b",
+        chans,
+        HOME_DEVICES,
+        w,
+        np.array([-4.0, 0.0, 0.0]),
+        scale=np.array([1.0, 3.0, 10.0]),
+        offset=np.array([0.0, 0.0, 15.0]),
+    )
+    c = Controller(config(tmp_path, path, mode="shadow"), Bundle.load(path), now=T0)
+    initial(c)
+
+    def light_output(t: float, motion: bool) -> float:
+        fx = c.handle([msg(MOTION, {"occupancy": motion, "illuminance": 5})], t)
+        return next(d.output for d in fx.decisions if d.device == "living.light")
+
+    assert light_output(T0 + 10, True) < 0.1
+    c.handle([msg(LIGHT, {"state": "ON"})], T0 + 20)
+    assert light_output(T0 + 30, False) > 0.9

@@ -76,7 +76,7 @@ def test_fresh_install_observes_records_and_obeys_the_switches(
         agent.stop()
         devices.close()
     agent2 = Agent(parse_config(data))  # a restart keeps the switch and the label count
-    assert agent2.controller.switches["pause_learning"] is True
+    assert agent2.controller.switches.learning_paused is True
     assert agent2.controller.labels_collected == {"living.light": 1}
     chans = {r["channel"] for r in rows(agent2, readings)}
     assert {"living.motion", "living.illuminance", "bedroom.humidity"} <= chans
