@@ -26,14 +26,81 @@ def _trainer_reads_the_log() -> bool:
     """Does `python -m training train` take the home's log (`--labels`, `--holdout-days`) yet?"""
     from training.cli import build_parser
 
+    argv = ["train", "--dataset", "db:x", "--out", "y", "--labels", "naive", "--holdout-days", "1"]
     try:
         with contextlib.redirect_stderr(io.StringIO()):
-            build_parser().parse_args(
-                ["train", "--dataset", "db:x", "--out", "y", "--labels", "naive", "--holdout-days", "1"]
-            )
+            build_parser().parse_args(argv)
     except SystemExit:
         return False
     return True
+
+
+def _count(db: Path, table) -> int:
+    eng = create_engine(f"sqlite:///{db}")
+    try:
+        with eng.connect() as c:
+            return int(c.execute(select(func.count()).select_from(table)).scalar() or 0)
+    finally:
+        eng.dispose()
+
+
+def test_phases_are_deterministic_and_snapshots_independent():
+    w = lc.make_world(5)
+    snap = w.snapshot()
+    a = lc.person_alone(w, 0.5).summary()
+    b = lc.person_alone(snap.snapshot(), 0.5).summary()
+    assert a == b
+    assert a["person_actions_per_day"] > 0  # the person ran the home
+    nobody = lc.nobody(snap.snapshot(), 0.5)
+    assert nobody.actions == {} and nobody.commands == {}
+    assert snap.home.now == w.home.now - 0.5 * 86400  # the snapshot did not move
+
+
+def test_person_alone_beats_nobody_on_the_lights():
+    w = lc.make_world(7, start="2024-01-10T12:00")
+    alone = lc.person_alone(w.snapshot(), 1.0)
+    nobody = lc.nobody(w.snapshot(), 1.0)
+    assert alone.lights() > nobody.lights()
+    assert alone.days == pytest.approx(1.0)
+
+
+def test_observe_phase_fills_the_log_with_no_model(tmp_path):
+    w = lc.make_world(4, start="2024-01-09T15:00")
+    db = tmp_path / "agent.db"
+    rep = lc.observe(w, 0.3, db, tmp_path / "state")
+    assert rep.commands == {} and _count(db, decisions) == 0  # observe: nothing decided, nothing sent
+    eng = create_engine(f"sqlite:///{db}")
+    with eng.connect() as c:
+        src = dict(
+            c.execute(select(device_changes.c.source, func.count()).group_by(device_changes.c.source)).all()
+        )
+        chans = {r[0] for r in c.execute(select(readings.c.channel).distinct())}
+    eng.dispose()
+    assert src["initial"] == len(DEVICE_NAMES)
+    assert src["person"] == sum(rep.actions.values()) > 0  # each of the person's changes, attributed
+    assert chans == set(CHANNEL_NAMES)  # every configured channel, with no bundle
+
+
+def test_auto_phase_records_through_the_runtime_into_sqlite(tmp_path):
+    w = lc.make_world(3, start="2024-01-09T16:00")
+    db = tmp_path / "agent.db"
+    rep = lc.auto(w, 0.25, DEMO, db, tmp_path / "state", "auto_demo")
+    assert sum(rep.commands.values()) > 0  # the agent acted
+    assert _count(db, decisions) > 0
+    assert _count(db, model_versions) == 1
+    # every change the person made is a change nobody commanded: the controller logged each one
+    assert _count(db, overrides) == sum(rep.actions.values())
+    eng = create_engine(f"sqlite:///{db}")
+    with eng.connect() as c:
+        cat = json.loads(
+            c.execute(select(agent_state.c.value).where(agent_state.c.key == "catalog")).scalar()
+        )
+    eng.dispose()
+    assert set(cat["devices"]) == set(DEVICE_NAMES) and cat["timezone"] == "Europe/Brussels"
+    again = lc.auto(
+        lc.make_world(3, start="2024-01-09T16:00"), 0.25, DEMO, tmp_path / "b.db", tmp_path / "s2", "x"
+    )
+    assert again.agreement == rep.agreement and again.commands == rep.commands  # deterministic
 
 
 @pytest.mark.skipif(
