@@ -29,7 +29,7 @@ switch was on during the row, or the row starts inside a configured quiet span (
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -59,6 +59,7 @@ class Labels:
     event_rows: np.ndarray  # bool [N, D] rows labelled by rule a (a person's change follows)
     events: np.ndarray  # int64 [D] person changes usable as labels (>= 1 rule-a row on the grid)
     labelled: np.ndarray  # int64 [D] labelled rows
+    event_ts: list[np.ndarray] = field(default_factory=list)  # per device: float64 times of those changes
 
 
 def row_ends(times: np.ndarray, step: float) -> np.ndarray:
@@ -112,7 +113,9 @@ def preference_labels(
     state = np.full((n, n_dev), np.nan, dtype=np.float32)
     event_rows = np.zeros((n, n_dev), dtype=bool)
     events = np.zeros(n_dev, dtype=np.int64)
+    event_ts: list[np.ndarray] = []
     for d, ch in enumerate(changes):
+        used: list[float] = []
         st, idx = state_in_effect(times, step, ch)
         state[:, d] = st
         ok_source = np.array(
@@ -134,8 +137,10 @@ def preference_labels(
                 labels[rows, d] = c.value
                 event_rows[rows, d] = True
                 events[d] += 1
+                used.append(c.ts)
+        event_ts.append(np.array(used, dtype=np.float64))
     labelled = (~np.isnan(labels)).sum(axis=0).astype(np.int64)
-    return Labels(labels, state, event_rows, events, labelled)
+    return Labels(labels, state, event_rows, events, labelled, event_ts)
 
 
 def presence(times: np.ndarray, step: float, events: np.ndarray, presence_seconds: float) -> np.ndarray:
