@@ -9,7 +9,8 @@ time zone, learning settings; the agent writes it at start), `readings`, `device
   last), else empty. A catalog channel with no reading in the span is left out and named (`missing`).
 * `<device>.state` inputs (kind device_state): the device's state in effect at each row's end
   (preference labels only: a naive model gets no state input, which is the mistake it demonstrates).
-* labels: `edge_agent.labels` rules (preference), or the state in effect everywhere (naive).
+* labels: `edge_agent.labels` rules (always computed: counts, rule-a rows, the person's preference to
+  evaluate against); `targets` are those (preference) or the state in effect everywhere (naive).
 
 Bad input (no database, not a database, no catalog, empty span) raises `HistoryError`, one line with the fix.
 Writing the generic CSV + sidecar is `edge_agent.history_csv`.
@@ -82,7 +83,8 @@ class History:
     channels: list[Column]  # sensor channels with a reading in the span, then the `<device>.state` inputs
     values: np.ndarray  # float32 [N, C] in `channels` order, NaN = no reading in that step
     devices: list[DeviceInfo]
-    labels: Labels  # labels [N, D], state [N, D], event rows, counts (naive: no events)
+    labels: Labels  # the preference labels [N, D], state [N, D], rule-a rows, person-change counts
+    targets: np.ndarray  # float32 [N, D] the labels of `mode`: labels.labels, or the state in effect (naive)
     mode: LabelMode
     learning: LearningSettings
     missing: list[str] = field(default_factory=list)  # catalog channels without a reading in the span
@@ -277,35 +279,32 @@ def _build(
                 Change(float(r.ts), float(r.value), str(r.source), bool(r.learning_paused))
             )
     ch_lists = [per_dev[d.name] for d in devices]
+    events = {c.name: v for c, v in zip(cols, cells, strict=True) if c.kind in PRESENCE_KINDS}
+    if not events and devices:
+        logger.warning(
+            "no motion or contact channel in the log: every row counts as occupied (unchanged states are "
+            "labels everywhere); add a presence sensor for better labels"
+        )
+    occ = device_occupancy(
+        times,
+        step,
+        events,
+        {c.name: c.room for c in cols},
+        [d.room for d in devices],
+        learning.presence_seconds,
+    )
+    excluded = quiet_mask(times, zone, learning.quiet_spans) | switch_mask(
+        times, step, [(float(f[0]), bool(f[1])) for f in flips]
+    )
+    lab = preference_labels(times, step, ch_lists, occ, excluded, learning.label_lead_seconds)
     if mode == "naive":
-        st = naive_labels(times, step, ch_lists)
-        none = [np.zeros(0) for _ in devices]
-        lab = Labels(
-            st, st, np.zeros(st.shape, bool), np.zeros(len(devices), np.int64), (~np.isnan(st)).sum(0), none
-        )
+        targets = naive_labels(times, step, ch_lists)
     else:
-        events = {c.name: v for c, v in zip(cols, cells, strict=True) if c.kind in PRESENCE_KINDS}
-        if not events and devices:
-            logger.warning(
-                "no motion or contact channel in the log: every row counts as occupied (unchanged states are "
-                "labels everywhere); add a presence sensor for better labels"
-            )
-        occ = device_occupancy(
-            times,
-            step,
-            events,
-            {c.name: c.room for c in cols},
-            [d.room for d in devices],
-            learning.presence_seconds,
-        )
-        excluded = quiet_mask(times, zone, learning.quiet_spans) | switch_mask(
-            times, step, [(float(f[0]), bool(f[1])) for f in flips]
-        )
-        lab = preference_labels(times, step, ch_lists, occ, excluded, learning.label_lead_seconds)
+        targets = lab.labels
         for k, d in enumerate(devices):
             if np.isnan(lab.state[:, k]).all():  # never reported: no input (and no label)
                 continue
             cols.append(Column(state_channel(d.name), "device_state", d.unit, d.room))
             cells.append(lab.state[:, k])
     values = np.stack(cells, axis=1) if cells else np.zeros((n, 0), np.float32)
-    return History(times, step, zone, cols, values, devices, lab, mode, learning, missing)
+    return History(times, step, zone, cols, values, devices, lab, targets, mode, learning, missing)

@@ -38,7 +38,8 @@ def sidecar_path(csv_path: Path) -> Path:
 
 def labelled_devices(hist: History) -> list[int]:
     """Indices of the devices with at least one label (warns once naming the others)."""
-    keep = [k for k in range(len(hist.devices)) if hist.labels.labelled[k] > 0]
+    counts = (~np.isnan(hist.targets)).sum(axis=0)
+    keep = [k for k in range(len(hist.devices)) if counts[k] > 0]
     empty = [hist.devices[k].name for k in range(len(hist.devices)) if k not in keep]
     if empty:
         logger.warning("no label in the span for device(s) %s: left out of the dataset", ", ".join(empty))
@@ -79,15 +80,18 @@ def _cells(col: np.ndarray) -> list[str]:
     return ["" if np.isnan(v) else format(float(v), ".7g") for v in col.tolist()]
 
 
-def write_history_csv(hist: History, out: Path) -> tuple[Path, Path, Sidecar]:
-    """Write `out` and `<out>.sidecar.json` atomically; returns (csv, sidecar, the sidecar model)."""
+def write_history_csv(
+    hist: History, out: Path, devices: list[int] | None = None
+) -> tuple[Path, Path, Sidecar]:
+    """Write `out` and `<out>.sidecar.json` atomically (`devices`: indices to write, default every labelled
+    one); returns (csv, sidecar, the sidecar model)."""
     out = Path(out)
-    devices = labelled_devices(hist)
+    devices = labelled_devices(hist) if devices is None else devices
     sc = make_sidecar(hist, devices)
     header = [TIME_COLUMN, *sc.columns]
     columns = [_stamps(hist.times, hist.timezone)]
     columns += [_cells(hist.values[:, i]) for i in range(hist.values.shape[1])]
-    columns += [_cells(hist.labels.labels[:, k]) for k in devices]
+    columns += [_cells(hist.targets[:, k]) for k in devices]
     side = sidecar_path(out)
     tmp_csv = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     tmp_side = side.with_name(f".{side.name}.tmp-{os.getpid()}")

@@ -103,7 +103,8 @@ def test_round_trip_values_masks_labels(db: Path, tmp_path: Path, caplog: pytest
 def test_naive_labels_and_no_state_inputs(db: Path, tmp_path: Path) -> None:
     hist = load_history(load_config(db).database_url, labels="naive")
     assert not any(c.kind == "device_state" for c in hist.channels)
-    lab = hist.labels.labels[:, 0]
+    assert int(hist.labels.events[0]) == 1  # the person's changes are still counted
+    lab = hist.targets[:, 0]
     assert (lab[:90] == 0).all() and (lab[90:150] == 1).all() and (lab[200:] == 1).all()
 
 
