@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 LabelMode = Literal["preference", "naive"]
 DAY = 86400.0
+READ_CHUNK = 50_000  # readings fetched per round trip
 
 
 class HistoryError(Exception):
@@ -192,15 +193,7 @@ def load_history(
         try:
             with engine.connect() as c:
                 lo, hi = _span(c, since, until, last_days)
-                rows = (
-                    c.execute(
-                        select(readings.c.channel, readings.c.ts, readings.c.value)
-                        .where(readings.c.ts >= lo, readings.c.ts < hi)
-                        .order_by(readings.c.channel, readings.c.ts)
-                    ).all()
-                    if math.isfinite(lo)
-                    else []
-                )
+                rows = _read_readings(c, lo, hi)
                 changes = c.execute(
                     select(device_changes).where(device_changes.c.ts < hi).order_by(device_changes.c.ts)
                 ).all()
@@ -215,12 +208,48 @@ def load_history(
             ) from None
     finally:
         engine.dispose()
-    if not rows:
+    if not rows.ts.size:
         raise HistoryError(
             f"no readings in database {_safe(url)} in the span asked for ({_when(lo)} to {_when(hi)}); widen "
             "--since/--until, or let the agent observe first"
         )
     return _build(cat, learning, step, rows, changes, flips, labels)
+
+
+@dataclass
+class _Readings:
+    names: list[str]  # channel of each code
+    code: np.ndarray  # int32 [R] channel code of each reading, grouped by channel, then by time
+    ts: np.ndarray  # float64 [R]
+    value: np.ndarray  # float64 [R]
+
+
+def _read_readings(c: Any, lo: float, hi: float) -> _Readings:
+    """Readings in [lo, hi), streamed in chunks (bounded memory: 20 bytes a reading, not a Row object)."""
+    codes: dict[str, int] = {}
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    if math.isfinite(lo):
+        q = (
+            select(readings.c.channel, readings.c.ts, readings.c.value)
+            .where(readings.c.ts >= lo, readings.c.ts < hi)
+            .order_by(readings.c.ts)
+        )
+        res = c.execution_options(stream_results=True).execute(q)
+        for part in res.partitions(READ_CHUNK):
+            ch, t, v = zip(*part, strict=True)
+            k = len(ch)
+            parts.append(
+                (
+                    np.fromiter((codes.setdefault(x, len(codes)) for x in ch), np.int32, k),
+                    np.fromiter(t, np.float64, k),
+                    np.fromiter((np.nan if x is None else x for x in v), np.float64, k),
+                )
+            )
+    if not parts:
+        return _Readings([], np.zeros(0, np.int32), np.zeros(0), np.zeros(0))
+    code, ts, value = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    order = np.argsort(code, kind="stable")  # by channel, time order kept
+    return _Readings(list(codes), code[order], ts[order], value[order])
 
 
 def _when(t: float) -> str:
@@ -233,7 +262,7 @@ def _build(
     cat: dict[str, Any],
     learning: LearningSettings,
     step: float,
-    rows: Sequence[Any],
+    rows: _Readings,
     changes: Sequence[Any],
     flips: Sequence[Any],
     mode: LabelMode,
@@ -242,14 +271,12 @@ def _build(
     ch_cat: dict[str, dict[str, Any]] = cat.get("channels") or {}
     zone = str(cat.get("timezone") or "UTC")
     state_names = {state_channel(d) for d in dev_cat}
-    names = np.array([r[0] for r in rows])
-    ts = np.array([r[1] for r in rows], dtype=np.float64)
-    vals = np.array([r[2] for r in rows], dtype=np.float64)
+    ts, vals = rows.ts, rows.value
     t0 = math.floor(float(ts.min()) / step) * step
     n = int(round((math.floor(float(ts.max()) / step) * step - t0) / step)) + 1
     times = t0 + np.arange(n, dtype=np.float64) * step
-    uniq, starts = np.unique(names, return_index=True)
-    bounds = dict(zip(uniq.tolist(), zip(starts, [*starts[1:], names.size], strict=True), strict=True))
+    cuts = np.searchsorted(rows.code, np.arange(len(rows.names) + 1))
+    bounds = {name: (int(cuts[i]), int(cuts[i + 1])) for i, name in enumerate(rows.names)}
     order = [c for c in ch_cat if c in bounds] + sorted(c for c in bounds if c not in ch_cat)
     order = [c for c in order if c not in state_names and not c.startswith("calendar.")]
     cols: list[Column] = []
