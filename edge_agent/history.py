@@ -164,14 +164,18 @@ def _grid_cells(ts: np.ndarray, vals: np.ndarray, t0: float, step: float, n: int
     return out
 
 
-def _span(c: Any, since: float | None, until: float | None, last_days: float | None) -> tuple[float, float]:
+def _span(
+    c: Any, since: float | None, until: float | None, last_days: float | None, step: float
+) -> tuple[float, float]:
+    """[lo, hi) to read; `last_days`: the grid's last steps that make that many days."""
     lo_hi = c.execute(select(func.min(readings.c.ts), func.max(readings.c.ts))).one()
     if lo_hi[0] is None:
         return math.nan, math.nan
     hi = math.nextafter(float(lo_hi[1]), math.inf) if until is None else float(until)  # exclusive end
     lo = float(lo_hi[0]) if since is None else float(since)
     if last_days is not None:
-        lo = max(lo, min(hi, float(lo_hi[1])) - last_days * DAY)
+        last = min(math.nextafter(hi, -math.inf), float(lo_hi[1]))
+        lo = max(lo, (math.floor(last / step) + 1) * step - last_days * DAY)
     return lo, hi
 
 
@@ -192,7 +196,7 @@ def load_history(
         step = float(step or learning.train.step_seconds)
         try:
             with engine.connect() as c:
-                lo, hi = _span(c, since, until, last_days)
+                lo, hi = _span(c, since, until, last_days, step)
                 rows = _read_readings(c, lo, hi)
                 changes = c.execute(
                     select(device_changes).where(device_changes.c.ts < hi).order_by(device_changes.c.ts)

@@ -147,3 +147,12 @@ def test_transition_windows_are_oversampled() -> None:
     assert 0.2 < share < 0.4
     plain = epoch_sample(sampler, heads, 5000, np.random.default_rng(0))
     assert np.isin(plain, sampler.ends[moves]).mean() < 0.05
+
+
+def test_history_days_reads_only_the_last_days(home: tuple[str, dict[str, int]]) -> None:
+    url, _ = home
+    db = load_db(url, history_days=3, holdout_days=1, window=32, min_labels=0)
+    rows = sum(len(db.parts[k]) for k in ("train", "val", "test"))
+    assert rows == 3 * 1440
+    assert len(db.parts["test"]) == 1440
+    assert db.label_events["living.light"] < load_db(url, holdout_days=1, window=32).label_events["living.light"]
