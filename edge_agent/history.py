@@ -282,7 +282,7 @@ def _build(
     cuts = np.searchsorted(rows.code, np.arange(len(rows.names) + 1))
     bounds = {name: (int(cuts[i]), int(cuts[i + 1])) for i, name in enumerate(rows.names)}
     order = [c for c in ch_cat if c in bounds] + sorted(c for c in bounds if c not in ch_cat)
-    order = [c for c in order if c not in state_names and not c.startswith("calendar.")]
+    order = [c for c in order if c not in state_names and c not in dev_cat and not c.startswith("calendar.")]
     cols: list[Column] = []
     cells: list[np.ndarray] = []
     for name in order:
