@@ -189,3 +189,16 @@ def test_write_error_removes_the_temporary_file(tmp_path: Path) -> None:
     assert err.startswith("edge-agent: cannot write") and "free space" in err
     assert "Traceback" not in res.stderr
     assert list(out.iterdir()) == []
+
+
+def test_pause_switch_and_quiet_span_from_the_database(tmp_path: Path) -> None:
+    """pause_learning (switches table) and a configured quiet span (local time) leave their rows unlabelled."""
+    cfg_path = home_config(tmp_path, learning={"quiet_spans": [{"start": "01:00", "end": "01:30"}]})
+    readings = [(T0 + 60 * i, "living.motion", 1.0) for i in range(N)]  # someone there all along
+    changes = [(T0, "living.light", 0.0, "initial", False)]
+    switches = [(T0 + 60 * 200, "pause_learning", True), (T0 + 60 * 210, "pause_learning", False)]
+    write_db(load_config(cfg_path), readings, changes, switches)
+    hist = load_history(load_config(cfg_path).database_url)
+    unlabelled = np.flatnonzero(np.isnan(hist.targets[:, 0])).tolist()
+    # 00:00 local + 60..89 min = the quiet span; rows 200..209 = the pause
+    assert unlabelled == list(range(60, 90)) + list(range(200, 210))

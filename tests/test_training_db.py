@@ -155,4 +155,6 @@ def test_history_days_reads_only_the_last_days(home: tuple[str, dict[str, int]])
     rows = sum(len(db.parts[k]) for k in ("train", "val", "test"))
     assert rows == 3 * 1440
     assert len(db.parts["test"]) == 1440
-    assert db.label_events["living.light"] < load_db(url, holdout_days=1, window=32).label_events["living.light"]
+    assert (
+        db.label_events["living.light"] < load_db(url, holdout_days=1, window=32).label_events["living.light"]
+    )
