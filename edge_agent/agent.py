@@ -25,7 +25,7 @@ from edge_agent.effects import Command, Effects, StateRecord
 from edge_agent.focus import AttentionTracker
 from edge_agent.governor import Governor
 from edge_agent.inbox import ByteBoundedInbox
-from edge_agent.inference import Bundle, BundleError
+from edge_agent.inference import Bundle
 from edge_agent.ingest import LogLimiter
 from edge_agent.mqtt import MqttLink, subscriptions
 from edge_agent.procprio import apply_process_priority
@@ -73,9 +73,14 @@ class Agent:
         self.steady = steady or (time.monotonic if clock is time.time else clock)
         if bundle is None:
             path = config.bundle_path()
-            if path is None:
-                raise BundleError(f"no bundle: set bundle: or install one into {config.bundle_store}")
-            bundle = Bundle.load(path, threads=config.process.inference_threads)
+            if path is not None:
+                bundle = Bundle.load(path, threads=config.process.inference_threads)
+            else:
+                logger.info(
+                    "no model yet (no bundle: and nothing in %s): observing — every configured channel and "
+                    "device change is recorded; train a first model with `edge-agent train`",
+                    config.bundle_store,
+                )
         r = config.recorder
         self.recorder = Recorder(
             config.database_url,
@@ -83,8 +88,9 @@ class Agent:
             batch_rows=r.batch_rows,
             queue_size=r.queue_size,
         )
-        state = {k: self.recorder.get_state(k) for k in ("attention_tracker", "holds")}
+        state = {k: self.recorder.get_state(k) for k in ("attention_tracker", "holds", "switches")}
         state["holds"] = merge_holds(state.get("holds") or {}, self.recorder.override_holds(clock()))
+        state["label_counts"] = self.recorder.label_counts()
         self.controller = Controller(config, bundle, now=clock(), mono=self.steady(), state=state)
         self.inbox = ByteBoundedInbox(config.queue_size)  # bounded by count and by bytes
         self.topics = config.topics()
@@ -100,6 +106,7 @@ class Agent:
         self._subscribe()
         self.publisher = Publisher(self.link, config.agent_id)
         self.link.on_connect_hooks.append(self.publisher.announce)
+        self.link.on_connect_hooks.append(self._publish_switches)
         self.scheduler = Scheduler()
         self.scheduler.every(
             r.retention_interval_seconds, retention_job(self.recorder, clock, r.retention_days), "retention"
@@ -119,7 +126,7 @@ class Agent:
 
     # ---- views of the controller (tests, demo, benches) ------------------------------------------------
     @property
-    def bundle(self) -> Bundle:
+    def bundle(self) -> Bundle | None:
         return self.controller.bundle
 
     @property
@@ -131,11 +138,11 @@ class Agent:
         return self.controller.counters
 
     @property
-    def governor(self) -> Governor:
+    def governor(self) -> Governor | None:
         return self.controller.governor
 
     @property
-    def focus(self) -> AttentionTracker:
+    def focus(self) -> AttentionTracker | None:
         return self.controller.focus
 
     @property
@@ -144,8 +151,11 @@ class Agent:
 
     def _subscribe(self) -> None:
         c = self.controller
+        own = (
+            set(c.switches.command_topics) | c.attributor.topics()
+        )  # pause switches, other automations' topics
         self.link.subscriptions = subscriptions(
-            set(c.ingestor.topics()) | set(c.by_state_topic), self.cfg.broker.extra_subscriptions
+            set(c.ingestor.topics()) | set(c.by_state_topic) | own, self.cfg.broker.extra_subscriptions
         )
         # Service hooks (wired by cli.cmd_run): `ready` is set on the first broker connect (sd_notify READY)
         self.ready = threading.Event()
@@ -158,7 +168,8 @@ class Agent:
         proc = self.cfg.process
         if proc.nice is not None or proc.cpu_affinity is not None:
             apply_process_priority(proc.nice, proc.cpu_affinity)
-        self.recorder.write(self.controller.loaded_record(self.clock()))
+        for rec in self.controller.start_records(self.clock()):
+            self.recorder.write(rec)
         psutil.cpu_percent(None)  # prime: the first call has no interval to measure
         release_free_memory()
         self.link.start()
@@ -170,7 +181,7 @@ class Agent:
             self.cfg.mode,
             len(self.controller.names),
             len(self.devices),
-            self.governor.tier,
+            self.controller.tier,
             self.cfg.broker.host,
             self.cfg.broker.port,
         )
@@ -267,9 +278,16 @@ class Agent:
             logger.warning("recorder: a person's hold was not committed within %.0fs", DURABLE_WAIT_SECONDS)
         for cmd in fx.commands:
             self._send(cmd)
+        for pub in fx.publications:
+            self.link.publish(pub.topic, pub.payload, qos=1, retain=pub.retain)
         if self.cfg.publish_decisions:
             for d in fx.decisions:
                 self.publisher.decision(d.device, d.payload())
+
+    def _publish_switches(self) -> None:
+        """On every connect: the pause switches' retained states (paho's thread; the state is a dict read)."""
+        for pub in self.controller.switches.publications():
+            self.link.publish(pub.topic, pub.payload, qos=1, retain=True)
 
     def _send(self, cmd: Command) -> None:
         def done(status: str, _cmd: Command = cmd) -> None:

@@ -48,7 +48,7 @@ def _setup_logging(level: str) -> None:
 def _status_line(agent: Any) -> str:
     link = "connected" if agent.link.connected.is_set() else "disconnected"
     return (
-        f"mqtt {link}; model {agent.bundle.version}; tier {agent.governor.tier}; mode {agent.cfg.mode}; "
+        f"mqtt {link}; model {agent.controller.version}; tier {agent.controller.tier}; mode {agent.cfg.mode}; "
         f"decisions {agent.counters.decisions}; commands {agent.counters.commands}"
     )
 
@@ -98,12 +98,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         while not stop.is_set():
             if agent.ready.wait(0.5):
                 notifier.ready(f"connected to {where}; {_status_line(agent)}")
-                logger.info(
-                    "service ready: bundle %s loaded, broker %s connected", agent.bundle.version, where
-                )
+                logger.info("service ready: model %s, broker %s connected", agent.controller.version, where)
                 return
 
-    notifier.status(f"bundle {agent.bundle.version} loaded; waiting for the broker at {where}")
+    notifier.status(f"model {agent.controller.version}; waiting for the broker at {where}")
     try:
         agent.start()
     except StateLockError as e:
@@ -131,10 +129,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as e:
         return _fail(f"config error:\n{e}")
     problems = []
+    path = cfg.bundle_path()
+    if path is None:
+        print(yaml.safe_dump(redacted_dump(cfg), sort_keys=False, allow_unicode=True), end="")
+        print(
+            f"# config OK; no bundle (none set, none in {cfg.bundle_store}): the agent will observe and record "
+            "until a first model is trained (`edge-agent train`)",
+            file=sys.stderr,
+        )
+        return 0
     try:
-        path = cfg.bundle_path()
-        if path is None:
-            raise BundleError(f"no bundle: set bundle: or install one into {cfg.bundle_store}")
         bundle = Bundle.load(path)
     except BundleError as e:
         return _fail(f"bundle error: {e}")
@@ -288,7 +292,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             "uptime_s",
         ):
             t.add_row(k, str(stats.get(k)))
+        for k in ("pause_learning", "pause_control"):
+            t.add_row(k, "ON" if stats.get(k) else "OFF")
         console.print(t)
+        _print_devices(console, stats)
         return 0
     db = _state_from_db(cfg)
     if db is None:
@@ -317,6 +324,44 @@ def cmd_status(args: argparse.Namespace) -> int:
     console.print(t)
     console.print(f"overrides recorded: {db['overrides']}; last tier change: {db['last_tier_change']}")
     return 0
+
+
+def _print_devices(console: Any, stats: dict[str, Any]) -> None:
+    """Per device: effective mode, what readiness allows and why, labels collected and in the model."""
+    from rich.table import Table
+
+    devices = stats.get("devices")
+    if isinstance(devices, dict) and devices:
+        t = Table(title="devices: readiness")
+        for col in (
+            "device",
+            "mode",
+            "may enter",
+            "labels collected",
+            "model: labels",
+            "held-out agreement",
+            "why",
+        ):
+            t.add_column(col)
+        for name, v in sorted(devices.items()):
+            if not isinstance(v, dict):
+                continue
+            agree = v.get("agreement")
+            t.add_row(
+                name,
+                str(v.get("mode")),
+                str(v.get("max_mode")),
+                str(v.get("labels_collected")),
+                "-" if v.get("label_events") is None else str(v.get("label_events")),
+                "-" if not isinstance(agree, int | float) else f"{agree:.1%}",
+                str(v.get("reason")),
+            )
+        console.print(t)
+    extra = stats.get("unmodelled_channels")
+    if extra:
+        console.print(
+            f"channels recorded but not in the model (inputs at the next training): {', '.join(extra)}"
+        )
 
 
 def cmd_demo(argv: list[str]) -> int:

@@ -149,7 +149,7 @@ class DeviceConfig(_Strict):
     kind: Literal["binary", "level", "setpoint"] | None = Field(
         default=None,
         description="binary | level | setpoint; None = the bundle's, else level when `values` has more than "
-        "two entries, else binary (a new install has no bundle: set it for setpoint devices)",
+        "two entries, setpoint when min_value/max_value are set without values, else binary",
     )
     unit: str = Field(default="", description="Unit of a setpoint device, e.g. '°C'")
     template: dict[str, Any] = Field(
@@ -208,7 +208,9 @@ class DeviceConfig(_Strict):
         """The kind this entry says (without a bundle)."""
         if self.kind is not None:
             return self.kind
-        return "level" if self.values is not None and len(self.values) > 2 else "binary"
+        if self.values is not None:
+            return "level" if len(self.values) > 2 else "binary"
+        return "setpoint" if self.min_value is not None or self.max_value is not None else "binary"
 
     @property
     def effective_command_topic(self) -> str:

@@ -7,6 +7,12 @@ contact) decides in the same call; slow channels are served by `poll`'s periodic
 that is neither the first, an echo of our command nor a repeat is a person's change: the device is held,
 and an `OverrideRecord` plus an urgent `StateRecord` of the holds are returned before anything else.
 
+With no bundle (a fresh install) or for a channel/device the bundle lacks, the controller observes: every
+configured channel is recorded (it becomes an input at the next training) and every device change is
+recorded as a `DeviceChangeRecord`, attributed (`edge_agent.attribution`); nothing is decided for it. The
+effective mode of a device is also capped by its readiness (`edge_agent.readiness`), and the two pause
+switches (`edge_agent.switches`) stop labels or commands at once.
+
 Nothing here reads the wall clock, sleeps, or touches a socket or a file: the runtime (`edge_agent.agent`),
 the demo, training's closed-loop check, the benches and the tests all drive this class. `perf` (monotonic
 seconds, injectable) only measures latency, which the governor reads as a signal.
@@ -21,18 +27,22 @@ from typing import Any
 
 import numpy as np
 
+from edge_agent.attribution import PERSON, Attributor
 from edge_agent.calendar_features import load_zone
-from edge_agent.config import AgentConfig
+from edge_agent.catalog import CATALOG_KEY, build_catalog, channel_kinds
+from edge_agent.config import MODE_ORDER, AgentConfig
 from edge_agent.devices import DeviceRuntime, build_devices
 from edge_agent.effects import (
     Command,
     CommandRecord,
     Decision,
     DecisionRecord,
+    DeviceChangeRecord,
     Effects,
     ModelVersionRecord,
     OverrideRecord,
     ReadingRecord,
+    Record,
     StateRecord,
     TierChangeRecord,
     dumps,
@@ -41,14 +51,18 @@ from edge_agent.focus import fast_channels, runtime_tracker
 from edge_agent.governor import Governor
 from edge_agent.inference import Bundle, ModelOutput
 from edge_agent.ingest import Ingestor, LogLimiter, PayloadError, safe_topic
-from edge_agent.kinds import stale_limit
+from edge_agent.kinds import stale_limit, state_channel
+from edge_agent.readiness import Readiness, device_readiness
 from edge_agent.stats import Counters, LatencyStats
+from edge_agent.switches import PauseSwitches
 from edge_agent.tiering import run_tier, select_channels
 from edge_agent.window import Window
 
 logger = logging.getLogger(__name__)
 
 TOP_CHANNELS = 3  # channels (by attention) published with each decision
+NO_MODEL = "none"  # model version and tier shown while observing with no bundle
+OBSERVE_WINDOW = 2  # steps kept per channel with no bundle (only the recorder's downsampling needs it)
 Message = tuple[str, bytes, float, bool]  # topic, payload, perf time received, retained flag
 
 
@@ -58,7 +72,7 @@ class Controller:
     def __init__(
         self,
         config: AgentConfig,
-        bundle: Bundle,
+        bundle: Bundle | None,
         *,
         now: float,
         state: Mapping[str, Any] | None = None,
@@ -77,42 +91,64 @@ class Controller:
         self._next_tick = self._mono + config.decision_tick_seconds
         self.first_decision_at: float | None = None  # perf time, for the cold-start bench
         state = state or {}
+        self.switches = PauseSwitches(config.topics(), state.get("switches"))
+        counts = state.get("label_counts")
+        self.labels_collected: dict[str, int] = dict(counts) if isinstance(counts, dict) else {}
+        self.attributor = Attributor(config.learning.automations, self.zone)
+        self._own_state_topics = set(self.switches.state_topics.values())
         self._install(bundle, now, tracker_json=state.get("attention_tracker"))
         holds = state.get("holds") or {}
         for d in self.devices:
             d.tracker.restore(holds.get(d.name, {}))
 
     # ---- the bundle ------------------------------------------------------------------------------------
-    def _install(self, bundle: Bundle, now: float, tracker_json: str | None = None) -> None:
-        m = bundle.manifest
+    def _install(self, bundle: Bundle | None, now: float, tracker_json: str | None = None) -> None:
         cfg = self.cfg
+        m = bundle.manifest if bundle is not None else None
         self.bundle = bundle
-        self.names = [c.name for c in m.channels]
-        self.kinds = [c.kind for c in m.channels]
-        self.index = m.channel_index()
-        rules = []
-        for i, r in enumerate(cfg.channels):
-            if r.channel in self.index:
-                rules.append(r)
-            else:
-                logger.warning(
-                    "config channels[%d].channel: %r is not in bundle %s; rule ignored (fix the name or use a "
-                    "bundle that has it)",
-                    i,
-                    r.channel,
-                    m.version,
-                )
+        configured = channel_kinds(cfg, m)  # every configured channel -> kind
+        model_names = [c.name for c in m.channels] if m is not None else []
+        extra = [n for n in configured if n not in set(model_names)]
+        self.n_model = len(model_names)  # rows 0..n_model-1 feed the model; the rest are only recorded
+        self.names = model_names + extra
+        self.kinds = ([c.kind for c in m.channels] if m is not None else []) + [configured[n] for n in extra]
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self.unmodelled = extra if m is not None else []
+        if self.unmodelled and m is not None:
+            logger.info(
+                "channels not in bundle %s are recorded for the next training: %s",
+                m.version,
+                ", ".join(extra),
+            )
         self.ingestor = Ingestor(
-            rules, dict(zip(self.names, self.kinds, strict=True)), cfg.field_aliases, cfg.max_payload_bytes
+            cfg.channels,
+            dict(zip(self.names, self.kinds, strict=True)),
+            cfg.field_aliases,
+            cfg.max_payload_bytes,
         )
-        stale = {r.channel: r.stale_after_seconds for r in rules if r.stale_after_seconds}
+        stale = {r.channel: r.stale_after_seconds for r in cfg.channels if r.stale_after_seconds}
         limits = [stale_limit(k, stale.get(n)) for n, k in zip(self.names, self.kinds, strict=True)]
-        self.window = Window(self.names, self.kinds, m.step_seconds, m.window, limits, zone=self.zone)
-        self.fast = set(fast_channels(self.kinds))
-        self._sensor_rows = [i for i, k in enumerate(self.kinds) if k != "calendar"]
+        step = m.step_seconds if m is not None else cfg.learning.recording_step_seconds
+        length = m.window if m is not None else OBSERVE_WINDOW
+        self.window = Window(self.names, self.kinds, step, length, limits, zone=self.zone)
+        self.fast = {i for i in fast_channels(self.kinds) if i < self.n_model}
+        self._sensor_rows = [
+            i for i in range(self.n_model) if self.kinds[i] not in ("calendar", "device_state")
+        ]
         self.devices: list[DeviceRuntime] = build_devices(cfg, m)
+        rows = {d.name: self.index.get(state_channel(d.name)) for d in self.devices}
+        self.state_rows = {
+            k: v for k, v in rows.items() if v is not None and v < self.n_model
+        }  # model inputs
         self.by_state_topic = {d.tracker.cfg.state_topic: d for d in self.devices}
         self.command_topics = {d.tracker.command_topic for d in self.devices}
+        self.readiness: dict[str, Readiness] = {
+            d.name: device_readiness(d.name, m, cfg.learning.readiness) for d in self.devices
+        }
+        if bundle is None or m is None:
+            self.governor: Governor | None = None
+            self.focus = None
+            return
         p99: dict[str, float] = {t.name: t.latency_us_p99 / 1000.0 for t in m.tiers if t.latency_us_p99}
         self.governor = Governor(cfg.governor, bundle.tiers, lambda: self._mono, tier_p99_ms=p99)
         self.focus = runtime_tracker(m, tracker_json)  # the same construction evaluation uses
@@ -125,7 +161,25 @@ class Controller:
                 cfg.timezone,
             )
 
+    @property
+    def version(self) -> str:
+        return self.bundle.version if self.bundle is not None else NO_MODEL
+
+    @property
+    def tier(self) -> str:
+        return self.governor.tier if self.governor is not None else NO_MODEL
+
+    def start_records(self, now: float) -> list[Record]:
+        """What the log needs to describe itself: the catalog (channels, devices, zone, learning settings)
+        and the bundle loaded, if any."""
+        m = self.bundle.manifest if self.bundle is not None else None
+        out: list[Record] = [StateRecord(CATALOG_KEY, build_catalog(self.cfg, m), now, urgent=True)]
+        if self.bundle is not None:
+            out.append(self.loaded_record(now))
+        return out
+
     def loaded_record(self, now: float) -> ModelVersionRecord:
+        assert self.bundle is not None
         m = self.bundle.manifest
         return ModelVersionRecord(m.version, now, str(self.bundle.path), m.model_dump_json())
 
@@ -137,13 +191,15 @@ class Controller:
         for d in self.devices:
             if d.name in old_devices:
                 d.carry_over(old_devices[d.name])
+            if d.tracker.reported is not None and d.name in self.state_rows:
+                self.window.update(self.state_rows[d.name], d.tracker.reported, now, seen=self._mono)
         logger.info(
-            "bundle %s now in service (%d channels, %d devices)",
+            "bundle %s now in service (%d model channels, %d devices decided)",
             bundle.version,
-            len(self.names),
-            len(self.devices),
+            self.n_model,
+            sum(d.index is not None for d in self.devices),
         )
-        return Effects(records=[self.loaded_record(now)])
+        return Effects(records=self.start_records(now))
 
     # ---- inputs ----------------------------------------------------------------------------------------
     def _clock(self, now: float, mono: float | None) -> float:
@@ -181,6 +237,8 @@ class Controller:
             return fx
         self._tick_count += 1
         self._next_tick = steady + self.cfg.decision_tick_seconds
+        if self.bundle is None or self.governor is None:
+            return fx
         tier = self.bundle.tier(self.governor.tier)
         if self._tick_count % tier.every_n_ticks == 0:
             self._decide(now, "tick", self.perf(), fx, link_up)
@@ -191,6 +249,8 @@ class Controller:
     ) -> Effects:
         """A CPU/queue sample for the governor; a tier change comes back as a record."""
         self._clock(now, mono)
+        if self.governor is None:
+            return Effects()
         if cpu_percent is not None:
             self.governor.observe(cpu_percent=cpu_percent, queue_depth=queue_depth)
         else:
@@ -206,9 +266,10 @@ class Controller:
 
     def persist(self, now: float) -> Effects:
         """The state that survives a restart: the attention tracker and the holds."""
-        return Effects(
-            records=[StateRecord("attention_tracker", self.focus.to_json(), now), self._holds(now)]
-        )
+        fx = Effects(records=[self._holds(now)])
+        if self.focus is not None:
+            fx.records.insert(0, StateRecord("attention_tracker", self.focus.to_json(), now))
+        return fx
 
     def close(self, now: float) -> Effects:
         """On stop: the still-open step of every channel, and the persistent state."""
@@ -231,6 +292,12 @@ class Controller:
         trigger = None
         dev = self.by_state_topic.get(topic)
         try:
+            switch = self.switches.command_topics.get(topic)
+            if switch is not None:
+                self.switches.command(switch, payload, now, fx)
+                return None
+            if self.attributor.note_topic(topic, now):
+                return None
             if dev is not None:
                 self._device_state(dev, payload, now, fx)
             if self.ingestor.knows(topic):
@@ -244,7 +311,7 @@ class Controller:
                         fx.records.append(ReadingRecord(closed.ts, self.names[ch], closed.value))
                     if ch in self.fast and not retained and (old != r.value or not was_live):
                         trigger = ch
-            elif dev is None and topic not in self.command_topics:
+            elif dev is None and topic not in self.command_topics and topic not in self._own_state_topics:
                 self.counters.unknown_topic += 1
                 self._limiter.log(
                     logger,
@@ -275,10 +342,27 @@ class Controller:
         if value is None:
             return
         ev = dev.tracker.on_state(value, now)
+        if ev.kind == "repeat":
+            return
+        row = self.state_rows.get(dev.name)
+        if row is not None:  # the device's own state as a model input
+            self.window.update(row, value, now, seen=self._mono)
+        source = {"initial": "initial", "echo": "agent"}.get(ev.kind) or self.attributor.source(dev.name, now)
+        paused = self.switches.learning_paused
+        fx.records.append(DeviceChangeRecord(now, dev.name, value, ev.previous, source, paused))
+        if source == PERSON and ev.kind == "override" and not paused:
+            self.labels_collected[dev.name] = self.labels_collected.get(dev.name, 0) + 1
         if ev.kind != "override":
             return
-        self.counters.overrides += 1
+        # a person's or another automation's change: the device is held (the agent never fights either)
         dev.policy.note_change(now)
+        hold = self.cfg.devices[dev.cfg_index].override_hold_seconds
+        if source != PERSON:
+            if self._limiter.allow(f"automation:{dev.name}", now):
+                logger.info("%s set to %g by %s; held for %.0fs (not a label)", dev.name, value, source, hold)
+            fx.records.append(self._holds(now))
+            return
+        self.counters.overrides += 1
         last = dev.last
         if self._limiter.allow(f"override:{dev.name}", now):
             logger.info(
@@ -286,7 +370,7 @@ class Controller:
                 dev.name,
                 value,
                 None if last is None else last.value,
-                self.cfg.devices[dev.cfg_index].override_hold_seconds,
+                hold,
             )
         fx.records.append(
             OverrideRecord(
@@ -297,7 +381,7 @@ class Controller:
                 agent_target=None if last is None else last.value,
                 agent_output=None if last is None else last.output,
                 decision_ts=None if last is None else last.time,
-                model_version=self.bundle.version,
+                model_version=self.bundle.version if self.bundle is not None else None,
                 hold_until=dev.tracker.held_until,
             )
         )
@@ -313,13 +397,18 @@ class Controller:
         link_up: bool,
         triggered: set[int] | None = None,
     ) -> None:
-        active = [d for d in self.devices if self.device_mode(d) != "off"]
+        if self.bundle is None or self.governor is None or self.focus is None:
+            return
+        active = [
+            d for d in self.devices if d.index is not None and self.device_mode(d) not in ("off", "observe")
+        ]
         if not active:
             return
         tier = self.bundle.tier(self.governor.tier)
-        x, mask = self.window.snapshot(now, self._mono)  # [C, W], [C]
+        x_all, mask_all = self.window.snapshot(now, self._mono)  # [C_all, W], [C_all]
+        x, mask = x_all[: self.n_model], mask_all[: self.n_model]  # [C, W], [C]: the bundle's channels
         sensors_live = bool(mask[self._sensor_rows].any())
-        ids = select_channels(tier, len(self.names), self.focus, triggered or ())  # [C_fed]
+        ids = select_channels(tier, self.n_model, self.focus, triggered or ())  # [C_fed]
         out = run_tier(self.bundle, tier, x, mask, ids)
         self.focus.update(out.attention, ids)
         model_ms = (self.perf() - t0) * 1000.0  # message received -> model output
@@ -333,7 +422,12 @@ class Controller:
             self.first_decision_at = self.perf()
 
     def device_mode(self, d: DeviceRuntime) -> str:
-        return self.cfg.device_mode(self.cfg.devices[d.cfg_index])
+        """The configured mode, capped by the device's readiness (observe with no model for it)."""
+        mode = self.cfg.device_mode(self.cfg.devices[d.cfg_index])
+        if mode == "off":
+            return mode
+        cap = self.readiness[d.name].max_mode
+        return mode if MODE_ORDER[mode] <= MODE_ORDER[cap] else cap
 
     def _apply(
         self,
@@ -349,6 +443,7 @@ class Controller:
         fx: Effects,
         link_up: bool,
     ) -> None:
+        assert d.index is not None and self.bundle is not None
         dcfg = self.cfg.devices[d.cfg_index]
         mode = self.device_mode(d)
         output = float(out.devices[d.index])
@@ -362,7 +457,10 @@ class Controller:
         if res.reason == "stale":
             self.counters.skipped_stale += 1
         sent = False
-        if res.send and mode == "auto":
+        reason = res.reason
+        if res.send and mode == "auto" and self.switches.control_paused:
+            reason = "paused"  # pause control: no command at all
+        elif res.send and mode == "auto":
             cmd = Command(
                 d.name, d.tracker.command_topic, d.tracker.command_bytes(res.target), res.target, now
             )
@@ -392,7 +490,7 @@ class Controller:
             tier=tier,
             mode=mode,
             sent=sent,
-            reason=res.reason,
+            reason=reason,
             trigger=trigger,
             top=top,
             held=held,
@@ -409,7 +507,7 @@ class Controller:
                 target=res.target,
                 confidence=dec.confidence,
                 sent=sent,
-                reason=res.reason,
+                reason=reason,
                 mode=mode,
                 tier=tier,
                 trigger=trigger[:160],
@@ -420,15 +518,30 @@ class Controller:
         )
 
     # ---- views -----------------------------------------------------------------------------------------
+    def device_views(self) -> dict[str, dict[str, Any]]:
+        """Per device: effective mode, readiness (cap and why), the person's changes collected as labels."""
+        return {
+            d.name: {
+                "mode": self.device_mode(d),
+                "decided": d.index is not None,
+                "labels_collected": self.labels_collected.get(d.name, 0),
+                **self.readiness[d.name].as_dict(),
+            }
+            for d in self.devices
+        }
+
     def stats(self) -> dict[str, Any]:
         p50, p99 = self.latency.percentiles()
         return {
             "mode": self.cfg.mode,
-            "model_version": self.bundle.version,
-            "tier": self.governor.tier,
+            "model_version": self.version,
+            "tier": self.tier,
             "latency_ms_p50": p50,
             "latency_ms_p99": p99,
-            "governor": self.governor.state(),
+            "governor": self.governor.state() if self.governor is not None else None,
+            **self.switches.state,
+            "unmodelled_channels": list(self.unmodelled),
+            "devices": self.device_views(),
             **self.counters.as_dict(),
         }
 
@@ -447,11 +560,12 @@ class Controller:
             }
         return {
             "time": now,
-            "tier": self.governor.tier,
-            "model_version": self.bundle.version,
+            "tier": self.tier,
+            "model_version": self.version,
             "devices": devs,
             "counters": self.counters.as_dict(),
-            "governor": self.governor.state(),
+            "governor": self.governor.state() if self.governor is not None else None,
+            "switches": dict(self.switches.state),
         }
 
 

@@ -147,7 +147,7 @@ class DeviceRuntime:
     """One decided device: where its output is, its config entry, tracker, policy and last decision."""
 
     name: str
-    index: int  # row in the model's `devices` output
+    index: int | None  # row in the model's `devices` output; None = no bundle decides it (observe)
     cfg_index: int  # entry in config.devices
     tracker: DeviceTracker
     policy: DevicePolicy
@@ -165,21 +165,27 @@ class DeviceRuntime:
         self.last, self.last_target = old.last, old.last_target
 
 
-def build_devices(config: AgentConfig, manifest: Manifest) -> list[DeviceRuntime]:
-    """One runtime per configured device that the bundle decides; others get one warning line."""
-    specs = {d.name: (i, d) for i, d in enumerate(manifest.devices)}
+def build_devices(config: AgentConfig, manifest: Manifest | None) -> list[DeviceRuntime]:
+    """One runtime per configured device. A device the bundle does not decide (or every device, with no
+    bundle) is observed: its state is tracked and recorded, nothing is decided for it."""
+    specs = {d.name: (i, d) for i, d in enumerate(manifest.devices)} if manifest is not None else {}
     out = []
     for j, dc in enumerate(config.devices):
         if dc.name not in specs:
-            logger.warning(
-                "config devices[%d].name: %r is not decided by bundle %s (it has %s); device ignored",
-                j,
-                dc.name,
-                manifest.version,
-                sorted(specs),
-            )
+            if manifest is not None:
+                logger.warning(
+                    "config devices[%d].name: %r is not decided by bundle %s (it has %s); it is observed "
+                    "(recorded for the next training)",
+                    j,
+                    dc.name,
+                    manifest.version,
+                    sorted(specs),
+                )
+            spec = spec_from_config(dc)
+            out.append(DeviceRuntime(dc.name, None, j, DeviceTracker(spec, dc), DevicePolicy(spec, dc)))
             continue
         i, spec = specs[dc.name]
+        assert manifest is not None
         if spec.kind == "level" and dc.values is not None and len(dc.values) < spec.levels:
             raise ConfigError(
                 f"devices[{j}].values: {len(dc.values)} values for the {spec.levels} levels of {dc.name!r} in "
@@ -201,8 +207,6 @@ def spec_from_config(dc: DeviceConfig) -> DeviceSpec:
     """The device as its config entry describes it, for a device no bundle decides yet (observe)."""
     kind = dc.own_kind()
     levels = len(dc.values) if kind == "level" and dc.values is not None else 2
-    if kind == "level" and dc.values is None and dc.max_value is not None:
-        levels = int(dc.max_value) + 1
     return DeviceSpec(
         name=dc.name,
         kind=kind,  # type: ignore[arg-type]

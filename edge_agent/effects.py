@@ -199,6 +199,15 @@ class Decision:
         return finite_or_none(d)
 
 
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """A state the agent publishes about itself (e.g. a pause switch, retained)."""
+
+    topic: str
+    payload: bytes
+    retain: bool = True
+
+
 @dataclass
 class Effects:
     """Everything one controller call wants done, in order."""
@@ -206,11 +215,13 @@ class Effects:
     commands: list[Command] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    publications: list[Publication] = field(default_factory=list)
 
     def extend(self, other: Effects) -> Effects:
         self.commands += other.commands
         self.records += other.records
         self.decisions += other.decisions
+        self.publications += other.publications
         return self
 
     def of(self, kind: type[Record]) -> list[Any]:

@@ -260,6 +260,16 @@ class Recorder:
         with self.engine.connect() as conn:
             return {d: float(h) for d, h in conn.execute(q) if h is not None and h > now}
 
+    def label_counts(self) -> dict[str, int]:
+        """device -> the person's changes recorded while learning was not paused (labels collected)."""
+        q = (
+            select(device_changes.c.device, func.count())
+            .where(device_changes.c.source == "person", device_changes.c.learning_paused.is_(False))
+            .group_by(device_changes.c.device)
+        )
+        with self.engine.connect() as conn:
+            return {d: int(n) for d, n in conn.execute(q)}
+
     def count(self, table: str) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(metadata.tables[table])).scalar() or 0)

@@ -132,7 +132,7 @@ def test_ready_after_broker_watchdog_and_stopping(
     proc = _start_agent(tmp_path, bundle_path, broker.port, notify_socket)
     try:
         notify_socket.expect(
-            f"STATUS=bundle {_version(bundle_path)} loaded; waiting for the broker at 127.0.0.1:{broker.port}"
+            f"STATUS=model {_version(bundle_path)}; waiting for the broker at 127.0.0.1:{broker.port}"
         )
         notify_socket.wait_count("WATCHDOG=1", 3)  # the decider runs (and pings) before the broker is up
         assert notify_socket.count("READY=1") == 0, "READY=1 before the broker was connected"
