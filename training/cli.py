@@ -117,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--max-windows-per-epoch", type=int, default=200_000)
     t.add_argument(
+        "--transition-frac",
+        type=float,
+        default=0.3,
+        help="share of an epoch given to windows whose label differs from the device's <device>.state input "
+        "(a person's change follows); 0 = no oversampling (only datasets with state inputs, e.g. db:)",
+    )
+    t.add_argument(
         "--threshold-metric",
         choices=["balanced_accuracy", "f1", "accuracy"],
         default="balanced_accuracy",
@@ -181,6 +188,8 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.window < 8 or args.window % 8:
         raise DataError(f"--window {args.window}: must be a positive multiple of 8 (e.g. 64)")
+    if not 0 <= args.transition_frac < 1:
+        raise DataError(f"--transition-frac {args.transition_frac}: must be in [0, 1), e.g. 0.3")
     data = DataSpec(
         dataset=args.dataset,
         data_dir=args.data_dir,
@@ -199,6 +208,7 @@ def _train(args: argparse.Namespace) -> int:
         d=args.d,
         batch=args.batch,
         max_windows_per_epoch=args.max_windows_per_epoch,
+        transition_frac=args.transition_frac,
         threshold_metric=args.threshold_metric,
         progress=not args.no_progress,
         level_free_kinds=_kinds(args.level_free_kinds),
