@@ -327,7 +327,9 @@ def _build(
     excluded = quiet_mask(times, zone, learning.quiet_spans) | switch_mask(
         times, step, [(float(f[0]), bool(f[1])) for f in flips]
     )
-    lab = preference_labels(times, step, ch_lists, occ, excluded, learning.label_lead_seconds)
+    lab = preference_labels(
+        times, step, ch_lists, occ, excluded, learning.label_lead_seconds, learning.presence_seconds
+    )
     if mode == "naive":
         targets = naive_labels(times, step, ch_lists)
     else:

@@ -8,7 +8,9 @@ a. **A person's change** at t_c to v: the rows whose data ends in (t_c - lead, t
    window ends before the change: it must anticipate it), back to the device's previous change at most.
 b. Otherwise a row is labelled with **the state in effect** only while the device's room is occupied, the row
    is not excluded, and the state was set by 'person', 'initial' or 'agent' (an agent command nobody changed
-   back is accepted; a person's quick override of it is covered by rule a's lead rows). Never while the state
+   back is accepted; one a person set back to the previous value within `reject_seconds`, the caller's
+   presence time, is a rejection: no label, and rule a labels the rows before the person's change). Never
+   while the state
    was set by 'automation:<name>' (a thermostat's own schedule is not the person), or by a change recorded
    with learning paused, until the device's next change.
 c. A change with `learning_paused`, or inside an excluded row, is never a label (rule a skips it); excluded
@@ -103,8 +105,11 @@ def preference_labels(
     occupied: np.ndarray,
     excluded: np.ndarray,
     lead_seconds: float,
+    reject_seconds: float = 0.0,
 ) -> Labels:
-    """Rules a, b, c (module docstring) for D devices: `changes[d]` sorted, occupied bool [N, D], excluded [N]."""
+    """Rules a, b, c (module docstring) for D devices: `changes[d]` sorted, occupied bool [N, D], excluded [N].
+
+    `reject_seconds`: an agent command that a person reverted within this long is no label (rule b)."""
     times = np.asarray(times, dtype=np.float64)
     n, n_dev = times.size, len(changes)
     ends = row_ends(times, step)
@@ -121,6 +126,8 @@ def preference_labels(
         ok_source = np.array(
             [c.source in LABEL_SOURCES and not c.learning_paused for c in ch] or [False], dtype=bool
         )
+        for k in _reverted(ch, reject_seconds):
+            ok_source[k] = False
         b = (idx >= 0) & ok_source[np.maximum(idx, 0)] & np.asarray(occupied[:, d], dtype=bool) & ~excluded
         labels[b, d] = st[b]
         for k, c in enumerate(ch):  # rule a, c
@@ -141,6 +148,17 @@ def preference_labels(
         event_ts.append(np.array(used, dtype=np.float64))
     labelled = (~np.isnan(labels)).sum(axis=0).astype(np.int64)
     return Labels(labels, state, event_rows, events, labelled, event_ts)
+
+
+def _reverted(ch: Sequence[Change], within: float) -> list[int]:
+    """Indices of agent changes a person set back to the previous value within `within` seconds."""
+    out = []
+    for k in range(1, len(ch) - 1):
+        c, nxt = ch[k], ch[k + 1]
+        back = nxt.source == "person" and nxt.value == ch[k - 1].value and nxt.ts - c.ts <= within
+        if c.source == "agent" and back:
+            out.append(k)
+    return out
 
 
 def presence(times: np.ndarray, step: float, events: np.ndarray, presence_seconds: float) -> np.ndarray:

@@ -177,3 +177,17 @@ def test_switch_mask() -> None:
     """pause_learning on during any part of a row excludes it."""
     m = switch_mask(TIMES, STEP, [(at(5.5), True), (at(8.2), False), (at(30), True), (at(31), False)])
     assert np.flatnonzero(m).tolist() == [5, 6, 7, 8, 30]
+
+
+def test_agent_command_the_person_set_back_is_a_rejection() -> None:
+    """The agent switches off; 10 min later the person switches back on: the agent's span is no label."""
+    ch = [Change(at(0), 1.0, "initial"), Change(at(10), 0.0, "agent"), Change(at(20), 1.0, "person")]
+    lab = preference_labels(TIMES, STEP, [ch], np.ones((N, 1), bool), np.zeros(N, bool), 180.0, 900.0).labels
+    assert (lab[:10, 0] == 1).all()
+    assert np.isnan(lab[10:17, 0]).all()  # rejected: not the person's preference
+    assert (lab[17:, 0] == 1).all()  # rule a before the person's change, then rule b
+    late = [Change(at(0), 1.0, "initial"), Change(at(10), 0.0, "agent"), Change(at(40), 1.0, "person")]
+    lab = preference_labels(
+        TIMES, STEP, [late], np.ones((N, 1), bool), np.zeros(N, bool), 180.0, 900.0
+    ).labels
+    assert (lab[10:37, 0] == 0).all()  # accepted for 30 min: a later change is a new wish, not a rejection
