@@ -1,4 +1,4 @@
-"""Command line: `edge-agent run | check-config | status | demo`.
+"""Command line: `edge-agent run | check-config | status | export-history | demo`.
 
 Bad input (config, bundle, database) is one clear message on stderr and exit code 2, never a traceback.
 `run` stays in the foreground, logs to stderr, and stops cleanly on SIGTERM/SIGINT (recorder flushed,
@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from edge_agent.cli_history import add_parser as add_export_history_parser
+from edge_agent.cli_history import cmd_export_history
 from edge_agent.config import AgentConfig, ConfigError, load_config, redacted_dump
 from edge_agent.logsetup import add_secret, is_journal_stream, setup_logging
 
@@ -385,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="show the running agent's state (stats topic, else the database)")
     s.add_argument("--config", required=True, help="YAML config file")
     s.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the retained stats")
+    add_export_history_parser(sub)
     sub.add_parser(
         "demo", help="simulated home + agent + live view (options: edge-agent demo --help)", add_help=False
     )
@@ -399,7 +402,12 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # argparse exits 2 on bad usage already; keep its code
         return int(e.code or 0)
-    handlers = {"run": cmd_run, "check-config": cmd_check_config, "status": cmd_status}
+    handlers = {
+        "run": cmd_run,
+        "check-config": cmd_check_config,
+        "status": cmd_status,
+        "export-history": cmd_export_history,
+    }
     return handlers[args.command](args)
 
 

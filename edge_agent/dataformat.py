@@ -10,6 +10,10 @@ Sidecar (`<csv>.sidecar.json` or `.yaml` next to the CSV, or given explicitly), 
                  "kitchen.temperature": {"role": "channel", "kind": "temperature", "unit": "°C"},
                  "kitchen.light": {"role": "device", "device_kind": "binary"}}}
 
+A column may set its own `ffill_limit_seconds` (e.g. a channel's kind stale limit, 0 for a label column that
+must never be carried, Infinity for a device's state input): then the runtime's stale mask and the loader's
+masking agree.
+
 Shared by the simulated home (which writes it, inside the runtime package) and `training/` (which reads
 it), so it lives here and imports nothing heavy.
 """
@@ -31,6 +35,12 @@ class ColumnSpec(BaseModel):
     kind: ChannelKind = Field(default="generic", description="channel: physical kind")
     device_kind: DeviceKind = Field(default="binary", description="device: binary, level or setpoint")
     levels: int = Field(default=2, ge=2, description="device (level): number of levels")
+    ffill_limit_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="This column's forward-fill limit (None = the sidecar's; 0 = never carried; Infinity / "
+        ".inf = until the next value, e.g. a device's state input)",
+    )
 
 
 class Sidecar(BaseModel):
@@ -51,3 +61,9 @@ class Sidecar(BaseModel):
 
     def device_columns(self) -> list[str]:
         return [n for n, c in self.columns.items() if c.role == "device"]
+
+    def ffill_limit(self, column: str) -> float:
+        """Seconds a value of `column` is carried forward (its own limit, else the sidecar's)."""
+        spec = self.columns.get(column)
+        own = None if spec is None else spec.ffill_limit_seconds
+        return self.ffill_limit_seconds if own is None else own

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from training.ortrun import make_session, ort_latency, run_batched
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.pt"
+Evaluator = Callable[[Path, list[ChannelSpec], list[DeviceSpec]], dict[str, float]]
 SPARSE_EVERY = 5  # the sparse tier runs on every 5th periodic tick
 
 
@@ -94,12 +96,14 @@ def write_bundle(
     pool: tuple[np.ndarray, np.ndarray, np.ndarray],
     latency_runs: int = 1000,
     extra_files: dict[str, str] | None = None,
+    evaluate: Evaluator | None = None,
 ) -> Manifest:
     """Export, quantize, check, time and write the bundle to `out_dir` (temp dir + rename).
 
     pool: normalized validation windows (x [N, C, T], mask [N, C], ids [N, C]) used for the int8 agreement
     check and the latency measurement. extra_files: name -> text written next to the manifest (not read by
-    the runtime), e.g. training.json.
+    the runtime), e.g. training.json. evaluate(dir, channels, devices) -> metrics: run on the exported tiers
+    before the manifest is written (e.g. held-out agreement of the int8 tier); merged into its metrics.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).exists():
@@ -107,7 +111,7 @@ def write_bundle(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        manifest = _build(tmp, spec, full, coarse, time_factor, pool, latency_runs)
+        manifest = _build(tmp, spec, full, coarse, time_factor, pool, latency_runs, evaluate)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
         tmp.chmod(0o755)  # mkdtemp makes it 0700; the service user must be able to read the bundle
@@ -134,6 +138,7 @@ def _build(
     time_factor: int,
     pool: tuple[np.ndarray, np.ndarray, np.ndarray],
     latency_runs: int,
+    evaluate: Evaluator | None = None,
 ) -> Manifest:
     full, coarse = full.eval(), coarse.eval()
     export_onnx(full, tmp / "full.onnx")
@@ -187,6 +192,8 @@ def _build(
                 latency_us_p99=round(lat["p99"], 1),
             )
         )
+    if evaluate is not None:
+        metrics.update(evaluate(tmp, spec.channels, spec.devices))
     manifest = Manifest(
         version=spec.version,
         created=spec.created or datetime.now(UTC).isoformat(timespec="seconds"),

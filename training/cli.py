@@ -31,8 +31,9 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
         "--dataset",
         required=required,
         help="'uci-occupancy'; 'sim[:DAYS[:SEED]]' (simulated history, state labels); "
-        "'simexplore:days=N,seed=S,start=YYYY-MM-DD' (explored, preference labels); or a CSV path in "
-        "the generic format (optionally 'csv:PATH')",
+        "'simexplore:days=N,seed=S,start=YYYY-MM-DD' (explored, preference labels); "
+        "'db:<SQLAlchemy URL>' (the agent's own log, e.g. db:sqlite:///var/lib/edge-agent/edge-agent.db); "
+        "or a CSV path in the generic format (optionally 'csv:PATH')",
     )
     p.add_argument(
         "--data-dir", help="directory of the uci-occupancy files (default ../shared/data/uci-occupancy)"
@@ -45,6 +46,26 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
         "fractions '0.7,0.85' (default 0.7,0.85)",
     )
     p.add_argument("--drop-channels", default="", help="comma-separated channels to leave out, e.g. Light")
+    p.add_argument("--history-days", type=float, help="db: only the last H days of the log (default: all)")
+    p.add_argument(
+        "--holdout-days",
+        type=float,
+        help="db: the last D days are the test split, validation the last 15%% of the rest (replaces --split; "
+        "default: the catalog's learning.train.holdout_days)",
+    )
+    p.add_argument(
+        "--labels",
+        choices=["preference", "naive"],
+        default=None,
+        help="db: preference (a person's changes + occupied unchanged states, <device>.state inputs; default) "
+        "or naive (the state in effect, no state inputs: the baseline that mirrors the device's footprint)",
+    )
+    p.add_argument(
+        "--min-labels",
+        type=int,
+        help="db: a device with fewer person-change label events is left out (default: the catalog's "
+        "learning.readiness.shadow_min_labels)",
+    )
     p.add_argument(
         "--calendar",
         default=None,
@@ -96,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--max-windows-per-epoch", type=int, default=200_000)
     t.add_argument(
+        "--transition-frac",
+        type=float,
+        default=0.3,
+        help="share of an epoch given to windows whose label differs from the device's <device>.state input "
+        "(a person's change follows); 0 = no oversampling (only datasets with state inputs, e.g. db:)",
+    )
+    t.add_argument(
         "--threshold-metric",
         choices=["balanced_accuracy", "f1", "accuracy"],
         default="balanced_accuracy",
@@ -130,12 +158,38 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _db_args(args: argparse.Namespace) -> dict[str, object]:
+    """The db:-only options (DataError if given for another dataset, or out of range)."""
+    given = {
+        k: v
+        for k, v in (
+            ("history_days", args.history_days),
+            ("holdout_days", args.holdout_days),
+            ("labels", args.labels),
+            ("min_labels", args.min_labels),
+        )
+        if v is not None
+    }
+    dataset = args.dataset or ""
+    if given and not dataset.startswith("db:"):
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise DataError(f"{flags}: for db: datasets only (the agent's log); drop it or use --dataset db:URL")
+    for k in ("history_days", "holdout_days"):
+        if k in given and not float(given[k]) > 0:  # type: ignore[arg-type]
+            raise DataError(f"--{k.replace('_', '-')} {given[k]}: must be a positive number of days")
+    if "min_labels" in given and int(given["min_labels"]) < 0:  # type: ignore[call-overload]
+        raise DataError(f"--min-labels {given['min_labels']}: must be 0 or more")
+    return given
+
+
 def _train(args: argparse.Namespace) -> int:
     from training.pipeline import DataSpec, train_bundle
     from training.train import TrainConfig
 
     if args.window < 8 or args.window % 8:
         raise DataError(f"--window {args.window}: must be a positive multiple of 8 (e.g. 64)")
+    if not 0 <= args.transition_frac < 1:
+        raise DataError(f"--transition-frac {args.transition_frac}: must be in [0, 1), e.g. 0.3")
     data = DataSpec(
         dataset=args.dataset,
         data_dir=args.data_dir,
@@ -144,6 +198,7 @@ def _train(args: argparse.Namespace) -> int:
         split=args.split,
         drop_channels=_csv_list(args.drop_channels),
         calendar=_calendar(args.calendar),
+        **_db_args(args),  # type: ignore[arg-type]
     )
     cfg = TrainConfig(
         window=args.window,
@@ -153,6 +208,7 @@ def _train(args: argparse.Namespace) -> int:
         d=args.d,
         batch=args.batch,
         max_windows_per_epoch=args.max_windows_per_epoch,
+        transition_frac=args.transition_frac,
         threshold_metric=args.threshold_metric,
         progress=not args.no_progress,
         level_free_kinds=_kinds(args.level_free_kinds),

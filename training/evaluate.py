@@ -346,6 +346,12 @@ def evaluate_cli(args: argparse.Namespace, eval_drop: list[str], calendar: list[
         split=args.split or (trained.get("split") if same else None),
         drop_channels=list(trained.get("drop_channels", [])),
         calendar=calendar if calendar is not None else trained.get("calendar"),
+        history_days=args.history_days or (trained.get("history_days") if same else None),
+        holdout_days=args.holdout_days or (trained.get("holdout_days") if same else None),
+        labels=args.labels or (trained.get("labels") if same else None) or "preference",
+        min_labels=args.min_labels
+        if args.min_labels is not None
+        else (trained.get("min_labels") if same else None),
     )
     report, extras = evaluate_bundle(
         bundle, data, eval_drop, latency_runs=args.latency_runs, faith_windows=args.faithfulness_windows

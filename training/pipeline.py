@@ -2,7 +2,8 @@
 
 Splits: `uci-occupancy` keeps its own files (train, test, test2) and carves the chronologically last 15 % of
 train as validation; a CSV dataset is split chronologically by `--split` (dates or fractions) into
-train/val/test. What was used (dataset, split, window, calendar channels, dropped channels) is written to
+train/val/test; a `db:<URL>` dataset (the agent's own log, training.data.dblog) holds out its last days as
+test (`--holdout-days`) and validates on the last 15 % of the rest. What was used (dataset, split, window, calendar channels, dropped channels) is written to
 `training.json` in the bundle, so `evaluate` rebuilds exactly the same test splits.
 """
 
@@ -15,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge_agent.manifest import Manifest
-from training.bundle import BundleSpec, default_budget, write_bundle
+from edge_agent.manifest import ChannelSpec, DeviceSpec, Manifest
+from training.bundle import BundleSpec, Evaluator, default_budget, write_bundle
 from training.data import (
     DEFAULT_CALENDAR,
     DataError,
@@ -25,7 +26,9 @@ from training.data import (
     slice_log,
     split_log,
 )
+from training.data.dblog import DB_PREFIX, DbDataset, is_db, load_db
 from training.data.uci import NAME as UCI_NAME
+from training.holdout import holdout_metrics
 from training.sensorlog import SensorLog
 from training.train import TrainConfig, train
 
@@ -47,6 +50,11 @@ class DataSpec:
     split: str | None = None
     drop_channels: list[str] = field(default_factory=list)
     calendar: list[str] | None = None  # None: the default for the dataset (UCI none, CSV time of day)
+    # db: datasets (the agent's own log): days read, days held out, label mode, min person-change events
+    history_days: float | None = None
+    holdout_days: float | None = None  # None: the catalog's learning.train.holdout_days
+    labels: str = "preference"  # preference | naive
+    min_labels: int | None = None  # None: the catalog's learning.readiness.shadow_min_labels
 
     def calendar_channels(self) -> list[str]:
         if self.calendar is not None:
@@ -62,6 +70,8 @@ def load_splits(spec: DataSpec) -> dict[str, SensorLog]:
     """
     if spec.dataset.startswith(SIMEXPLORE):
         return _load_simexplore(spec)
+    if is_db(spec.dataset):
+        return load_db_spec(spec).parts
     logs = load_dataset(
         spec.dataset,
         data_dir=Path(spec.data_dir) if spec.data_dir else None,
@@ -110,6 +120,23 @@ def _load_simexplore(spec: DataSpec) -> dict[str, SensorLog]:
         return load_splits(replace(spec, dataset=str(csv)))
 
 
+def load_db_spec(spec: DataSpec, window: int = 64) -> DbDataset:
+    """A `db:<URL>` dataset (training.data.dblog): train/val/held-out days, calendar channels added."""
+    if spec.split:
+        raise DataError(f"--split {spec.split!r}: a db: dataset is split by --holdout-days; drop --split")
+    if spec.labels not in ("preference", "naive"):
+        raise DataError(f"--labels {spec.labels!r}: use preference or naive")
+    return load_db(
+        spec.dataset.removeprefix(DB_PREFIX),
+        history_days=spec.history_days,
+        holdout_days=spec.holdout_days,
+        labels="naive" if spec.labels == "naive" else "preference",
+        min_labels=spec.min_labels,
+        window=window,
+        calendar=spec.calendar_channels(),
+    )
+
+
 def test_split_names(spec: DataSpec) -> list[str]:
     return ["test", "test2"] if spec.dataset == UCI_NAME else ["test"]
 
@@ -121,6 +148,8 @@ def _iso(t: float) -> str:
 def _dataset_label(dataset: str) -> str:
     if dataset == UCI_NAME or dataset.startswith(SIMEXPLORE):
         return dataset
+    if is_db(dataset):
+        return "db-" + Path(dataset.removeprefix(DB_PREFIX).removeprefix("sqlite:///")).stem
     return Path(dataset.removeprefix("csv:")).stem
 
 
@@ -133,8 +162,22 @@ def train_bundle(
     created: str | None = None,
     latency_runs: int = 1000,
 ) -> Manifest:
-    """Load, split, train and write the bundle to `out`; returns its manifest."""
-    parts = load_splits(data)
+    """Load, split, train and write the bundle to `out`; returns its manifest.
+
+    A db: dataset also gets the int8 tier's agreement with the person on the held-out days in the manifest
+    (training.holdout)."""
+    evaluate: Evaluator | None = None
+    if is_db(data.dataset):
+        db = load_db_spec(data, cfg.window)
+        parts = db.parts
+
+        def _holdout(tmp: Path, channels: list[ChannelSpec], devices: list[DeviceSpec]) -> dict[str, float]:
+            return holdout_metrics(db, tmp, channels, devices, cfg.window)
+
+        evaluate = _holdout
+
+    else:
+        parts = load_splits(data)
     tr, va = parts["train"], parts["val"]
     res = train(tr, va, cfg)
     label = _dataset_label(data.dataset)
@@ -168,6 +211,7 @@ def train_bundle(
         res.val_pool,
         latency_runs=latency_runs,
         extra_files={TRAINING_FILE: json.dumps(meta, indent=2)},
+        evaluate=evaluate,
     )
 
 

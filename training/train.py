@@ -4,7 +4,9 @@ Windows come from `WindowSampler` one batch at a time (never all [N, C, T] at on
 same normalized batch to the full model and, pooled in time, to the coarse model (the `coarse`/`focused`/
 `sparse` tiers); both get random channel dropout (>= 1 live) so masked channels and top-k subsets stay
 valid. AdamW, early stopping on validation loss (best state kept per model), a wall-clock budget, rare-label
-handling (balanced sampling + tempered class weights), and per-device thresholds chosen on validation.
+handling (balanced sampling + tempered class weights), oversampled transitions (windows whose label differs
+from the device's `<device>.state` input: a person's change follows), and per-device thresholds chosen on
+validation.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import torch
 from torch.nn import functional as F
 
 from edge_agent import features
+from edge_agent.kinds import state_channel
 from edge_agent.manifest import ChannelSpec, DeviceSpec
 from training.data import WindowSampler, channel_moments, normalize
+from training.decisions import SETPOINT_AGREE
 from training.model import CatVsn, DeviceHead, ModelConfig, n_params, pool_time
 from training.progress import TrainProgress
 from training.sensorlog import SensorLog
@@ -32,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 RARE = 0.2  # a binary device on less often than this is oversampled to about this rate per epoch
 MAX_BOOST = 20.0  # cap on the oversampling factor of one rare positive window
+MAX_TRANSITION_BOOST = 50.0  # cap on the oversampling factor of one transition window
 
 
 @dataclass
@@ -65,6 +70,9 @@ class TrainConfig:
         0.99  # validate and keep an exponential moving average of the weights (decay per step; 0 = off)
     )
     threshold_metric: str = "balanced_accuracy"  # binary threshold on validation: balanced_accuracy | f1
+    # windows whose label differs from the device's `<device>.state` input at the window end (a person's change
+    # follows: few, but what the model must learn) are oversampled to about this share of an epoch
+    transition_frac: float = 0.3
     seed: int = 0
     threads: int = 2
     progress: bool = True
@@ -176,10 +184,31 @@ class DeviceLoss:
         return total
 
 
+def transitions(sampler: WindowSampler, log: SensorLog, heads: list[DeviceHead]) -> np.ndarray:
+    """bool [M] per window end: some device's label differs from its `<device>.state` input at the end."""
+    names = {c.name: i for i, c in enumerate(log.channels)}
+    out = np.zeros(sampler.ends.size, dtype=bool)
+    for k, h in enumerate(heads):
+        c = names.get(state_channel(h.name))
+        if c is None:
+            continue
+        y, s = sampler.labels[sampler.ends, k], sampler.values[sampler.ends, c]
+        known = ~np.isnan(y) & ~np.isnan(s)
+        diff = np.abs(y - s) > (SETPOINT_AGREE if h.kind == "setpoint" else 0.5)
+        out |= known & diff
+    return out
+
+
 def epoch_sample(
-    sampler: WindowSampler, heads: list[DeviceHead], n: int, rng: np.random.Generator
+    sampler: WindowSampler,
+    heads: list[DeviceHead],
+    n: int,
+    rng: np.random.Generator,
+    moves: np.ndarray | None = None,
+    transition_frac: float = 0.0,
 ) -> np.ndarray:
-    """Window ends for one epoch: all (shuffled) or n drawn, rare binary positives oversampled to ~RARE."""
+    """Window ends for one epoch: all (shuffled) or n drawn, rare binary positives oversampled to ~RARE and
+    transition windows (`moves` bool [M], see `transitions`) to ~transition_frac of the epoch."""
     ends = sampler.ends
     weight = np.ones(ends.size)
     for k, h in enumerate(heads):
@@ -189,6 +218,10 @@ def epoch_sample(
         rate = float(np.nanmean(y)) if np.isfinite(y).any() else 0.0
         if 0 < rate < RARE:
             weight += (y == 1) * (min(MAX_BOOST, RARE / rate) - 1.0)
+    if moves is not None and 0 < transition_frac < 1 and moves.any() and not moves.all():
+        a, b = float(weight[moves].sum()), float(weight[~moves].sum())
+        if a / (a + b) < transition_frac:
+            weight[moves] *= min(MAX_TRANSITION_BOOST, transition_frac * b / ((1 - transition_frac) * a))
     if ends.size <= n and np.all(weight == 1):
         return rng.permutation(ends)
     return rng.choice(ends, size=min(n, max(ends.size, 1)) if ends.size <= n else n, p=weight / weight.sum())
@@ -277,6 +310,7 @@ def train(
     ema = {n: _ema(m, cfg.ema) for n, m in (("full", full), ("coarse", coarse))}
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = DeviceLoss(heads, train_log.labels[tr.ends])
+    moves = transitions(tr, train_log, heads)  # bool [M]
     vx, vmask, vids, vlab = windows(va, strided(va.ends, cfg.max_val_windows), mean, std)
     vxc = features.pool_time(vx, cfg.time_factor)  # the runtime's pooling (numpy)
 
@@ -300,7 +334,7 @@ def train(
         for epoch in range(cfg.epochs):
             full.train()
             coarse.train()
-            ends = epoch_sample(tr, heads, per_epoch, rng)
+            ends = epoch_sample(tr, heads, per_epoch, rng, moves, cfg.transition_frac)
             run_loss, n_b = 0.0, 0
             for i in range(0, ends.size, cfg.batch):
                 x, mask, ids, labels = (
@@ -387,6 +421,7 @@ def train(
         "params_full": float(n_params(full)),
         "params_coarse": float(n_params(coarse)),
         "budget_stopped": float(stop_reason == "budget"),
+        "train_transition_windows": float(moves.sum()),
         **thr_metrics,
     }
     channels = [

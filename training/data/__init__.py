@@ -11,6 +11,7 @@ Public API (the trainer, evaluator, baselines and CLI use only these names):
     channel_moments
     hour_and_weekday(log), add_calendar_channels(log), calendar_columns(log, names)
     load_csv(path, sidecar=, timezone=)
+    load_db(url, ...)                  the agent's own log (training.data.dblog): train/val/held-out days
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from training.data.calendar import (
     local_seconds,
 )
 from training.data.csvload import load_csv
+from training.data.dblog import load_db
 from training.data.errors import DataError
 from training.data.splits import DEFAULT_SPLIT, slice_log, split_log
 from training.data.uci import NAME as UCI_NAME
@@ -52,6 +54,7 @@ __all__ = [
     "drop_channels",
     "hour_and_weekday",
     "load_csv",
+    "load_db",
     "load_dataset",
     "local_seconds",
     "normalize",

@@ -13,7 +13,8 @@ Rows are written into arrays preallocated from a line count, so memory is bounde
 e.g. 2M rows × 22 columns ≈ 0.5 GB. The result keeps only rows · (4·K + 4) bytes.
 
 Cell policy:
-* empty / NA cell: missing (NaN), later carried forward up to the sidecar's `ffill_limit_seconds`.
+* empty / NA cell: missing (NaN), later carried forward up to the column's `ffill_limit_seconds` (else the
+  sidecar's; Infinity = until the next value).
 * non-numeric cell (e.g. "err"): counted per column (`non_numeric`, `non_numeric.<column>`), masked (NaN)
   with a warning naming the first bad line; a column where more than half of the non-empty cells of a chunk
   are non-numeric is a DataError (it is not a numeric column). Device columns also accept on/off/true/false.
@@ -217,6 +218,13 @@ def load_csv(
     return build_log(path, sc, zone, t_us, vals, offs, channels, devices, parser, non_numeric, rows_in, stats)
 
 
+def limit_steps(seconds: float, step: float, n_grid: int) -> int:
+    """Grid steps a value is carried for a forward-fill limit in seconds (Infinity: the whole grid)."""
+    if not np.isfinite(seconds):
+        return n_grid
+    return int(np.floor(seconds / step + 1e-9))
+
+
 def build_log(
     path: Path,
     sc: Sidecar,
@@ -233,13 +241,16 @@ def build_log(
 ) -> SensorLog:
     """Sorted rows (t_us int64 [n], vals float32 [n, C + D]) -> resampled SensorLog with stats (shared with uci)."""
     step_us = int(round(sc.step_seconds * US))
-    limit = int(np.floor(sc.ffill_limit_seconds / sc.step_seconds + 1e-9))
     t0, n_grid, g = grid_index(t_us, step_us)
+    limit = limit_steps(sc.ffill_limit_seconds, sc.step_seconds, n_grid)
     n_ch = len(channels)
     values = np.empty((n_grid, n_ch), dtype=np.float32)  # [G, C]
     labels = np.empty((n_grid, len(devices)), dtype=np.float32)  # [G, D]
+    names = [c.name for c in channels] + [d.name for d in devices]
     for k in range(vals.shape[1]):
-        out = resample_column(g, vals[:, k], n_grid, limit)
+        out = resample_column(
+            g, vals[:, k], n_grid, limit_steps(sc.ffill_limit(names[k]), sc.step_seconds, n_grid)
+        )
         if k < n_ch:
             values[:, k] = out
         else:

@@ -1,0 +1,109 @@
+"""`edge-agent export-history`: the home's log as the generic CSV + sidecar, to train on another machine.
+
+    edge-agent export-history --config FILE [--since 30d|YYYY-MM-DD] [--until ...] --out h.csv
+                              [--labels preference|naive] [--step SECONDS]
+
+`--since`/`--until`: `30d` / `12h` (that long before now), a local date `2024-06-30` (midnight in the
+home's zone) or a local date-time `2024-06-30T18:00`. Bad input (config, no database, no catalog, empty
+span, unwritable --out) is one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+EXIT_BAD_INPUT = 2
+_AGO = re.compile(r"(\d+(?:\.\d+)?)([dh])")
+
+
+def parse_when(text: str, now: float, timezone: str, flag: str) -> float:
+    """'30d' / '12h' before `now`, or a local date / date-time in `timezone` -> epoch seconds (ValueError)."""
+    from edge_agent.calendar_features import load_zone
+
+    text = text.strip()
+    m = _AGO.fullmatch(text)
+    if m:
+        return now - float(m.group(1)) * (86400.0 if m.group(2) == "d" else 3600.0)
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{flag} {text!r}: not a span or a date; write e.g. 30d, 12h, 2024-06-30 or 2024-06-30T18:00"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=load_zone(timezone))
+    return when.timestamp()
+
+
+def add_parser(sub: Any) -> None:
+    e = sub.add_parser(
+        "export-history", help="write the home's log as the generic CSV + sidecar (training data)"
+    )
+    e.add_argument("--config", required=True, help="YAML config file (its database is read)")
+    e.add_argument("--since", help="start: 30d, 12h, a local date 2024-06-30 or date-time (default: all)")
+    e.add_argument("--until", help="end (exclusive), same forms (default: now)")
+    e.add_argument("--out", required=True, help="CSV file to write (the sidecar goes next to it)")
+    e.add_argument(
+        "--labels",
+        choices=["preference", "naive"],
+        default="preference",
+        help="preference: what the person wanted (+ <device>.state inputs); naive: the state in effect",
+    )
+    e.add_argument("--step", type=float, default=None, help="grid step in seconds (default: the catalog's)")
+
+
+def _fail(msg: str) -> int:
+    print(f"edge-agent: {msg}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def cmd_export_history(args: argparse.Namespace) -> int:
+    from edge_agent.config import ConfigError, load_config
+    from edge_agent.history import HistoryError, load_history
+    from edge_agent.history_csv import sidecar_path, write_history_csv
+    from edge_agent.logsetup import setup_logging
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        return _fail(f"config error:\n{e}")
+    setup_logging("WARNING")
+    if args.step is not None and not 1 <= args.step <= 86400:
+        return _fail(f"--step {args.step:g}: must be between 1 and 86400 seconds (e.g. 60)")
+    out = Path(args.out)
+    if out.is_dir():
+        return _fail(f"--out {out}: is a directory; give a CSV file path, e.g. {out / 'history.csv'}")
+    now = time.time()
+    try:
+        since = parse_when(args.since, now, cfg.timezone, "--since") if args.since else None
+        until = parse_when(args.until, now, cfg.timezone, "--until") if args.until else None
+    except ValueError as e:
+        return _fail(str(e))
+    if since is not None and until is not None and since >= until:
+        return _fail(f"--since {args.since} is not before --until {args.until}; swap or widen them")
+    try:
+        hist = load_history(cfg.database_url, since=since, until=until, step=args.step, labels=args.labels)
+        path, side, sc = write_history_csv(hist, out)
+    except HistoryError as e:
+        return _fail(str(e))
+    first = dt.datetime.fromtimestamp(float(hist.times[0]), dt.UTC).isoformat(timespec="minutes")
+    last = dt.datetime.fromtimestamp(float(hist.times[-1]), dt.UTC).isoformat(timespec="minutes")
+    per_dev = ", ".join(
+        f"{d.name} {int(hist.labels.events[k])} events/{int(hist.labels.labelled[k])} rows"
+        for k, d in enumerate(hist.devices)
+    )
+    print(
+        f"wrote {path} and {sidecar_path(path).name}: {len(hist)} rows of {hist.step:g}s from {first} to "
+        f"{last} UTC, {len(sc.channel_columns())} channels, {len(sc.device_columns())} devices "
+        f"({hist.mode} labels: {per_dev or 'none'})"
+    )
+    return 0
