@@ -6,9 +6,10 @@ never switches it on for a person sitting in the dark (training/simexplore.py). 
 
 a. **A person's change** at t_c to v: the rows whose data ends in (t_c - lead, t_c] get label v (the model's
    window ends before the change: it must anticipate it), back to the device's previous change at most.
-b. Otherwise a row is labelled with **the state in effect** only while the device's room is occupied, the row
-   is not excluded, and the state was set by 'person', 'initial' or 'agent' (an agent command nobody changed
-   back is accepted; one a person set back to the previous value within `reject_seconds`, the caller's
+b. Otherwise a row is labelled with **the state in effect** when the row is not excluded and the state was set
+   by 'person' or 'initial' (what the person left, also in an empty room: "nobody there, light off" is a
+   preference too — without it a model is undefined for empty rooms and leaves lights on), or, while the room
+   is occupied, by 'agent' (an agent command nobody changed back while there is accepted; one a person set back to the previous value within `reject_seconds`, the caller's
    presence time, is a rejection: no label, and rule a labels the rows before the person's change). Never
    while the state
    was set by 'automation:<name>' (a thermostat's own schedule is not the person), or by a change recorded
@@ -128,7 +129,16 @@ def preference_labels(
         )
         for k in _reverted(ch, reject_seconds):
             ok_source[k] = False
-        b = (idx >= 0) & ok_source[np.maximum(idx, 0)] & np.asarray(occupied[:, d], dtype=bool) & ~excluded
+        # an empty room's state is a label only if the person (or the initial state) left it so: what an agent
+        # set while nobody was there to object is not accepted (it would teach its own mistakes back)
+        left_by_person = np.array(
+            [c.source in ("person", "initial") and not c.learning_paused for c in ch] or [False], dtype=bool
+        )
+        for k in _reverted(ch, reject_seconds):
+            left_by_person[k] = False
+        occ = np.asarray(occupied[:, d], dtype=bool)
+        src = np.maximum(idx, 0)
+        b = (idx >= 0) & ~excluded & ((occ & ok_source[src]) | (~occ & left_by_person[src]))
         labels[b, d] = st[b]
         for k, c in enumerate(ch):  # rule a, c
             if c.source != "person" or c.learning_paused or n == 0:

@@ -46,34 +46,37 @@ def test_state_in_effect_and_naive() -> None:
 
 def test_rule_a_person_change_labels_the_lead_rows() -> None:
     """Rows whose data ends in (t_c - lead, t_c] get the new value: the window ends before the change."""
-    ch = [Change(at(0), 0.0, "initial"), Change(at(20), 1.0, "person")]
-    res = _labels(ch, occupied=np.zeros(N, bool))  # nobody seen: only rule a labels
+    ch = [Change(at(0), 0.0, "agent"), Change(at(20), 1.0, "person")]
+    res = _labels(ch, occupied=np.zeros(N, bool))  # nobody seen, the state the agent's: only rule a labels
+    res.labels[20:, 0] = np.nan  # the person's own state after the change: rule b (next test)
     lab = res.labels[:, 0]
     # rows 17, 18, 19 end at rows 18, 19, 20 (<= t_c, > t_c - 180 s)
     assert np.flatnonzero(~np.isnan(lab)).tolist() == [17, 18, 19]
     assert (lab[17:20] == 1).all()
     assert (res.state[17:20, 0] == 0).all()  # the input still shows the old state: a transition
-    assert res.event_rows[:, 0].sum() == 3 and res.events[0] == 1 and res.labelled[0] == 3
+    assert res.event_rows[:, 0].sum() == 3 and res.events[0] == 1 and res.labelled[0] == 3 + (N - 20)
 
 
 def test_rule_a_stops_at_the_previous_change() -> None:
     """Two quick changes: the second's lead rows never reach back before the first."""
-    ch = [Change(at(0), 0.0, "initial"), Change(at(20), 1.0, "person"), Change(at(21), 0.0, "person")]
+    ch = [Change(at(0), 0.0, "agent"), Change(at(20), 1.0, "person"), Change(at(21), 0.0, "person")]
     lab = _labels(ch, occupied=np.zeros(N, bool)).labels[:, 0]
     assert lab[17] == 1 and lab[18] == 1 and lab[19] == 1  # before the first change: on
     assert lab[20] == 0  # the row ending at the second change: off
-    assert np.isnan(lab[21:]).all()
+    assert np.isnan(lab[:17]).all() and (lab[21:] == 0).all()  # the agent's state in an empty room: none
 
 
-def test_rule_b_occupied_unchanged_states() -> None:
-    """Unchanged states are labels only while the room is occupied."""
+def test_rule_b_unchanged_states() -> None:
+    """What the person (or the initial state) left is a label, also in an empty room; an agent's state only
+    while the room is occupied (nobody there to object is no acceptance)."""
     occ = np.zeros(N, bool)
     occ[30:40] = True
+    occ[55:] = True
     ch = [Change(at(0), 1.0, "initial"), Change(at(50), 0.0, "agent")]
     res = _labels(ch, occupied=occ)
     lab = res.labels[:, 0]
-    assert np.flatnonzero(~np.isnan(lab)).tolist() == list(range(30, 40))
-    assert (lab[30:40] == 1).all()
+    assert np.flatnonzero(~np.isnan(lab)).tolist() == list(range(0, 50)) + list(range(55, N))
+    assert (lab[:50] == 1).all() and (lab[55:] == 0).all()
     assert res.events[0] == 0
 
 
