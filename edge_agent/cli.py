@@ -1,4 +1,4 @@
-"""Command line: `edge-agent run | check-config | status | demo`.
+"""Command line: `edge-agent run | check-config | status | demo`, and `train | model` (edge_agent.cli_model).
 
 Bad input (config, bundle, database) is one clear message on stderr and exit code 2, never a traceback.
 `run` stays in the foreground, logs to stderr, and stops cleanly on SIGTERM/SIGINT (recorder flushed,
@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from edge_agent import cli_model
 from edge_agent.config import AgentConfig, ConfigError, load_config, redacted_dump
 from edge_agent.logsetup import add_secret, is_journal_stream, setup_logging
 
@@ -343,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "demo", help="simulated home + agent + live view (options: edge-agent demo --help)", add_help=False
     )
+    p.set_defaults(model_handlers=cli_model.add_parsers(sub))
     return p
 
 
@@ -354,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # argparse exits 2 on bad usage already; keep its code
         return int(e.code or 0)
-    handlers = {"run": cmd_run, "check-config": cmd_check_config, "status": cmd_status}
+    handlers = {"run": cmd_run, "check-config": cmd_check_config, "status": cmd_status, **args.model_handlers}
     return handlers[args.command](args)
 
 
