@@ -75,11 +75,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.quiet and not text.startswith(NOISE):
             print(f"[{time.monotonic() - t0:6.1f}s] {text}", flush=True)
 
+    data = (
+        f"the home's log ({t.history_days:g} days, the last {t.holdout_days:g} held out)"
+        if args.dataset is None
+        else args.dataset
+    )
+
     def started(pid: int) -> None:
         if not args.quiet:
             print(
-                f"training started (pid {pid}): budget {t.budget_seconds:.0f}s, memory {t.memory_mb} MB, "
-                f"{t.history_days:g} days of history, {t.holdout_days:g} held out",
+                f"training started (pid {pid}) on {data}: budget {t.budget_seconds:.0f}s, memory {t.memory_mb} MB",
                 flush=True,
             )
 
