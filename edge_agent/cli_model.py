@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from edge_agent.config import AgentConfig, ConfigError, load_config
+from edge_agent.logsetup import is_journal_stream
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +50,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
 
 
 def _fail(msg: str) -> int:
-    from edge_agent.cli import _fail as fail  # one definition of the bad-input line (journal priorities)
-
-    return fail(msg)
+    """The bad-input line as `edge-agent run` prints it (journal priority prefix under systemd); exit 2."""
+    text = f"edge-agent: {msg}"
+    if is_journal_stream(sys.stderr):
+        text = "\n".join(f"<3>{line}" for line in text.splitlines())
+    print(text, file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def _config(path: str) -> AgentConfig | None:
@@ -92,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = job.run()
     if not result.ok:
         code = EXIT_BAD_INPUT if result.outcome in BAD_INPUT_OUTCOMES else EXIT_FAILED
-        print(f"edge-agent: {result.message}", file=sys.stderr)
+        _fail(result.message)
         return code
     assert result.info is not None and result.manifest is not None
     rss = f", peak RSS {result.peak_rss_mb:.0f} MB" if result.peak_rss_mb else ""
