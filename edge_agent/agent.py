@@ -18,9 +18,10 @@ from typing import Any
 
 import psutil
 
+from edge_agent.bundlestore import BundleWatcher
 from edge_agent.config import AgentConfig
 from edge_agent.controller import Controller, Message, command_record
-from edge_agent.devices import DeviceRuntime
+from edge_agent.devices import DeviceRuntime, build_devices
 from edge_agent.effects import Command, Effects, StateRecord
 from edge_agent.focus import AttentionTracker
 from edge_agent.governor import Governor
@@ -43,6 +44,7 @@ PERSIST_SECONDS = 30.0  # real seconds between saves of the attention tracker an
 DURABLE_WAIT_SECONDS = 2.0
 BURST_MESSAGES = 500  # a batch this big means a flood: trim the heap once it is over
 TRIM_EVERY_SECONDS = 5.0  # longest wait for a person's hold to be committed before going on
+WATCH_SECONDS = 5.0  # how often the store's `current` is checked for a new bundle (no bundle: in config)
 
 
 def merge_holds(saved: dict[str, Any], from_overrides: dict[str, float]) -> dict[str, Any]:
@@ -111,6 +113,14 @@ class Agent:
         self.scheduler.every(
             r.retention_interval_seconds, retention_job(self.recorder, clock, r.retention_days), "retention"
         )
+        self.watcher: BundleWatcher | None = None
+        if config.bundle is None:  # serving the store's current: a new one is swapped in without a restart
+            serving = bundle.version if bundle is not None else None
+            threads = config.process.inference_threads
+            self.watcher = BundleWatcher(
+                config.bundle_store, serving=serving, threads=threads, accept=self._fits
+            )
+            self.scheduler.every(WATCH_SECONDS, self._watch_bundle, "bundle-watch")
         self._lock = StateLock(config.state_dir)
         self.heartbeat_hooks: list[Callable[[], None]] = []  # called once per decider loop (e.g. a watchdog)
         self._rate = RateMeter()
@@ -202,6 +212,14 @@ class Agent:
         """Serve `bundle` from the next decision on (the decider swaps it between two calls)."""
         with self._swap_lock:
             self._swap = bundle
+
+    def _fits(self, bundle: Bundle) -> None:
+        build_devices(self.cfg, bundle.manifest)  # raises ConfigError when the config cannot serve it
+
+    def _watch_bundle(self) -> None:
+        bundle = self.watcher.check() if self.watcher is not None else None
+        if bundle is not None:
+            self.swap_bundle(bundle)
 
     # ---- the decider thread ----------------------------------------------------------------------------
     def _loop(self) -> None:

@@ -9,6 +9,7 @@ models (state dict + config) for evaluation and retraining; the runtime reads on
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -194,6 +195,9 @@ def _build(
         )
     if evaluate is not None:
         metrics.update(evaluate(tmp, spec.channels, spec.devices))
+    undefined = sorted(k for k, v in metrics.items() if not math.isfinite(float(v)))
+    if undefined:  # JSON has no NaN: it would be written as null and the manifest could not be read back
+        logger.warning("metrics left out of the manifest (undefined, e.g. one class only): %s", undefined)
     manifest = Manifest(
         version=spec.version,
         created=spec.created or datetime.now(UTC).isoformat(timespec="seconds"),
@@ -205,7 +209,7 @@ def _build(
         tiers=tiers,
         timezone=spec.timezone,
         training_span=spec.training_span,
-        metrics={k: float(v) for k, v in metrics.items()},
+        metrics={k: float(v) for k, v in metrics.items() if k not in undefined},
     )
     write_manifest(tmp, manifest)
     return manifest
