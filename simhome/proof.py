@@ -2,9 +2,9 @@
 
 `run_proof` lives one home's life (`simhome.lifecycle`): the agent installed with no bundle observes while
 the person runs the home by hand for `observe_days` (everything into a real SQLite file); a first model is
-trained from that database by the project's own command line in a subprocess (`python -m training train
---dataset db:sqlite:///...`, once with the person's-preference labels, once with the naive state-in-effect
-labels); then, from the same moment, the same `auto_days` are lived four times: (a) nobody acting, (b) the
+trained from that database in a subprocess — with the person's-preference labels by `edge-agent train
+--config FILE` (the product's path: the training child at the lowest priority, installed into the store),
+and for comparison with the naive state-in-effect labels by `python -m training train --labels naive`; then, from the same moment, the same `auto_days` are lived four times: (a) nobody acting, (b) the
 person alone, (c) the agent in auto with each model. Every phase's report is returned (and the training
 runs' wall time). simhome never imports training: the trainer is a child process, as in the daemon.
 """
@@ -37,6 +37,8 @@ class ProofSettings:
     holdout_days: float = 2.0  # the most recent observed days the trainer keeps out for evaluation
     train_args: list[str] = field(default_factory=list)  # extra `python -m training train` arguments
     labels: tuple[str, ...] = LABELS
+    via_agent: bool = True  # the preference model through `edge-agent train --config` (naive: the trainer)
+    agent_epochs: int = 12  # learning.train.epochs for `edge-agent train`
 
 
 @dataclass
@@ -84,6 +86,41 @@ def train(db: Path, out: Path, labels: str, holdout_days: float, extra: Sequence
     return took
 
 
+def train_with_agent(
+    world: lc.World, db: Path, state_dir: Path, extra_yaml: dict | None = None
+) -> tuple[Path, float]:
+    """The first model as a person would make it: `edge-agent train --config FILE` on the home's log (the
+    training child at the lowest priority, installed into the store). Returns (bundle in service, wall s)."""
+    import json
+
+    from simhome.config import simhome_config_dict
+
+    data = simhome_config_dict(
+        None,
+        state_dir=state_dir,
+        mode="observe",
+        timezone=world.home.timezone,
+        topo=world.topo,
+        recorder={"database_url": f"sqlite:///{db}"},
+        **(extra_yaml or {}),
+    )
+    cfg = state_dir / "agent.yaml"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(json.dumps(data), encoding="utf-8")  # JSON is YAML
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    t0 = time.monotonic()
+    cmd = [sys.executable, "-m", "edge_agent.cli", "train", "--config", str(cfg), "--quiet"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    took = time.monotonic() - t0
+    if res.returncode != 0:
+        last = ((res.stderr + res.stdout).strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"edge-agent train exited {res.returncode}: {last}")
+    logger.info("edge-agent train in %.1fs: %s", took, res.stdout.strip())
+    return (state_dir / "bundles" / "current").resolve(), took
+
+
 def run_proof(work: Path, s: ProofSettings, progress: Callable[[str], None] | None = None) -> ProofResult:
     """Live the home's first weeks under `work` (databases, bundles, state directories)."""
     say = progress or (lambda _msg: None)
@@ -97,7 +134,11 @@ def run_proof(work: Path, s: ProofSettings, progress: Callable[[str], None] | No
     for labels in s.labels:
         out = work / f"bundle-{labels}"
         say(f"train ({labels} labels)")
-        result.train_seconds[labels] = train(db, out, labels, s.holdout_days, s.train_args)
+        if labels == "preference" and s.via_agent:  # the product's own path: edge-agent train
+            learning = {"learning": {"train": {"holdout_days": s.holdout_days, "epochs": s.agent_epochs}}}
+            out, result.train_seconds[labels] = train_with_agent(world, db, work / "state-train", learning)
+        else:
+            result.train_seconds[labels] = train(db, out, labels, s.holdout_days, s.train_args)
         result.bundles[labels] = out
     say(f"(a) nobody acting, {s.auto_days:g} days")
     result.phases["nobody"] = lc.nobody(after.snapshot(), s.auto_days)

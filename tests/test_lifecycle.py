@@ -7,8 +7,6 @@ a short life with a tiny training: the full figures are bench/bench_lifecycle.py
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -20,19 +18,6 @@ from simhome import lifecycle as lc
 from simhome.layout import CHANNEL_NAMES, DEVICE_NAMES
 
 DEMO = Path(__file__).resolve().parents[1] / "simhome" / "demo_bundle"
-
-
-def _trainer_reads_the_log() -> bool:
-    """Does `python -m training train` take the home's log (`--labels`, `--holdout-days`) yet?"""
-    from training.cli import build_parser
-
-    argv = ["train", "--dataset", "db:x", "--out", "y", "--labels", "naive", "--holdout-days", "1"]
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            build_parser().parse_args(argv)
-    except SystemExit:
-        return False
-    return True
 
 
 def _count(db: Path, table) -> int:
@@ -103,10 +88,6 @@ def test_auto_phase_records_through_the_runtime_into_sqlite(tmp_path):
     assert again.agreement == rep.agreement and again.commands == rep.commands  # deterministic
 
 
-@pytest.mark.skipif(
-    not _trainer_reads_the_log(),
-    reason="python -m training train has no --labels/--dataset db: yet (issue 15's db dataset not merged)",
-)
 def test_first_model_from_the_homes_own_log_learns_the_person(tmp_path):
     """Observe 6 days (no model), train tiny models from that SQLite log (preference and naive labels), one
     day in auto each, from the same moment: on the lights the preference-labelled model agrees with the
@@ -120,6 +101,7 @@ def test_first_model_from_the_homes_own_log_learns_the_person(tmp_path):
         auto_days=1.0,
         holdout_days=1.0,
         train_args=["--epochs", "3", "--max-windows-per-epoch", "3000", "--latency-runs", "20"],
+        agent_epochs=3,
     )
     res = run_proof(tmp_path, s)
     obs = res.observe
