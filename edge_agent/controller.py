@@ -27,20 +27,19 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.attribution import PERSON, Attributor
+from edge_agent.attribution import Attributor
 from edge_agent.calendar_features import load_zone
 from edge_agent.catalog import CATALOG_KEY, build_catalog, channel_kinds
 from edge_agent.config import MODE_ORDER, AgentConfig
+from edge_agent.device_reports import DeviceReports
 from edge_agent.devices import DeviceRuntime, build_devices
 from edge_agent.effects import (
     Command,
     CommandRecord,
     Decision,
     DecisionRecord,
-    DeviceChangeRecord,
     Effects,
     ModelVersionRecord,
-    OverrideRecord,
     ReadingRecord,
     Record,
     StateRecord,
@@ -95,6 +94,7 @@ class Controller:
         counts = state.get("label_counts")
         self.labels_collected: dict[str, int] = dict(counts) if isinstance(counts, dict) else {}
         self.attributor = Attributor(config.learning.automations, self.zone)
+        self.reports = DeviceReports(self.attributor, self.switches, self.labels_collected)
         self._own_state_topics = set(self.switches.state_topics.values())
         self._install(bundle, now, tracker_json=state.get("attention_tracker"))
         holds = state.get("holds") or {}
@@ -347,45 +347,13 @@ class Controller:
         row = self.state_rows.get(dev.name)
         if row is not None:  # the device's own state as a model input
             self.window.update(row, value, now, seen=self._mono)
-        source = {"initial": "initial", "echo": "agent"}.get(ev.kind) or self.attributor.source(dev.name, now)
-        paused = self.switches.learning_paused
-        fx.records.append(DeviceChangeRecord(now, dev.name, value, ev.previous, source, paused))
-        if source == PERSON and ev.kind == "override" and not paused:
-            self.labels_collected[dev.name] = self.labels_collected.get(dev.name, 0) + 1
-        if ev.kind != "override":
-            return
-        # a person's or another automation's change: the device is held (the agent never fights either)
-        dev.policy.note_change(now)
         hold = self.cfg.devices[dev.cfg_index].override_hold_seconds
-        if source != PERSON:
-            if self._limiter.allow(f"automation:{dev.name}", now):
-                logger.info("%s set to %g by %s; held for %.0fs (not a label)", dev.name, value, source, hold)
-            fx.records.append(self._holds(now))
-            return
-        self.counters.overrides += 1
-        last = dev.last
-        if self._limiter.allow(f"override:{dev.name}", now):
-            logger.info(
-                "override: %s set to %g by a person (agent's value %s); held for %.0fs",
-                dev.name,
-                value,
-                None if last is None else last.value,
-                hold,
-            )
-        fx.records.append(
-            OverrideRecord(
-                ts=now,
-                device=dev.name,
-                value=value,
-                previous=ev.previous,
-                agent_target=None if last is None else last.value,
-                agent_output=None if last is None else last.output,
-                decision_ts=None if last is None else last.time,
-                model_version=self.bundle.version if self.bundle is not None else None,
-                hold_until=dev.tracker.held_until,
-            )
-        )
-        fx.records.append(self._holds(now))  # the hold is durable before anything else is done
+        records, held = self.reports.records(dev, ev, now, hold, self.bundle.version if self.bundle else None)
+        fx.records += records
+        if held:
+            if records[-1].TABLE == "overrides":
+                self.counters.overrides += 1
+            fx.records.append(self._holds(now))  # the hold is durable before anything else is done
 
     # ---- decisions -------------------------------------------------------------------------------------
     def _decide(
