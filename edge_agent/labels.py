@@ -5,7 +5,10 @@ learns to mirror the device through its footprint ("lamp light seen -> keep it o
 never switches it on for a person sitting in the dark (training/simexplore.py). So the labels are:
 
 a. **A person's change** at t_c to v: the rows whose data ends in (t_c - lead, t_c] get label v (the model's
-   window ends before the change: it must anticipate it), back to the device's previous change at most.
+   window ends before the change: it must anticipate it), back to the device's previous change at most, and
+   only rows while the device's room is occupied: the person wanted the kitchen light once in the kitchen, not
+   while still walking through the living room (labelling those taught a model to switch lights on in rooms
+   nobody had entered yet).
 b. Otherwise a row is labelled with **the state in effect** when the row is not excluded and the state was set
    by 'person' or 'initial' (what the person left, also in an empty room: "nobody there, light off" is a
    preference too — without it a model is undefined for empty rooms and leaves lights on), or, while the room
@@ -149,7 +152,7 @@ def preference_labels(
             i0 = int(np.searchsorted(ends, lo, side="right"))  # first row ending after lo
             i1 = int(np.searchsorted(ends, c.ts, side="right"))  # rows ending at or before t_c
             rows = np.arange(i0, i1)
-            rows = rows[~excluded[rows]]
+            rows = rows[~excluded[rows] & occ[rows]]  # they wanted it once there, not before they came
             if rows.size:
                 labels[rows, d] = c.value
                 event_rows[rows, d] = True

@@ -45,22 +45,26 @@ def test_state_in_effect_and_naive() -> None:
 
 
 def test_rule_a_person_change_labels_the_lead_rows() -> None:
-    """Rows whose data ends in (t_c - lead, t_c] get the new value: the window ends before the change."""
+    """Rows whose data ends in (t_c - lead, t_c] get the new value (the window ends before the change), once
+    the person is in the room: not while they were still elsewhere."""
     ch = [Change(at(0), 0.0, "agent"), Change(at(20), 1.0, "person")]
-    res = _labels(ch, occupied=np.zeros(N, bool))  # nobody seen, the state the agent's: only rule a labels
-    res.labels[20:, 0] = np.nan  # the person's own state after the change: rule b (next test)
+    occ = np.zeros(N, bool)
+    occ[18:] = True  # they came in during row 18
+    res = _labels(ch, occupied=occ)  # before: the agent's state in an empty room, no label
     lab = res.labels[:, 0]
-    # rows 17, 18, 19 end at rows 18, 19, 20 (<= t_c, > t_c - 180 s)
-    assert np.flatnonzero(~np.isnan(lab)).tolist() == [17, 18, 19]
-    assert (lab[17:20] == 1).all()
-    assert (res.state[17:20, 0] == 0).all()  # the input still shows the old state: a transition
-    assert res.event_rows[:, 0].sum() == 3 and res.events[0] == 1 and res.labelled[0] == 3 + (N - 20)
+    # rows 17, 18, 19 end at rows 18, 19, 20 (<= t_c, > t_c - 180 s); 17 is before they came
+    assert np.flatnonzero(~np.isnan(lab[:20])).tolist() == [18, 19]
+    assert (lab[18:20] == 1).all() and (lab[20:] == 1).all()  # then their own state (rule b)
+    assert (res.state[18:20, 0] == 0).all()  # the input still shows the old state: a transition
+    assert res.event_rows[:, 0].sum() == 2 and res.events[0] == 1 and res.labelled[0] == 2 + (N - 20)
 
 
 def test_rule_a_stops_at_the_previous_change() -> None:
     """Two quick changes: the second's lead rows never reach back before the first."""
     ch = [Change(at(0), 0.0, "agent"), Change(at(20), 1.0, "person"), Change(at(21), 0.0, "person")]
-    lab = _labels(ch, occupied=np.zeros(N, bool)).labels[:, 0]
+    occ = np.zeros(N, bool)
+    occ[17:] = True
+    lab = _labels(ch, occupied=occ).labels[:, 0]
     assert lab[17] == 1 and lab[18] == 1 and lab[19] == 1  # before the first change: on
     assert lab[20] == 0  # the row ending at the second change: off
     assert np.isnan(lab[:17]).all() and (lab[21:] == 0).all()  # the agent's state in an empty room: none
