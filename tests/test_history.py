@@ -93,10 +93,9 @@ def test_round_trip_values_masks_labels(db: Path, tmp_path: Path, caplog: pytest
     np.testing.assert_array_equal(log.labels[:, 0], hist.labels.labels[:, 0])  # never carried
     lab = log.labels[:, 0]
     assert (lab[87:90] == 1).all()  # rule a: the 3 rows before the person's change
-    assert (lab[60:87] == 0).all()  # rule b: occupied (motion 60..119 + 15 min presence), state off
-    # the last motion row starts at 119: occupied while a row ends within 15 min of it (row 133 ends at 134)
-    assert (lab[90:134] == 1).all() and np.isnan(lab[134:150]).all()
-    assert np.isnan(lab[150:]).all()  # automation's state, then a paused change's state; nobody there
+    assert (lab[:87] == 0).all()  # rule b: the initial state, also while nobody is there (rows 0..59)
+    assert (lab[90:150] == 1).all()  # rule b: what the person left, also after the room emptied (row 134)
+    assert np.isnan(lab[150:]).all()  # automation's state, then a paused change's state
     assert int(hist.labels.events[0]) == 1
 
 
@@ -202,3 +201,17 @@ def test_pause_switch_and_quiet_span_from_the_database(tmp_path: Path) -> None:
     unlabelled = np.flatnonzero(np.isnan(hist.targets[:, 0])).tolist()
     # 00:00 local + 60..89 min = the quiet span; rows 200..209 = the pause
     assert unlabelled == list(range(60, 90)) + list(range(200, 210))
+
+
+def test_agent_state_is_a_label_only_while_the_room_is_occupied(tmp_path: Path) -> None:
+    """Presence from the recorded motion channel: the agent's state counts while someone is there to object."""
+    cfg_path = home_config(tmp_path)
+    readings = [(T0 + 60 * i, "living.motion", 1.0 if i < 30 else 0.0) for i in range(120)]
+    changes = [
+        (T0, "living.light", 0.0, "initial", False),
+        (T0 + 60 * 10, "living.light", 1.0, "agent", False),
+    ]
+    write_db(load_config(cfg_path), readings, changes)
+    lab = load_history(load_config(cfg_path).database_url).targets[:, 0]
+    # last motion in row 29: occupied while a row ends within presence_seconds (900 s) of it, up to row 43
+    assert (lab[:10] == 0).all() and (lab[10:44] == 1).all() and np.isnan(lab[44:]).all()
