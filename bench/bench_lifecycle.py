@@ -59,6 +59,7 @@ def main() -> int:
         alone = res.phases["person_alone"]
         for labels, secs in res.train_seconds.items():
             c = res.phases[f"auto_{labels}"]
+            solo = res.phases.get(f"auto_{labels}_alone")
             emit(
                 **base,
                 what=f"targets_{labels}",
@@ -75,6 +76,12 @@ def main() -> int:
                 overrides_met=c.per_day(c.actions) < alone.per_day(alone.actions),
                 baseline_agreement=round(alone.overall(), 4),
                 nobody_agreement=round(res.phases["nobody"].overall(), 4),
+                nobody_agreement_lights=round(res.phases["nobody"].lights(), 4),
+                agent_alone_agreement=None if solo is None else round(solo.overall(), 4),
+                agent_alone_agreement_lights=None if solo is None else round(solo.lights(), 4),
+                agent_alone_overrides_per_day=None
+                if solo is None
+                else round(solo.per_day(solo.overrides), 2),
             )
         emit(**base, what="wall", wall_s=round(time.monotonic() - t0, 1))
     return 0

@@ -288,14 +288,28 @@ def observe(world: World, days: float, db: Path, state_dir: Path) -> PhaseReport
     return rep
 
 
-def auto(world: World, days: float, bundle_dir: Path, db: Path, state_dir: Path, name: str) -> PhaseReport:
-    """(c) the agent in `auto` with the bundle at `bundle_dir`; its log goes on into `db`."""
-    cfg = agent_config(world, state_dir, bundle_dir, "auto")
+def auto(
+    world: World,
+    days: float,
+    bundle_dir: Path,
+    db: Path,
+    state_dir: Path,
+    name: str,
+    readiness: dict[str, Any] | None = None,
+    manual_operation: bool = True,
+) -> PhaseReport:
+    """(c) the agent in `auto` with the bundle at `bundle_dir`; its log goes on into `db`. Each device runs
+    in the mode its readiness allows (`readiness`: learning.readiness overrides; default thresholds).
+    `manual_operation=False`: the person only changes back what the agent set (the agent alone in charge:
+    agreement then measures the model, not the person's own work)."""
+    extra = {"learning": {"readiness": readiness}} if readiness else {}
+    cfg = agent_config(world, state_dir, bundle_dir, "auto", **extra)
     now = world.home.now
     ctrl = Controller(cfg, Bundle.load(bundle_dir), now=now, perf=time.perf_counter)
     rec = open_recorder(db, ctrl, now)
     try:
-        world.person.overrides = world.person.manual_operation = True
+        world.person.overrides = True
+        world.person.manual_operation = manual_operation
         rep = run_phase(world, days, name, controller=ctrl, recorder=rec)
     finally:
         rec.close(60.0)

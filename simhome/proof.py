@@ -39,6 +39,10 @@ class ProofSettings:
     labels: tuple[str, ...] = LABELS
     via_agent: bool = True  # the preference model through `edge-agent train --config` (naive: the trainer)
     agent_epochs: int = 12  # learning.train.epochs for `edge-agent train`
+    readiness: dict | None = None  # learning.readiness overrides in auto (None: the defaults cap each device)
+    # (c) with the person still operating by hand (agreement then includes their own work; the saving is their
+    # actions per day), and/or with the agent alone in charge (they only change back what it set: the model)
+    agent_alone: tuple[bool, ...] = (False, True)
 
 
 @dataclass
@@ -145,12 +149,21 @@ def run_proof(work: Path, s: ProofSettings, progress: Callable[[str], None] | No
     say(f"(b) the person alone, {s.auto_days:g} days")
     result.phases["person_alone"] = lc.person_alone(after.snapshot(), s.auto_days)
     for labels, bundle in result.bundles.items():
-        say(f"(c) auto with the {labels} model, {s.auto_days:g} days")
-        dbc = work / f"auto-{labels}.db"
-        shutil.copyfile(db, dbc)  # the home's log goes on
-        name = f"auto_{labels}"
-        result.phases[name] = lc.auto(
-            after.snapshot(), s.auto_days, bundle, dbc, work / f"state-{labels}", name
-        )
-        result.dbs[name] = dbc
+        for alone in s.agent_alone:
+            name = f"auto_{labels}" + ("_alone" if alone else "")
+            who = "the agent alone in charge" if alone else "the person still operating"
+            say(f"(c) auto with the {labels} model, {who}, {s.auto_days:g} days")
+            dbc = work / f"{name}.db"
+            shutil.copyfile(db, dbc)  # the home's log goes on
+            result.phases[name] = lc.auto(
+                after.snapshot(),
+                s.auto_days,
+                bundle,
+                dbc,
+                work / f"state-{name}",
+                name,
+                s.readiness,
+                not alone,
+            )
+            result.dbs[name] = dbc
     return result

@@ -102,11 +102,20 @@ def test_first_model_from_the_homes_own_log_learns_the_person(tmp_path):
         holdout_days=1.0,
         train_args=["--epochs", "3", "--max-windows-per-epoch", "3000", "--latency-runs", "20"],
         agent_epochs=3,
+        # 6 days give the lights 15-25 label events: below the default readiness for auto (50); the test asks
+        # whether the labels teach the person, so every device may act
+        agent_alone=(True,),  # the person only changes back what the agent set: agreement measures the model
+        readiness={
+            "suggest_min_labels": 5,
+            "auto_min_labels": 5,
+            "suggest_min_agreement": 0,
+            "auto_min_agreement": 0,
+        },
     )
     res = run_proof(tmp_path, s)
     obs = res.observe
     assert obs.days == pytest.approx(6.0) and sum(obs.actions.values()) > 30  # the person ran the home
-    pref, naive = res.phases["auto_preference"], res.phases["auto_naive"]
+    pref, naive = res.phases["auto_preference_alone"], res.phases["auto_naive_alone"]
     nobody = res.phases["nobody"]
     assert pref.lights() > naive.lights() + 0.02, (pref.summary(), naive.summary())
     assert pref.lights() > nobody.lights() + 0.02, (pref.summary(), nobody.summary())
