@@ -14,7 +14,7 @@ from typing import Any
 
 from edge_agent.config import AgentConfig
 from edge_agent.devices import spec_from_config
-from edge_agent.kinds import KINDS
+from edge_agent.kinds import KINDS, kind_spec
 from edge_agent.manifest import Manifest
 
 CATALOG_KEY = "catalog"
@@ -62,7 +62,7 @@ def build_catalog(cfg: AgentConfig, manifest: Manifest | None) -> dict[str, Any]
     channels = {
         name: {
             "kind": kind,
-            "unit": units.get(name) or KINDS[kind].unit if kind in KINDS else "",
+            "unit": units.get(name) or kind_spec(kind).unit,
             "room": room_of(name),
         }
         for name, kind in channel_kinds(cfg, manifest).items()

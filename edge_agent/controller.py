@@ -40,6 +40,7 @@ from edge_agent.effects import (
     DecisionRecord,
     Effects,
     ModelVersionRecord,
+    OverrideRecord,
     ReadingRecord,
     Record,
     StateRecord,
@@ -351,7 +352,7 @@ class Controller:
         records, held = self.reports.records(dev, ev, now, hold, self.bundle.version if self.bundle else None)
         fx.records += records
         if held:
-            if records[-1].TABLE == "overrides":
+            if isinstance(records[-1], OverrideRecord):  # a person's change, not another automation's
                 self.counters.overrides += 1
             fx.records.append(self._holds(now))  # the hold is durable before anything else is done
 

@@ -134,11 +134,7 @@ def preference_labels(
             ok_source[k] = False
         # an empty room's state is a label only if the person (or the initial state) left it so: what an agent
         # set while nobody was there to object is not accepted (it would teach its own mistakes back)
-        left_by_person = np.array(
-            [c.source in ("person", "initial") and not c.learning_paused for c in ch] or [False], dtype=bool
-        )
-        for k in _reverted(ch, reject_seconds):
-            left_by_person[k] = False
+        left_by_person = ok_source & np.array([c.source != "agent" for c in ch] or [False], dtype=bool)
         occ = np.asarray(occupied[:, d], dtype=bool)
         src = np.maximum(idx, 0)
         b = (idx >= 0) & ~excluded & ((occ & ok_source[src]) | (~occ & left_by_person[src]))

@@ -74,12 +74,18 @@ def train_command(db: Path, out: Path, labels: str, holdout_days: float, extra: 
     ]
 
 
-def train(db: Path, out: Path, labels: str, holdout_days: float, extra: Sequence[str]) -> float:
-    """Train in a child process; returns its wall time. RuntimeError with the trainer's last line on failure."""
-    cmd = train_command(db, out, labels, holdout_days, extra)
+def _child_env() -> dict[str, str]:
+    """This checkout first on the child's path (the trainer and the agent's CLI run from it)."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def train(db: Path, out: Path, labels: str, holdout_days: float, extra: Sequence[str]) -> float:
+    """Train in a child process; returns its wall time. RuntimeError with the trainer's last line on failure."""
+    cmd = train_command(db, out, labels, holdout_days, extra)
+    env = _child_env()
     t0 = time.monotonic()
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     took = time.monotonic() - t0
@@ -111,9 +117,7 @@ def train_with_agent(
     cfg = state_dir / "agent.yaml"
     state_dir.mkdir(parents=True, exist_ok=True)
     cfg.write_text(json.dumps(data), encoding="utf-8")  # JSON is YAML
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env = _child_env()
     t0 = time.monotonic()
     cmd = [sys.executable, "-m", "edge_agent.cli", "train", "--config", str(cfg), "--quiet"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
