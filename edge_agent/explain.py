@@ -97,16 +97,14 @@ class Explanation:
         verb = "on" if self.kind == "binary" else "changed"
         sent = "" if n_turn == n_sent else f" ({n_sent} sent)"
         if n_turn:
-            first = (
-                f"{self.device}: {verb} {n_turn} times{sent}; driven by {_fmt_shares(self.shares_turning)}"
-            )
+            first = f"{self.device}: {verb} {_n(n_turn, 'time')}{sent}; driven by {_fmt_shares(self.shares_turning)}"
         elif self.dec_ts.size:
             first = f"{self.device}: never {'switched on' if verb == 'on' else 'changed'} by the agent"
         else:
             first = f"{self.device}: no decision by the agent (mode off or observe, or no model)"
         if self.kind == "binary":
             n_off = sum(r == TURNING_REASON for r in self.dec_reason) - n_turn
-            first += f"; off {n_off} times" if n_off else ""
+            first += f"; off {_n(n_off, 'time')}" if n_off else ""
         lines = [first]
         if self.dec_ts.size:
             modes = ", ".join(f"{m} {n}" for m, n in _counts(self.dec_mode))
@@ -116,11 +114,11 @@ class Explanation:
                 f"{_fmt_shares(self.shares_all) if self.shares_all else 'no attention recorded'}"
             )
         if self.unreadable:
-            lines.append(f"  {self.unreadable} decisions with unreadable attention left out")
+            lines.append(f"  {_n(self.unreadable, 'decision')} with unreadable attention left out")
         by_source = _counts(s.split(":", 1)[0] for s in self.state_source if s != "carried")
         changes = ", ".join(f"{s} {n}" for s, n in by_source) or "none"
         span = f"{_when(self.since, self.timezone)} to {_when(self.until, self.timezone)}"
-        lines.append(f"  state changes: {changes}; {self.over_ts.size} overrides by a person ({span})")
+        lines.append(f"  state changes: {changes}; {_n(self.over_ts.size, 'override')} by a person ({span})")
         return lines
 
     def summary(self) -> str:
@@ -319,6 +317,10 @@ def _log_span(c: Any, device: str) -> tuple[float, float] | None:
     ]
     got = [x for x in lo_hi if x[0] is not None]
     return (min(float(x[0]) for x in got), max(float(x[1]) for x in got)) if got else None
+
+
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _counts(items: Iterable[str]) -> list[tuple[str, int]]:

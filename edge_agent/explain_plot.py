@@ -81,11 +81,18 @@ def binned_attention(exp: Explanation, edges: np.ndarray) -> tuple[list[str], np
         sums[j] = np.bincount(idx, weights=exp.attention[:, j], minlength=b)
     mean = np.divide(sums, count, out=np.zeros_like(sums), where=count > 0)  # [K, B]
     mean = mean[:, _carried(count > 0)]  # a bin with no decision keeps the last one's weights
-    labels = exp.channels[:TOP_CHANNELS]
-    rows = list(mean[:TOP_CHANNELS])
-    if k > TOP_CHANNELS:
-        labels = [*labels, f"{k - TOP_CHANNELS} other channels"]
-        rows.append(mean[TOP_CHANNELS:].sum(axis=0))
+    rank = sorted(  # the channels that drove the turning decisions are drawn even if rare overall
+        range(k),
+        key=lambda j: (
+            -max(exp.shares_turning.get(exp.channels[j], 0.0), exp.shares_all.get(exp.channels[j], 0.0))
+        ),
+    )
+    top, rest = rank[:TOP_CHANNELS], rank[TOP_CHANNELS:]
+    labels = [exp.channels[j] for j in top]
+    rows = list(mean[top])
+    if rest:
+        labels = [*labels, f"{len(rest)} other channels"]
+        rows.append(mean[rest].sum(axis=0))
     return labels, np.array(rows).reshape(len(labels), b)
 
 
@@ -244,13 +251,13 @@ def _attention_panel(ax: Any, exp: Explanation, edges: np.ndarray, num: Any) -> 
         ax.set_yticks([])
         return
     named = []
-    turning = "switching on" if exp.kind == "binary" else "changing"
+    turning = "on" if exp.kind == "binary" else "changes"
     for lab in labels:
         on, every = exp.shares_turning.get(lab), exp.shares_all.get(lab)
         if on is None and every is None:
             named.append(lab)
             continue
-        parts = ([f"{on:.0%} {turning}"] if on is not None else []) + [f"{(every or 0):.0%} overall"]
+        parts = ([f"{turning} {on:.0%}"] if on is not None else []) + [f"all {(every or 0):.0%}"]
         named.append(f"{lab}: {', '.join(parts)}")
     x = num(edges)
     ys = np.concatenate([w, w[:, -1:]], axis=1)  # [L, B + 1]: step='post' needs the last edge
@@ -258,4 +265,12 @@ def _attention_panel(ax: Any, exp: Explanation, edges: np.ndarray, num: Any) -> 
     ax.set_ylim(0, max(1.0, float(w.sum(axis=0).max()) * 1.05))
     ax.set_ylabel("attention (recorded)")
     ax.grid(True, axis="x", alpha=0.25)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=8,
+        frameon=False,
+        title=f"share of the attention:\n{'switching on' if turning == 'on' else 'changes'} / all decisions",
+        title_fontsize=8,
+        alignment="left",
+    )

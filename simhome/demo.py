@@ -4,7 +4,8 @@ Everything runs on a shared, accelerated simulation clock (`--speed` simulated s
 the simulated home publishes Zigbee2MQTT-style messages, the agent decides with the committed int8 demo
 bundle (no torch), the simulated person overrides commands they disagree with. A rich live view shows the
 devices, the last decisions with their top attention channels, the tier and the overrides; at the end a
-summary: decisions, commands, overrides, and agreement with the person's hidden preference.
+summary: decisions, commands, overrides, and agreement with the person's hidden preference, then why one
+light did what it did (`simhome.demo_explain`: the summary line, and a PNG when matplotlib is installed).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from edge_agent.agent import Agent
 from edge_agent.config import ConfigError
 from edge_agent.inference import BundleError
 from simhome.config import simhome_config
+from simhome.demo_explain import explain_lights
 from simhome.driver import SimHomeDriver
 from simhome.localbroker import BrokerError, LocalBroker
 
@@ -58,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir", type=Path, default=None, help="where the SQLite file goes (default: temp dir)"
     )
     p.add_argument("--no-live", action="store_true", help="no live view; print a line every few seconds")
+    p.add_argument(
+        "--explain-out",
+        type=Path,
+        default=None,
+        help="the explanation PNG (default: <state-dir>/explain.png, or edge-agent-demo-explain.png in the temp dir)",
+    )
     return p
 
 
@@ -174,6 +182,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         args.bundle, host=host, port=port, state_dir=state_dir, mode=args.mode, log_level="WARNING"
     )
     agent = Agent(cfg, clock=driver.clock)
+    result: dict[str, Any] | None = None
     try:
         driver.start()
         agent.start()
@@ -196,12 +205,22 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                     time.sleep(0.25)
         result = {"agent": agent.stats(), "home": driver.stats()}
     finally:
-        agent.stop()
+        agent.stop()  # the recorder is flushed: the log is complete
         driver.stop()
         if broker is not None:
             broker.stop()
-        if tmp is not None:
-            tmp.cleanup()
+        try:
+            if result is not None:  # the run completed: explain one light from its log
+                out = args.explain_out or (
+                    Path(tempfile.gettempdir()) / "edge-agent-demo-explain.png"
+                    if tmp is not None
+                    else state_dir / "explain.png"
+                )
+                lights = [d.name for d in cfg.devices if d.name.endswith(".light")]
+                result["explain"] = explain_lights(cfg.database_url, cfg.timezone, lights, out)
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
     return result
 
 
@@ -217,4 +236,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     console.print(summary_table(result["agent"], result["home"], args.minutes))
+    for line in result["explain"]:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     return 0
