@@ -41,6 +41,7 @@ from edge_agent.recorder import agent_state, decisions, device_changes, override
 
 TURNING_REASON = "change"
 SUMMARY_CHANNELS = 3  # channels named in the summary line; the rest are "+N more"
+MIN_NAMED_SHARE = 0.005  # a channel named in the summary shows at least 1%
 
 
 class ExplainError(Exception):
@@ -331,9 +332,10 @@ def _counts(items: Iterable[str]) -> list[tuple[str, int]]:
 
 
 def _fmt_shares(sh: dict[str, float]) -> str:
-    top = sorted(sh.items(), key=lambda kv: -kv[1])
-    text = ", ".join(f"{c} {v:.0%}" for c, v in top[:SUMMARY_CHANNELS])
-    rest = top[SUMMARY_CHANNELS:]
+    ranked = sorted(sh.items(), key=lambda kv: -kv[1])
+    top = [(c, v) for c, v in ranked[:SUMMARY_CHANNELS] if v >= MIN_NAMED_SHARE] or ranked[:1]
+    text = ", ".join(f"{c} {v:.0%}" for c, v in top)
+    rest = ranked[len(top) :]
     if rest:
         text += f" (+{len(rest)} more {sum(v for _, v in rest):.0%})"
     return text
