@@ -41,6 +41,7 @@ from edge_agent.recorder import agent_state, decisions, device_changes, override
 
 TURNING_REASON = "change"
 SUMMARY_CHANNELS = 3  # channels named in the summary line; the rest are "+N more"
+_decode = json.JSONDecoder().decode  # json.loads without its per-call checks: one call per decision row
 MIN_NAMED_SHARE = 0.005  # a channel named in the summary shows at least 1%
 
 
@@ -153,11 +154,10 @@ def parse_attention(text: str | None) -> dict[str, float] | None:
     if text is None:
         return None
     try:
-        rows = json.loads(text)
         out: dict[str, float] = {}
-        for ch, w in rows:
+        for ch, w in _decode(text):
             w = float(w)
-            if not isinstance(ch, str) or not math.isfinite(w) or w < 0:
+            if not (isinstance(ch, str) and 0.0 <= w < math.inf):
                 return None
             out[ch] = out.get(ch, 0.0) + w
         return out
@@ -165,9 +165,12 @@ def parse_attention(text: str | None) -> dict[str, float] | None:
         return None
 
 
-def known_devices(engine: Engine, configured: Iterable[str]) -> list[str]:
-    """The configured devices, then those only the log knows (decided or reported before)."""
+def known_devices(engine: Engine, configured: Iterable[str], device: str | None = None) -> list[str]:
+    """The configured devices, then those only the log knows (decided or reported before); with `device`
+    configured, the configured ones only (the log is not scanned)."""
     names = list(dict.fromkeys(configured))
+    if device is not None and device in names:
+        return names  # no scan of the log needed
     q = union_all(select(decisions.c.device).distinct(), select(device_changes.c.device).distinct())
     with engine.connect() as c:
         logged = sorted({r[0] for r in c.execute(q)})
@@ -191,7 +194,7 @@ def explain(
     lo = -math.inf if since is None else float(since)
     hi = math.inf if until is None else float(until)
     try:
-        known = known_devices(engine, configured)
+        known = known_devices(engine, configured, device)
         if device not in known:
             raise ExplainError(
                 f"unknown device {device!r}; known devices: {', '.join(known) or 'none (the log is empty)'}"
@@ -222,7 +225,7 @@ def explain(
                 .where(overrides.c.device == device, overrides.c.ts >= lo, overrides.c.ts < hi)
                 .order_by(overrides.c.ts, overrides.c.id)
             ).all()
-            span = _log_span(c, device)
+            span = None if dec or ovr or (chg and chg[-1].ts >= lo) else _log_span(c, device)
     except SQLAlchemyError as e:
         msg = str(getattr(e, "orig", None) or e).splitlines()[0][:200]
         raise ExplainError(
@@ -254,15 +257,22 @@ def _build(
     chg: Sequence[Any],
     ovr: Sequence[Any],
 ) -> Explanation:
-    parsed = [parse_attention(r.attention) for r in dec]
+    cols = list(zip(*dec, strict=True)) if dec else [()] * 8
+    d_ts, d_target, d_output, d_mode, d_tier, d_reason, d_sent, d_att = cols
     seen: dict[str, int] = {}
-    for p in parsed:
-        for ch in p or ():
-            seen.setdefault(ch, len(seen))
+    hits: list[tuple[int, int, float]] = []  # (decision, channel code, weight)
+    unreadable = 0
+    for n, text in enumerate(d_att):
+        p = parse_attention(text)
+        if p is None:
+            unreadable += 1
+            continue
+        for ch, w in p.items():
+            hits.append((n, seen.setdefault(ch, len(seen)), w))
     att = np.zeros((len(dec), len(seen)))  # [N, K]
-    for n, p in enumerate(parsed):
-        for ch, w in (p or {}).items():
-            att[n, seen[ch]] = w
+    if hits:
+        rows_, codes, weights = zip(*hits, strict=True)
+        att[np.array(rows_), np.array(codes)] = weights
     names = list(seen)
     order = np.argsort(-att.sum(axis=0), kind="stable")  # by overall share, largest first
     att, names = att[:, order], [names[k] for k in order]
@@ -270,30 +280,31 @@ def _build(
     states = ([before[-1]] if before else []) + [r for r in chg if r.ts >= lo]
     times = [max(float(r.ts), lo) for r in states]
     sources = ["carried" if before and i == 0 else str(r.source) for i, r in enumerate(states)]
-    first = min([float(r.ts) for r in dec] + [float(r.ts) for r in chg if r.ts >= lo] + [r.ts for r in ovr])
-    last = max([float(r.ts) for r in dec] + [float(r.ts) for r in chg] + [float(r.ts) for r in ovr])
+    stamps = [*d_ts, *(float(r.ts) for r in chg if r.ts >= lo), *(float(r.ts) for r in ovr)]
     exp = Explanation(
         device=device,
         kind=kind,
-        since=lo if math.isfinite(lo) else first,
-        until=hi if math.isfinite(hi) else last,
+        since=lo if math.isfinite(lo) else min(stamps),
+        until=hi if math.isfinite(hi) else max(stamps),
         timezone=zone,
-        dec_ts=np.array([float(r.ts) for r in dec]),
-        dec_target=np.array([float(r.target) for r in dec]),
-        dec_output=np.array([float(r.output) for r in dec]),
-        dec_mode=[str(r.mode) for r in dec],
-        dec_tier=[str(r.tier) for r in dec],
-        dec_reason=[str(r.reason) for r in dec],
-        dec_sent=np.array([bool(r.sent) for r in dec], dtype=bool),
+        dec_ts=np.array(d_ts, dtype=np.float64),
+        dec_target=np.array(d_target, dtype=np.float64),
+        dec_output=np.array(d_output, dtype=np.float64),
+        dec_mode=[str(m) for m in d_mode],
+        dec_tier=[str(t) for t in d_tier],
+        dec_reason=[str(r) for r in d_reason],
+        dec_sent=np.array(d_sent, dtype=bool),
         channels=names,
         attention=att,
-        state_ts=np.array(times),
-        state_value=np.array([float(r.value) for r in states]),
+        state_ts=np.array(times, dtype=np.float64),
+        state_value=np.array([float(r.value) for r in states], dtype=np.float64),
         state_source=sources,
-        over_ts=np.array([float(r.ts) for r in ovr]),
-        over_value=np.array([float(r.value) for r in ovr]),
-        over_agent=np.array([math.nan if r.agent_target is None else float(r.agent_target) for r in ovr]),
-        unreadable=sum(p is None for p in parsed),
+        over_ts=np.array([float(r.ts) for r in ovr], dtype=np.float64),
+        over_value=np.array([float(r.value) for r in ovr], dtype=np.float64),
+        over_agent=np.array(
+            [math.nan if r.agent_target is None else float(r.agent_target) for r in ovr], dtype=np.float64
+        ),
+        unreadable=unreadable,
     )
     exp.shares_turning = shares(att[exp.turning], names)
     exp.shares_all = shares(att, names)
