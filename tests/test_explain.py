@@ -353,3 +353,15 @@ def test_nothing_recorded_is_its_own_error(known_log: Path) -> None:
         explain(url, "living.light", since=T_START + 86400.0)
     exp = explain(url, "living.light", until=T_START + 41 * STEP, timezone="Europe/Brussels")
     assert exp.turning.sum() == 1 and exp.state_value[-1] == 1.0  # switched on at minute 40, reported
+
+
+def test_level_device_explains_every_change(known_log: Path) -> None:
+    """hall.fan (a level device) changes at every decision of the known log, attention biased to attic.co2."""
+    url = load_config(known_log).database_url
+    exp = explain(url, "hall.fan", configured=["living.light", "hall.fan"], timezone="Europe/Brussels")
+    want = _expected(_db(known_log), "hall.fan")
+    assert exp.kind == "level" and int(exp.turning.sum()) == want["n_turn"] == N_DECISIONS
+    first = exp.summary_lines()[0]
+    assert first.startswith(f"hall.fan: changed {N_DECISIONS} times; driven by attic.co2 "), first
+    assert "; off" not in first
+    assert exp.shares_turning == pytest.approx(want["turning"], abs=1e-12)
