@@ -59,7 +59,7 @@ class Explanation:
 
     device: str
     kind: str  # binary | level | setpoint
-    since: float  # the span asked for, clipped to what the log holds (epoch s)
+    since: float  # the span asked for (epoch s); an open end is the first / last record in it
     until: float
     timezone: str
     # decisions, in time order: [N]
