@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from edge_agent import cli_model
+from edge_agent import cli_discover, cli_import_ha, cli_model
 from edge_agent.cli_history import add_parser as add_export_history_parser
 from edge_agent.cli_history import cmd_export_history
 from edge_agent.config import AgentConfig, ConfigError, load_config, redacted_dump
@@ -393,7 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "demo", help="simulated home + agent + live view (options: edge-agent demo --help)", add_help=False
     )
-    p.set_defaults(model_handlers=cli_model.add_parsers(sub))
+    handlers = cli_model.add_parsers(sub)
+    handlers.update(cli_discover.add_parsers(sub))  # discover (Zigbee2MQTT)
+    handlers.update(cli_import_ha.add_parsers(sub))  # import-ha (Home Assistant history)
+    p.set_defaults(model_handlers=handlers)
     return p
 
 
