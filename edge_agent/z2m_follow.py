@@ -50,7 +50,8 @@ class Zigbee2MqttFollower:
         self.offline: set[str] = set()
         self.missing: dict[str, str] = {}  # configured name -> "removed" | "renamed to 'x'"
         self.unconfigured: list[str] = []
-        self._ieee: dict[str, str] | None = None  # ieee -> friendly name, from the last device list
+        self._listed = False  # a device list was read
+        self._ieee_of: dict[str, str] = {}  # configured friendly name -> its IEEE address, once seen
         self._down: set[str] = set()  # channels unavailable now
 
     @staticmethod
@@ -119,14 +120,16 @@ class Zigbee2MqttFollower:
             if isinstance(ieee, str) and isinstance(name, str):
                 now[ieee] = name
         names = set(now.values())
-        old = self._ieee or {}
         configured = set(self.channels_of) | set(self.devices_of)
+        for ieee, name in now.items():
+            if name in configured:
+                self._ieee_of[name] = ieee
         missing: dict[str, str] = {}
         for name in sorted(configured - names):
-            ieee = next((i for i, n in old.items() if n == name), None)
-            new = now.get(ieee) if ieee is not None else None
+            known = self._ieee_of.get(name)
+            new = now.get(known) if known is not None else None
             missing[name] = (
-                f"renamed to {new!r}" if new else "removed" if ieee is not None else "not in the list"
+                f"renamed to {new!r}" if new else "removed" if known is not None else "not in the list"
             )
         for name, why in missing.items():
             if self.missing.get(name) != why:
@@ -147,13 +150,13 @@ class Zigbee2MqttFollower:
         self.missing = missing
         unconf = sorted(names - configured)
         added = set(unconf) - set(self.unconfigured)
-        if added and self._ieee is not None:
+        if added and self._listed:
             logger.info(
                 "zigbee2mqtt: device(s) not in the config (listed in stats, not used): %s",
                 ", ".join(sorted(added)),
             )
         self.unconfigured = unconf
-        self._ieee = now
+        self._listed = True
 
     def _changes(self) -> list[tuple[str, bool]]:
         down = {c for n in self.offline | set(self.missing) for c in self.channels_of.get(n, [])}
