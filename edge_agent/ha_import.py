@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, insert, not_, or_, select
+from sqlalchemy import and_, func, insert, not_, select
 
 from edge_agent.catalog import CATALOG_KEY, build_catalog, channel_kinds
 from edge_agent.config import AgentConfig, DeviceConfig
@@ -374,7 +374,7 @@ def _write(
         own = own.where(not_(and_(table.c.ts >= lo, table.c.ts <= hi)))
     agent_start = conn.execute(own).scalar()
     cut = math.inf if agent_start is None else float(agent_start)
-    have = {float(x) for x in conn.execute(select(table.c.ts).where(col == t.name, or_(table.c.ts < cut)))}
+    have = {float(x) for x in conn.execute(select(table.c.ts).where(col == t.name)).scalars()}
     new = []
     for r in rows:
         if r["ts"] >= cut or r["ts"] in have or lo <= r["ts"] <= hi:
