@@ -68,7 +68,9 @@ def parse_maps(items: list[str]) -> dict[str, str]:
 
 def cmd_import_ha(args: argparse.Namespace) -> int:
     from edge_agent.config import ConfigError, load_config
-    from edge_agent.ha_import import ImportError_, import_ha, open_ha, propose_mapping
+    from edge_agent.ha_import import import_ha
+    from edge_agent.ha_mapping import propose_mapping
+    from edge_agent.ha_recorder import HaImportError, open_ha
     from edge_agent.history import HistoryError, load_history
     from edge_agent.history_csv import write_history_csv
     from edge_agent.logsetup import setup_logging
@@ -90,7 +92,7 @@ def cmd_import_ha(args: argparse.Namespace) -> int:
             con = open_ha(db)
             known = {r[0] for r in con.execute("SELECT entity_id FROM states_meta")}
             con.close()
-        except ImportError_ as e:
+        except HaImportError as e:
             return _fail(str(e))
         for entity, target in sorted(mapping.items(), key=lambda x: x[1]):
             if entity in known:
@@ -114,7 +116,7 @@ def cmd_import_ha(args: argparse.Namespace) -> int:
         else:
             report = import_ha(cfg, db, cfg.database_url, mapping, unit)
             where = cfg.database_url
-    except (ImportError_, HistoryError) as e:
+    except (HaImportError, HistoryError) as e:
         return _fail(str(e))
     for r in report.entities:
         print(

@@ -1,23 +1,15 @@
 """Home Assistant's recorder history -> the agent's log (readings, device changes), as a head start.
 
-Reads HA's SQLite recorder (read-only) in the schema of current releases: `states` (state text,
-`last_updated_ts` epoch float, `metadata_id` -> `states_meta.entity_id`, `attributes_id` ->
-`state_attributes.shared_attrs` JSON with `unit_of_measurement`, `context_user_id_bin` /
-`context_parent_id_bin`) and the long-term `statistics` (hourly `mean`, `start_ts`) with `statistics_meta`
-(`statistic_id`, `unit_of_measurement`) for sensors, used where the (purged) states no longer reach.
-
-Mapping (`propose_mapping`): a channel rule on `<base>/<friendly name>` field `f` <- `sensor.` /
-`binary_sensor.<slug(friendly name)>_<f>` (Zigbee2MQTT's Home Assistant entity ids, aliases tried); a
-device <- `light.` / `switch.` / `fan.` / `climate.` / `cover.<slug(friendly name)>`; `--map` adds or
-replaces. Values: `on`/`off` -> 1/0; units converted to the kind's unit (°F/K -> °C, kW/mW -> W, klx -> lx);
-a fan's `percentage` -> its level; a climate's `temperature` attribute -> the setpoint; `unavailable` /
-`unknown` / unparseable states are skipped and counted.
+The entities mapped to configured channels and devices (`edge_agent.ha_mapping`) are read from HA's database
+(`edge_agent.ha_recorder`): states, and for sensors the hourly long-term statistics where the (purged) states
+no longer reach. `unavailable` / `unknown` / unusable states are skipped and counted per entity.
 
 Written like the agent writes: readings one per recording step (event kinds the max, others the last),
 device changes on change only (first `initial`; later `person`, or `automation:home-assistant` when HA's
-context has a parent: an automation or script did it). Idempotent: a ledger (`agent_state['ha_import']`)
-keeps the span written per target, rows already there are skipped, and nothing is written at or after the
-first row the agent itself recorded for that target (its own log wins).
+context has a parent: an automation or script did it). The catalog is written if the log has none, so
+`export-history` and training's `db:` dataset read the log as the agent's own. Idempotent: a ledger
+(`agent_state['ha_import']`) keeps the span written per target, rows already there are skipped, and nothing
+is written at or after the first row the agent itself recorded for that target (its own log wins).
 """
 
 from __future__ import annotations
@@ -33,43 +25,18 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, not_, select
 
-from edge_agent.catalog import CATALOG_KEY, build_catalog, channel_kinds
-from edge_agent.config import AgentConfig, DeviceConfig
-from edge_agent.devices import spec_from_config
-from edge_agent.ingest import BOOLEAN_KINDS
-from edge_agent.kinds import EVENT_KINDS, kind_spec
+from edge_agent.catalog import CATALOG_KEY, build_catalog
+from edge_agent.config import AgentConfig
+from edge_agent.ha_mapping import Target, convert, state_value, targets_of
+from edge_agent.ha_recorder import HaImportError, open_ha, read_states, read_statistics
+from edge_agent.kinds import EVENT_KINDS
 from edge_agent.recorder import agent_state, device_changes, make_engine, metadata, readings
-from edge_agent.zigbee2mqtt import slug
 
 logger = logging.getLogger(__name__)
 
 LEDGER_KEY = "ha_import"
 SKIP_STATES = frozenset({"unavailable", "unknown", "", "none"})
 HA_SOURCE_AUTOMATION = "automation:home-assistant"
-# unit -> (target unit, factor, offset): value * factor + offset
-UNIT_CONVERSIONS: dict[str, tuple[str, float, float]] = {
-    "°F": ("°C", 5.0 / 9.0, -32.0 * 5.0 / 9.0),
-    "K": ("°C", 1.0, -273.15),
-    "kW": ("W", 1000.0, 0.0),
-    "mW": ("W", 0.001, 0.0),
-    "klx": ("lx", 1000.0, 0.0),
-    "lux": ("lx", 1.0, 0.0),
-}
-_DEVICE_DOMAINS = ("light", "switch", "fan", "climate", "cover")
-
-
-class ImportError_(Exception):
-    """Bad input for an import: one line saying what, where and the fix."""
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    role: str  # channel | device
-    kind: str  # channel kind, or device kind (binary | level | setpoint)
-    unit: str = ""
-    levels: int = 2
-    values: tuple[str, ...] = ()  # a level device's payload values (fan modes)
 
 
 @dataclass
@@ -95,148 +62,6 @@ class ImportReport:
         return sum(e.written for e in self.entities)
 
 
-def targets_of(cfg: AgentConfig) -> dict[str, Target]:
-    kinds = channel_kinds(cfg, None)
-    out = {n: Target(n, "channel", k, kind_spec(k).unit) for n, k in kinds.items()}
-    for d in cfg.devices:
-        spec = spec_from_config(d)
-        vals = tuple(str(v) for v in d.values) if d.values else ()
-        out[d.name] = Target(d.name, "device", spec.kind, d.unit, spec.levels, vals)
-    return out
-
-
-def _device_domains(d: DeviceConfig) -> tuple[str, ...]:
-    kind = d.own_kind()
-    if kind == "setpoint":
-        return ("cover",) if "position" in d.field else ("climate",)
-    if kind == "level":
-        return ("fan",)
-    return (
-        ("light", "switch", "fan")
-        if d.field in ("state", "fan_state") or d.field.startswith("state_")
-        else ("switch",)
-    )
-
-
-def propose_mapping(cfg: AgentConfig, explicit: dict[str, str] | None = None) -> dict[str, str]:
-    """entity_id -> target name (channel or device), from Zigbee2MQTT friendly names; `explicit` wins."""
-    prefix = cfg.zigbee2mqtt.base_topic + "/"
-    out: dict[str, str] = {}
-    for r in cfg.channels:
-        if not r.topic.startswith(prefix) or not r.field:
-            continue
-        base = slug(r.topic[len(prefix) :])
-        for f in [r.field, *cfg.field_aliases.get(r.field, [])]:
-            for domain in ("binary_sensor", "sensor"):
-                out.setdefault(f"{domain}.{base}_{slug(f)}", r.channel)
-    for d in cfg.devices:
-        if d.state_topic.startswith(prefix):
-            base = slug(d.state_topic[len(prefix) :])
-            for domain in _device_domains(d):
-                out.setdefault(f"{domain}.{base}", d.name)
-    if explicit:
-        taken = set(explicit.values())
-        out = {e: t for e, t in out.items() if t not in taken}  # an explicit entity replaces the proposal
-        out.update(explicit)
-    return out
-
-
-def convert(value: float, unit: str | None, want: str) -> float | None:
-    """`value` in `unit` -> in `want` (None: a unit that cannot be converted)."""
-    unit = (unit or "").strip()
-    if not want or not unit or unit == want:
-        return value
-    conv = UNIT_CONVERSIONS.get(unit)
-    if conv is None or conv[0] != want:
-        return None
-    return value * conv[1] + conv[2]
-
-
-def state_value(t: Target, domain: str, state: str, attrs: dict[str, Any], temp_unit: str) -> float | None:
-    """One HA state -> the target's value (None: not usable)."""
-    s = state.strip().lower()
-    if t.role == "channel":
-        if s in ("on", "off") and (t.kind in BOOLEAN_KINDS or domain == "binary_sensor"):
-            return 1.0 if s == "on" else 0.0
-        try:
-            v = float(state)
-        except ValueError:
-            return None
-        return convert(v, attrs.get("unit_of_measurement"), t.unit) if math.isfinite(v) else None
-    if t.kind == "binary":
-        return 1.0 if s == "on" else 0.0 if s == "off" else None
-    if t.kind == "level":
-        if s == "off":
-            return 0.0
-        lowered = [v.lower() for v in t.values]
-        for key in (s, str(attrs.get("preset_mode") or "").lower()):
-            if key in lowered:
-                return float(lowered.index(key))
-        pct = attrs.get("percentage")
-        if isinstance(pct, int | float) and s == "on":
-            return float(min(max(round(pct / 100.0 * (t.levels - 1)), 1), t.levels - 1))
-        return None
-    raw = attrs.get("current_position") if domain == "cover" else attrs.get("temperature")
-    if not isinstance(raw, int | float) or isinstance(raw, bool) or not math.isfinite(raw):
-        return None
-    return convert(float(raw), temp_unit if domain == "climate" else "%", t.unit or "")
-
-
-def open_ha(path: Path) -> sqlite3.Connection:
-    if not path.is_file():
-        raise ImportError_(
-            f"--db {path}: no such file; give Home Assistant's home-assistant_v2.db (its config folder)"
-        )
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.DatabaseError as e:
-        raise ImportError_(f"--db {path}: not an SQLite database ({e}); give home-assistant_v2.db") from None
-    if not {"states", "states_meta", "state_attributes"} <= tables:
-        why = (
-            "an older schema (before 2023.4)"
-            if "states" in tables
-            else "not a Home Assistant recorder database"
-        )
-        raise ImportError_(
-            f"--db {path}: {why}: no states_meta table; open it once with a current Home Assistant to migrate"
-        )
-    con.row_factory = sqlite3.Row
-    return con
-
-
-def read_states(con: sqlite3.Connection, entities: list[str]) -> dict[str, list[sqlite3.Row]]:
-    marks = ",".join("?" * len(entities))
-    q = (
-        "SELECT m.entity_id AS entity, s.state AS state, s.last_updated_ts AS ts, a.shared_attrs AS attrs, "
-        "s.context_parent_id_bin IS NOT NULL AS by_automation "
-        "FROM states s JOIN states_meta m ON s.metadata_id = m.metadata_id "
-        "LEFT JOIN state_attributes a ON s.attributes_id = a.attributes_id "
-        f"WHERE m.entity_id IN ({marks}) AND s.last_updated_ts IS NOT NULL ORDER BY m.entity_id, s.last_updated_ts"
-    )
-    out: dict[str, list[sqlite3.Row]] = defaultdict(list)
-    for row in con.execute(q, entities):
-        out[row["entity"]].append(row)
-    return out
-
-
-def read_statistics(con: sqlite3.Connection, entities: list[str]) -> dict[str, list[sqlite3.Row]]:
-    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    out: dict[str, list[sqlite3.Row]] = defaultdict(list)
-    if not {"statistics", "statistics_meta"} <= tables:
-        return out
-    marks = ",".join("?" * len(entities))
-    q = (
-        "SELECT m.statistic_id AS entity, m.unit_of_measurement AS unit, s.start_ts AS ts, s.mean AS mean "
-        "FROM statistics s JOIN statistics_meta m ON s.metadata_id = m.id "
-        f"WHERE m.statistic_id IN ({marks}) AND s.mean IS NOT NULL AND s.start_ts IS NOT NULL "
-        "ORDER BY m.statistic_id, s.start_ts"
-    )
-    for row in con.execute(q, entities):
-        out[row["entity"]].append(row)
-    return out
-
-
 def _attrs(raw: str | None) -> dict[str, Any]:
     try:
         v = json.loads(raw) if raw else {}
@@ -252,7 +77,7 @@ def import_ha(
     targets = targets_of(cfg)
     for e, t in mapping.items():
         if t not in targets:
-            raise ImportError_(
+            raise HaImportError(
                 f"--map {e}={t}: {t!r} is neither a configured channel nor a device; fix the name"
             )
     con = open_ha(db)
@@ -260,7 +85,7 @@ def import_ha(
         states = read_states(con, list(mapping))
         stats = read_statistics(con, list(mapping))
     except sqlite3.DatabaseError as e:
-        raise ImportError_(
+        raise HaImportError(
             f"--db {db}: cannot read ({e}); is it intact (copy it while Home Assistant is stopped)?"
         ) from None
     finally:

@@ -21,7 +21,7 @@ import logging
 
 from edge_agent.config import AgentConfig
 from edge_agent.ingest import PayloadError, safe_topic
-from edge_agent.zigbee2mqtt import Z2mError, parse_bridge_devices
+from edge_agent.z2m_exposes import Z2mError, parse_bridge_devices
 
 logger = logging.getLogger(__name__)
 

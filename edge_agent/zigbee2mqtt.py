@@ -25,12 +25,25 @@ in the state, 2 settable, 4 gettable), and per type `value_on`/`value_off`, `val
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from edge_agent.catalog import guess_kind
-from edge_agent.ingest import PayloadError, parse_json_object, to_number
+from edge_agent.ingest import PayloadError, to_number
+from edge_agent.z2m_devices import device_entry
+from edge_agent.z2m_exposes import (
+    PUBLISHED,
+    SETTABLE,
+    Names,
+    Z2mError,
+    access,
+    iter_exposes,
+    parse_bridge_devices,
+    room_and_rest,
+    slug,
+)
+
+__all__ = ["Z2mError", "parse_bridge_devices", "propose", "render_yaml", "room_and_rest", "slug"]
 
 # property -> (channel name leaf, kind). Kinds are edge_agent.kinds names.
 SENSOR_PROPERTIES: dict[str, tuple[str, str]] = {
@@ -72,15 +85,7 @@ DIAGNOSTIC_PROPERTIES = frozenset(
         "tamper",
     }
 )
-PUBLISHED, SETTABLE = 1, 2
-FEATURE_GROUPS = ("light", "switch", "fan", "climate", "cover", "lock")
-FAN_LEVEL_ORDER = ("off", "low", "medium", "high")
-_IEEE = re.compile(r"0x[0-9a-fA-F]{16}")
 _CONTACT_WORDS = ("door", "window", "gate", "garage")
-
-
-class Z2mError(ValueError):
-    """A bridge/devices payload that cannot be read; `str()` says what and the fix."""
 
 
 @dataclass
@@ -103,52 +108,6 @@ class Proposal:
         return {"channels": [c.entry for c in self.channels], "devices": [d.entry for d in self.devices]}
 
 
-def parse_bridge_devices(payload: bytes | str, max_bytes: int = 16 * 1024 * 1024) -> list[dict[str, Any]]:
-    """The device list of a `bridge/devices` payload (a JSON array of objects); Z2mError otherwise."""
-    data = payload.encode() if isinstance(payload, str) else payload
-    try:
-        obj = parse_json_object(b'{"devices":' + data + b"}", max_bytes + 16)
-    except PayloadError as e:
-        raise Z2mError(f"bridge/devices: {e}") from None
-    devices = obj.get("devices")
-    if not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
-        raise Z2mError(
-            "bridge/devices: not a JSON array of device objects (is it Zigbee2MQTT 1.17 or later?)"
-        )
-    return devices
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-
-
-def room_and_rest(friendly_name: str) -> tuple[str, str]:
-    """'Living Room/Motion' -> ('living', 'room_motion'); 'hall_door' -> ('hall', 'door')."""
-    tokens = [t for t in slug(friendly_name).split("_") if t]
-    if not tokens or _IEEE.fullmatch(friendly_name):
-        return "unnamed", slug(friendly_name)[-6:] or "device"
-    return tokens[0], "_".join(tokens[1:])
-
-
-def iter_exposes(exposes: list[Any]) -> list[tuple[str | None, dict[str, Any]]]:
-    """Flattened exposes with the feature group each belongs to (None for a generic expose)."""
-    out: list[tuple[str | None, dict[str, Any]]] = []
-    for e in exposes:
-        if not isinstance(e, dict):
-            continue
-        kind = e.get("type")
-        if kind in FEATURE_GROUPS and isinstance(e.get("features"), list):
-            out += [(str(kind), f) for f in e["features"] if isinstance(f, dict)]
-        else:
-            out.append((None, e))
-    return out
-
-
-def _access(e: dict[str, Any]) -> int:
-    a = e.get("access")
-    return a if isinstance(a, int) and not isinstance(a, bool) else 0
-
-
 def _binary_invert(e: dict[str, Any]) -> bool | None:
     """False: the payload's true-ish value is value_on; True: it is value_off (contact); None: unreadable."""
     try:
@@ -159,22 +118,6 @@ def _binary_invert(e: dict[str, Any]) -> bool | None:
     if {on, off} != {0.0, 1.0}:
         return None
     return on == 0.0
-
-
-class _Names:
-    def __init__(self) -> None:
-        self.taken: set[str] = set()
-
-    def pick(self, *candidates: str) -> str:
-        for c in candidates:
-            if c not in self.taken:
-                self.taken.add(c)
-                return c
-        base, n = candidates[-1], 2
-        while f"{base}_{n}" in self.taken:
-            n += 1
-        self.taken.add(f"{base}_{n}")
-        return f"{base}_{n}"
 
 
 def _label(dev: dict[str, Any]) -> str:
@@ -189,7 +132,7 @@ def propose(
 ) -> Proposal:
     """The proposal for a bridge/devices list (see the module docstring)."""
     out = Proposal(device_count=len(devices))
-    channel_names, device_names = _Names(), _Names()
+    channel_names, device_names = Names(), Names()
     usable: list[tuple[dict[str, Any], list[tuple[str | None, dict[str, Any]]]]] = []
     for dev in devices:
         name = str(dev.get("friendly_name") or dev.get("ieee_address") or "?")
@@ -216,8 +159,8 @@ def _propose_device(
     flat: list[tuple[str | None, dict[str, Any]]],
     base: str,
     include_diagnostic: bool,
-    channel_names: _Names,
-    device_names: _Names,
+    channel_names: Names,
+    device_names: Names,
     out: Proposal,
 ) -> None:
     name = str(dev.get("friendly_name"))
@@ -234,9 +177,9 @@ def _propose_device(
     used, left = 0, []
     for group, e in flat:
         prop = e.get("property")
-        if not isinstance(prop, str) or not _access(e) & PUBLISHED or prop == "action":
+        if not isinstance(prop, str) or not access(e) & PUBLISHED or prop == "action":
             continue
-        if group is not None and _access(e) & SETTABLE:
+        if group is not None and access(e) & SETTABLE:
             continue  # a controllable feature: handled as the device below
         if prop in DIAGNOSTIC_PROPERTIES or e.get("category") in ("diagnostic", "config"):
             if e.get("category") == "config":
@@ -272,7 +215,7 @@ def _propose_device(
         note = " — true means closed: inverted, 1 = open" if kind == "contact" and rule.get("invert") else ""
         out.channels.append(Proposed(rule, f"{name}: {prop}{unit}{note}{unnamed}"))
         used += 1
-    entry, comment, why_not = _device_entry(dev, flat, topic, room, rest, device_names)
+    entry, comment, why_not = device_entry(dev, flat, topic, room, rest, device_names)
     if entry is not None:
         out.devices.append(Proposed(entry, f"{name} ({label}){comment}{unnamed}"))
         used += 1
@@ -289,127 +232,6 @@ def _propose_device(
             out.not_used.append(f"{name}: only actions ({shown}): button presses, no state to read or set")
         else:
             out.not_used.append(f"{name}: no sensor reading or controllable state the agent uses")
-
-
-def _feature(flat: list[tuple[str | None, dict[str, Any]]], group: str, *props: str) -> dict[str, Any] | None:
-    for g, e in flat:
-        if g == group and _access(e) & SETTABLE and (e.get("name") in props or e.get("property") in props):
-            return e
-    return None
-
-
-def _device_entry(
-    dev: dict[str, Any],
-    flat: list[tuple[str | None, dict[str, Any]]],
-    topic: str,
-    room: str,
-    rest: str,
-    names: _Names,
-) -> tuple[dict[str, Any] | None, str, str]:
-    """(entry or None, comment, why not used)."""
-    groups = [g for g, _ in flat if g is not None]
-    if not groups:
-        return None, "", ""
-    if "lock" in groups and not set(groups) - {"lock"}:
-        return (
-            None,
-            "",
-            "a lock: never proposed (the agent must not lock or unlock doors by itself; add it by hand)",
-        )
-    states = [
-        e for g, e in flat if g in ("light", "switch") and e.get("name") == "state" and _access(e) & SETTABLE
-    ]
-    extra = (
-        f"; also {', '.join(str(e.get('property')) for e in states[1:])} (one device per state topic)"
-        if len(states) > 1
-        else ""
-    )
-    if states:
-        st = states[0]
-        kind = "light" if any(g == "light" for g, e in flat if e is st) else "switch"
-        leaf = "light" if kind == "light" else (rest or "switch")
-        entry: dict[str, Any] = {
-            "name": names.pick(f"{room}.{leaf}", f"{room}.{rest or leaf}_{leaf}"),
-            "state_topic": topic,
-        }
-        if st.get("property") != "state":
-            entry["field"] = st.get("property")
-        values = [st.get("value_off", "OFF"), st.get("value_on", "ON")]
-        if values != ["OFF", "ON"]:
-            entry["values"] = values
-        notes = []
-        bri = _feature(flat, "light", "brightness")
-        if bri is not None:
-            lo, hi = bri.get("value_min", 0), bri.get("value_max", 254)
-            notes.append(
-                f"dimmable: brightness {lo}..{hi} is settable too (to set it instead of on/off: field: brightness, "
-                f"kind: setpoint, min_value: {lo}, max_value: {hi}, setpoint_step: 1)"
-            )
-        if any(e.get("name") in ("color_xy", "color_hs", "color_temp") for g, e in flat if g == "light"):
-            notes.append("colour and colour temperature are left to the person")
-        return entry, (": " + "; ".join(notes) if notes else "") + extra, ""
-    if "fan" in groups:
-        mode = _feature(flat, "fan", "mode", "fan_mode")
-        if mode is not None and isinstance(mode.get("values"), list):
-            vals = [str(v) for v in mode["values"]]
-            words = [v for v in FAN_LEVEL_ORDER if v in vals]
-            numbers = sorted((v for v in vals if v.isdigit()), key=int)
-            off = ["off"] if "off" in vals else []
-            levels = words if len(words) > len(off) else (off + numbers if numbers else vals)
-            others = [v for v in vals if v not in levels]
-            entry = {
-                "name": names.pick(f"{room}.fan", f"{room}.{rest}_fan"),
-                "state_topic": topic,
-                "field": mode.get("property"),
-                "values": levels,
-            }
-            note = f": modes {', '.join(others)} are not levels; left to the person" if others else ""
-            return entry, note, ""
-        fst = _feature(flat, "fan", "state")
-        if fst is not None:
-            entry = {
-                "name": names.pick(f"{room}.fan", f"{room}.{rest}_fan"),
-                "state_topic": topic,
-                "field": fst.get("property"),
-            }
-            values = [fst.get("value_off", "OFF"), fst.get("value_on", "ON")]
-            if values != ["OFF", "ON"]:
-                entry["values"] = values
-            return entry, "", ""
-    if "climate" in groups:
-        sp = _feature(flat, "climate", "occupied_heating_setpoint", "current_heating_setpoint")
-        if sp is not None:
-            entry = {
-                "name": names.pick(f"{room}.heating", f"{room}.{rest}_heating"),
-                "state_topic": topic,
-                "field": sp.get("property"),
-                "kind": "setpoint",
-            }
-            if sp.get("unit"):
-                entry["unit"] = sp["unit"]
-            for src, dst in (
-                ("value_min", "min_value"),
-                ("value_max", "max_value"),
-                ("value_step", "setpoint_step"),
-            ):
-                if isinstance(sp.get(src), int | float) and not isinstance(sp.get(src), bool):
-                    entry[dst] = sp[src]
-            return entry, ": narrow min_value/max_value to what the room should ever get", ""
-    if "cover" in groups:
-        pos = _feature(flat, "cover", "position")
-        if pos is not None:
-            entry = {
-                "name": names.pick(f"{room}.{rest or 'cover'}", f"{room}.{rest}_cover"),
-                "state_topic": topic,
-                "field": pos.get("property"),
-                "kind": "setpoint",
-                "unit": "%",
-                "min_value": pos.get("value_min", 0),
-                "max_value": pos.get("value_max", 100),
-                "setpoint_step": 1,
-            }
-            return entry, "", ""
-    return None, "", f"{'/'.join(sorted(set(groups)))} with no feature the agent can set"
 
 
 def _yaml_scalar(v: Any) -> str:

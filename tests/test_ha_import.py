@@ -17,7 +17,8 @@ from sqlalchemy import create_engine, insert, select
 
 from edge_agent.cli import main
 from edge_agent.config import load_config
-from edge_agent.ha_import import import_ha, propose_mapping
+from edge_agent.ha_import import import_ha
+from edge_agent.ha_mapping import propose_mapping
 from edge_agent.history import load_history
 from edge_agent.recorder import device_changes, metadata, readings
 
