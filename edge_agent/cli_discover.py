@@ -136,7 +136,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
         )
         return _fail(str(what))
     proposal = propose(devices, base, include_diagnostic=args.include_diagnostic)
-    text = render_yaml(proposal, broker_host=host, broker_port=port, source=source)
+    text = render_yaml(proposal, broker_host=host, broker_port=port, source=source, base_topic=base)
     try:
         parse_config(yaml.safe_load(text), "<proposed config>")
     except ConfigError as e:  # a bug in the proposal, never the user's input: say so plainly

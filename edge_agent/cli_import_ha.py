@@ -70,7 +70,7 @@ def cmd_import_ha(args: argparse.Namespace) -> int:
     from edge_agent.config import ConfigError, load_config
     from edge_agent.ha_import import import_ha
     from edge_agent.ha_mapping import propose_mapping
-    from edge_agent.ha_recorder import HaImportError, open_ha
+    from edge_agent.ha_recorder import HaImportError, known_entities, open_ha
     from edge_agent.history import HistoryError, load_history
     from edge_agent.history_csv import write_history_csv
     from edge_agent.logsetup import setup_logging
@@ -90,7 +90,7 @@ def cmd_import_ha(args: argparse.Namespace) -> int:
     if args.dry_run:
         try:
             con = open_ha(db)
-            known = {r[0] for r in con.execute("SELECT entity_id FROM states_meta")}
+            known = known_entities(con, list(mapping))
             con.close()
         except HaImportError as e:
             return _fail(str(e))

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, func, insert, not_, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from edge_agent.catalog import CATALOG_KEY, build_catalog
 from edge_agent.config import AgentConfig
 from edge_agent.ha_mapping import Target, convert, state_value, targets_of
-from edge_agent.ha_recorder import HaImportError, open_ha, read_states, read_statistics
+from edge_agent.ha_recorder import HaImportError, known_entities, open_ha, read_states, read_statistics
 from edge_agent.kinds import EVENT_KINDS
 from edge_agent.recorder import agent_state, device_changes, make_engine, metadata, readings
 
@@ -82,52 +83,56 @@ def import_ha(
             )
     con = open_ha(db)
     try:
-        states = read_states(con, list(mapping))
-        stats = read_statistics(con, list(mapping))
-    except sqlite3.DatabaseError as e:
-        raise HaImportError(
-            f"--db {db}: cannot read ({e}); is it intact (copy it while Home Assistant is stopped)?"
-        ) from None
-    finally:
+        engine = make_engine(url)
+    except OSError as e:
         con.close()
+        raise HaImportError(
+            f"cannot create the agent's database at {url} ({e.strerror}); check state_dir"
+        ) from None
     report = ImportReport()
-    found = set(states) | set(stats)
-    by_target: dict[str, list[str]] = defaultdict(list)
-    for entity_id, tname in mapping.items():
-        if entity_id in found:
-            by_target[tname].append(entity_id)
-    report.unmatched_targets = sorted(t for t in targets if t not in by_target)
-    step = cfg.learning.recording_step_seconds
-    engine = make_engine(url)
     try:
+        found = known_entities(con, list(mapping))
+        by_target: dict[str, list[str]] = defaultdict(list)
+        for entity_id, tname in mapping.items():
+            if entity_id in found:
+                by_target[tname].append(entity_id)
+        report.unmatched_targets = sorted(t for t in targets if t not in by_target)
+        step = cfg.learning.recording_step_seconds
         metadata.create_all(engine)
-        with engine.begin() as conn:
+        with engine.begin() as conn:  # one transaction: an import lands whole or not at all
             ledger = _get_state(conn, LEDGER_KEY) or {}
             if _get_state(conn, CATALOG_KEY) is None:
                 conn.execute(insert(agent_state), [_state_row(CATALOG_KEY, build_catalog(cfg, None))])
                 report.catalog_written = True
             for tname, entities in sorted(by_target.items()):
-                target = targets[tname]
-                for entity in sorted(entities)[:1]:  # one entity per target (the first that exists)
-                    rep = EntityReport(entity, tname)
-                    series = _series(
-                        target, entity, states.get(entity, []), stats.get(entity, []), temp_unit, rep
-                    )
-                    rows = (
-                        _downsample(series, step, target.kind in EVENT_KINDS)
-                        if target.role == "channel"
-                        else _changes(series)
-                    )
-                    span = _write(conn, target, rows, ledger.get(tname), rep)
-                    if span is not None:
-                        ledger[tname] = span
-                    report.entities.append(rep)
+                target, entity = targets[tname], sorted(entities)[0]  # one entity per target
                 for other in sorted(entities)[1:]:
-                    logger.warning(
-                        "import-ha: %s also maps to %s; only %s is read", other, tname, sorted(entities)[0]
-                    )
+                    logger.warning("import-ha: %s also maps to %s; only %s is read", other, tname, entity)
+                rep = EntityReport(entity, tname)
+                states = read_states(con, [entity]).get(entity, [])  # one entity at a time: bounded memory
+                stats = read_statistics(con, [entity]).get(entity, []) if target.role == "channel" else []
+                series = _series(target, entity, states, stats, temp_unit, rep)
+                rows = (
+                    _downsample(series, step, target.kind in EVENT_KINDS)
+                    if target.role == "channel"
+                    else _changes(series)
+                )
+                span = _write(conn, target, rows, ledger.get(tname), rep)
+                if span is not None:
+                    ledger[tname] = span
+                report.entities.append(rep)
             _set_state(conn, LEDGER_KEY, ledger)
+    except sqlite3.DatabaseError as e:
+        raise HaImportError(
+            f"--db {db}: cannot read ({e}); is it intact (copy it while Home Assistant is stopped)?"
+        ) from None
+    except SQLAlchemyError as e:
+        first = str(getattr(e, "orig", None) or e).splitlines()[0][:200]
+        raise HaImportError(
+            f"cannot write the agent's database ({first}); nothing was imported (check recorder.database_url)"
+        ) from None
     finally:
+        con.close()
         engine.dispose()
     return report
 

@@ -41,6 +41,22 @@ def open_ha(path: Path) -> sqlite3.Connection:
     return con
 
 
+def known_entities(con: sqlite3.Connection, entities: list[str]) -> set[str]:
+    """The entities of `entities` that have states or long-term statistics in the database."""
+    found = set()
+    has_stats = {"statistics", "statistics_meta"} <= _tables(con)
+    for e in entities:
+        if con.execute("SELECT 1 FROM states_meta WHERE entity_id = ?", (e,)).fetchone() is not None or (
+            has_stats and con.execute("SELECT 1 FROM statistics_meta WHERE statistic_id = ?", (e,)).fetchone()
+        ):
+            found.add(e)
+    return found
+
+
+def _tables(con: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
 def read_states(con: sqlite3.Connection, entities: list[str]) -> dict[str, list[sqlite3.Row]]:
     marks = ",".join("?" * len(entities))
     q = (
@@ -57,9 +73,8 @@ def read_states(con: sqlite3.Connection, entities: list[str]) -> dict[str, list[
 
 
 def read_statistics(con: sqlite3.Connection, entities: list[str]) -> dict[str, list[sqlite3.Row]]:
-    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     out: dict[str, list[sqlite3.Row]] = defaultdict(list)
-    if not {"statistics", "statistics_meta"} <= tables:
+    if not {"statistics", "statistics_meta"} <= _tables(con):
         return out
     marks = ",".join("?" * len(entities))
     q = (

@@ -245,7 +245,9 @@ def _entry_lines(p: Proposed, first: str) -> list[str]:
     return lines
 
 
-def render_yaml(p: Proposal, *, broker_host: str, broker_port: int, source: str) -> str:
+def render_yaml(
+    p: Proposal, *, broker_host: str, broker_port: int, source: str, base_topic: str = "zigbee2mqtt"
+) -> str:
     """The proposal as a commented YAML config (loads with edge_agent.config.parse_config)."""
     lines = [
         f"# edge-agent config proposed by `edge-agent discover` from {source} ({p.device_count} devices).",
@@ -254,8 +256,10 @@ def render_yaml(p: Proposal, *, broker_host: str, broker_port: int, source: str)
         "broker:",
         f"  host: {_yaml_scalar(broker_host)}",
         f"  port: {broker_port}",
-        "channels:" if p.channels else "channels: []",
     ]
+    if base_topic != "zigbee2mqtt":
+        lines += ["zigbee2mqtt:", f"  base_topic: {_yaml_scalar(base_topic)}"]
+    lines.append("channels:" if p.channels else "channels: []")
     for c in p.channels:
         lines += _entry_lines(c, "topic")
     lines.append("devices:" if p.devices else "devices: []")

@@ -61,6 +61,7 @@ STATISTICS = [
     ("sensor.living_climate_temperature", "°F", -7200, 59.0),
     ("sensor.living_climate_temperature", "°F", -3600, 62.6),
     ("sensor.living_climate_temperature", "°F", 3600, 80.0),  # states cover this hour: not used
+    ("sensor.bedroom_climate_humidity", "%", -3600, 48.0),  # its states were purged: statistics only
 ]
 READINGS = {  # what a person expects in the agent's log: one reading per 60 s step, in °C
     ("living.motion", 0, 0.0),
@@ -131,8 +132,8 @@ def make_ha_db(path: Path) -> Path:
             ids[stat_id] = (
                 con.execute(
                     "INSERT INTO statistics_meta (statistic_id, source, unit_of_measurement, unit_class, has_mean, "
-                    "has_sum, name, mean_type) VALUES (?, 'recorder', ?, 'temperature', 1, 0, NULL, 1)",
-                    (stat_id, unit),
+                    "has_sum, name, mean_type) VALUES (?, 'recorder', ?, ?, 1, 0, NULL, 1)",
+                    (stat_id, unit, "temperature" if unit.startswith("°") else None),
                 ).lastrowid
                 or 0
             )
@@ -193,6 +194,11 @@ def test_every_row_lands_once_units_converted_unavailable_skipped(
     r, d = log_rows(cfg.database_url)
     assert len(r) == len(READINGS) and set(r) == READINGS  # every row once
     assert len(d) == len(CHANGES) and set(d) == CHANGES
+    # the proposed mapping, as --dry-run shows it (only entities the database has)
+    assert main([*argv, "--dry-run"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "sensor.bedroom_rh -> bedroom.humidity" in shown and "light.living_light -> living.light" in shown
+    assert not any("unrelated" in s for s in shown) and len(shown) == 8
     # twice: nothing new
     assert main(argv) == 0
     assert "imported 0 rows" in capsys.readouterr().out
@@ -222,7 +228,8 @@ def test_the_agents_own_rows_win_and_the_csv_leaves_the_log_alone(
         ("living.illuminance", 0.0, 12.0),
         ("living.illuminance", 480.0, 250.0),
     ]
-    assert "bedroom.humidity" in rep.unmatched_targets  # no --map: HA has no such entity
+    # no --map: the proposed entity has only long-term statistics left, and they are used
+    assert ("bedroom.humidity", -3600.0, 48.0) in r and rep.unmatched_targets == []
     before = log_rows(cfg.database_url)
     out = tmp_path / "ha.csv"
     assert (

@@ -173,6 +173,18 @@ def test_discover_reads_the_retained_list_on_a_real_broker(
     assert rc == 2 and "--base-topic" in capsys.readouterr().err
 
 
+def test_discover_from_a_saved_list_with_another_base_topic(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "c.yaml"
+    argv = ["discover", "--from-file", str(FIXTURE), "--base-topic", "z2m", "--write", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    cfg = load_config(out)
+    assert cfg.zigbee2mqtt.base_topic == "z2m"
+    assert {r.topic for r in cfg.channels} >= {"z2m/living motion", "z2m/hall door"}
+    assert cfg.devices[0].state_topic == "z2m/living light"
+
+
 def test_discover_without_a_broker_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["discover", "--broker", "127.0.0.1:1", "--timeout", "1"]) == 2
     err = capsys.readouterr().err
