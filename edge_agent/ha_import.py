@@ -144,6 +144,7 @@ def _series(
     domain = entity.split(".", 1)[0]
     first = float(st[0]["ts"]) if st else math.inf
     out: list[tuple[float, float, bool]] = []
+    parsed: dict[str | None, dict[str, Any]] = {}
     if t.role == "channel":
         for r in sta:
             if float(r["ts"]) >= first:
@@ -160,7 +161,10 @@ def _series(
         if state.strip().lower() in SKIP_STATES:
             rep.skipped_unavailable += 1
             continue
-        v = state_value(t, domain, state, _attrs(r["attrs"]), temp_unit)
+        raw = r["attrs"]
+        if raw not in parsed:  # attributes are shared between states: parse each once
+            parsed[raw] = _attrs(raw)
+        v = state_value(t, domain, state, parsed[raw], temp_unit)
         if v is None:
             rep.skipped_unparseable += 1
         else:
