@@ -364,6 +364,10 @@ def _print_devices(console: Any, stats: dict[str, Any]) -> None:
         console.print(
             f"channels recorded but not in the model (inputs at the next training): {', '.join(extra)}"
         )
+    from edge_agent.z2m_follow import status_lines
+
+    for line in status_lines(stats.get("zigbee2mqtt")):
+        console.print(line, markup=False)
 
 
 def cmd_demo(argv: list[str]) -> int:

@@ -171,3 +171,21 @@ class Zigbee2MqttFollower:
             "unconfigured": self.unconfigured[:MAX_LISTED],
             "unavailable_channels": sorted(self._down)[:MAX_LISTED],
         }
+
+
+def status_lines(z: object) -> list[str]:
+    """`edge-agent status` lines for the stats key `zigbee2mqtt` (nothing when all is well)."""
+    if not isinstance(z, dict):
+        return []
+    out = []
+    if z.get("offline"):
+        out.append(f"zigbee2mqtt: offline (channels masked): {', '.join(map(str, z['offline']))}")
+    missing = z.get("missing")
+    if isinstance(missing, dict) and missing:
+        shown = "; ".join(f"{k} {v}" for k, v in missing.items())
+        out.append(f"zigbee2mqtt: configured but not in bridge/devices (fix the config's topics): {shown}")
+    if z.get("unconfigured"):
+        out.append(
+            f"zigbee2mqtt: devices not in the config (not used): {', '.join(map(str, z['unconfigured']))}"
+        )
+    return out

@@ -17,6 +17,7 @@ from edge_agent.agent import Agent
 from edge_agent.config import parse_config
 from edge_agent.controller import Controller
 from edge_agent.inference import Bundle
+from edge_agent.z2m_follow import status_lines
 
 T0 = 1_800_000_000.0
 MOTION = "zigbee2mqtt/living_motion"
@@ -106,6 +107,11 @@ def test_rename_removal_and_unknown_devices_logged_once_and_listed(
     assert z["missing"] == {"hall_door": "removed", "living_motion": "renamed to 'lounge_motion'"}
     assert z["unconfigured"] == ["garage_plug", "lounge_motion"]
     assert not live(c, "living.motion", T0 + 4)  # not guessed: the config's topic gets nothing any more
+    assert status_lines(z) == [
+        "zigbee2mqtt: configured but not in bridge/devices (fix the config's topics): hall_door removed; "
+        "living_motion renamed to 'lounge_motion'",
+        "zigbee2mqtt: devices not in the config (not used): garage_plug, lounge_motion",
+    ]
     lines = [r.getMessage() for r in caplog.records]
     assert sum("renamed to 'lounge_motion'" in s for s in lines) == 1
     assert sum("'hall_door' is removed" in s for s in lines) == 1
