@@ -139,6 +139,8 @@ def propose(
         definition = dev.get("definition")
         if dev.get("type") == "Coordinator":
             out.not_used.append(f"{name}: the coordinator (the Zigbee radio itself)")
+        elif set(name) & {"+", "#", "\x00"}:
+            out.not_used.append(f"{name}: its friendly name holds an MQTT wildcard; rename it in Zigbee2MQTT")
         elif dev.get("disabled"):
             out.not_used.append(f"{name}: disabled in Zigbee2MQTT")
         elif not isinstance(definition, dict):
@@ -238,8 +240,13 @@ def _yaml_scalar(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False)  # JSON scalars and flow lists are valid YAML
 
 
-def _entry_lines(p: Proposed, first: str) -> list[str]:
-    lines = [f"  # {p.comment}"]
+def _comment(text: str) -> str:
+    """One comment line: line breaks and other control characters of names and descriptions removed."""
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
+def _entry_lines(p: Proposed) -> list[str]:
+    lines = [f"  # {_comment(p.comment)}"]
     for i, (k, v) in enumerate(p.entry.items()):
         lines.append(f"  {'- ' if i == 0 else '  '}{k}: {_yaml_scalar(v)}")
     return lines
@@ -261,16 +268,16 @@ def render_yaml(
         lines += ["zigbee2mqtt:", f"  base_topic: {_yaml_scalar(base_topic)}"]
     lines.append("channels:" if p.channels else "channels: []")
     for c in p.channels:
-        lines += _entry_lines(c, "topic")
+        lines += _entry_lines(c)
     lines.append("devices:" if p.devices else "devices: []")
     for d in p.devices:
-        lines += _entry_lines(d, "name")
+        lines += _entry_lines(d)
     if p.not_used:
         lines.append("# Not used:")
-        lines += [f"#   {t}" for t in p.not_used]
+        lines += [f"#   {_comment(t)}" for t in p.not_used]
     if p.left_out:
         lines.append(
             "# Left out (diagnostics, counters, unknown readings; --include-diagnostic adds the diagnostics):"
         )
-        lines += [f"#   {t}" for t in p.left_out]
+        lines += [f"#   {_comment(t)}" for t in p.left_out]
     return "\n".join(lines) + "\n"

@@ -137,14 +137,19 @@ def test_names_and_odd_devices() -> None:
         },
     }
     unsupported = {"ieee_address": "0x2", "type": "EndDevice", "friendly_name": "mystery", "definition": None}
-    p = propose([dev, lock, unsupported])
+    wild = {**json.loads(FIXTURE.read_text())[3], "friendly_name": "bed+room"}
+    light = json.loads(FIXTURE.read_text())[6]
+    light["definition"]["description"] = "Bulb\nmode: [evil"  # a line break must not end the comment
+    p = propose([dev, lock, unsupported, wild, light])
+    assert any(t.startswith("bed+room: its friendly name holds an MQTT wildcard") for t in p.not_used)
+    _dump(yaml.safe_load(render_yaml(p, broker_host="h", broker_port=1, source="x")))
     assert p.channels[0].entry["channel"] == "unnamed.e8a9f1_contact" or p.channels[0].entry[
         "channel"
     ].startswith("unnamed.")
     assert "rename it in Zigbee2MQTT" in p.channels[0].comment
     assert any(t.startswith("front lock: a lock: never proposed") for t in p.not_used)
     assert any(t.startswith("mystery: no definition") for t in p.not_used)
-    assert p.devices == []
+    assert [d.entry["name"] for d in p.devices] == ["living.light"]
 
 
 @pytest.mark.parametrize("bad", [b"{", b'{"a": 1}', b"[1, 2]", b"\xff\xfe"])
