@@ -194,3 +194,143 @@ def test_discover_without_a_broker_is_one_line(capsys: pytest.CaptureFixture[str
     assert main(["discover", "--broker", "127.0.0.1:1", "--timeout", "1"]) == 2
     err = capsys.readouterr().err
     assert "cannot reach the broker at 127.0.0.1:1" in err and "Traceback" not in err
+
+
+def _z(name: str, *exposes: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ieee_address": "0x" + str(abs(hash(name)))[:16].zfill(16),
+        "type": "Router",
+        "friendly_name": name,
+        "definition": {"vendor": "TuYa", "model": "TS0601", "exposes": list(exposes)},
+    }
+
+
+def _bin(prop: str, access: int = 7, on: Any = "ON", off: Any = "OFF", **kw: Any) -> dict[str, Any]:
+    return {
+        "type": "binary",
+        "name": prop.split("_l")[0],
+        "property": prop,
+        "access": access,
+        "value_on": on,
+        "value_off": off,
+        **kw,
+    }
+
+
+def test_gangs_covers_word_fans_tuya_valves_and_presence() -> None:
+    gang = _z(
+        "kitchen switch",
+        *[
+            {"type": "switch", "endpoint": ep, "features": [_bin(f"state_{ep}", endpoint=ep)]}
+            for ep in ("l1", "l2")
+        ],
+    )
+    cover = _z(
+        "bedroom blind",
+        {
+            "type": "cover",
+            "features": [
+                {
+                    "type": "enum",
+                    "name": "state",
+                    "property": "state",
+                    "access": 7,
+                    "values": ["OPEN", "CLOSE", "STOP"],
+                },
+                {
+                    "type": "numeric",
+                    "name": "position",
+                    "property": "position",
+                    "access": 7,
+                    "value_min": 0,
+                    "value_max": 100,
+                    "unit": "%",
+                },
+            ],
+        },
+    )
+    fan = _z(
+        "office fan",
+        {
+            "type": "fan",
+            "features": [
+                _bin("fan_state"),
+                {
+                    "type": "enum",
+                    "name": "mode",
+                    "property": "fan_mode",
+                    "access": 7,
+                    "values": ["off", "low", "medium", "high", "on", "auto", "smart"],
+                },
+            ],
+        },
+    )
+    valve = _z(
+        "kids radiator",
+        {
+            "type": "climate",
+            "features": [
+                {
+                    "type": "numeric",
+                    "name": "current_heating_setpoint",
+                    "property": "current_heating_setpoint",
+                    "access": 7,
+                    "value_min": 5,
+                    "value_max": 30,
+                    "value_step": 0.5,
+                    "unit": "°C",
+                },
+                {
+                    "type": "numeric",
+                    "name": "local_temperature",
+                    "property": "local_temperature",
+                    "access": 5,
+                    "unit": "°C",
+                },
+            ],
+        },
+    )
+    radar = _z(
+        "study presence",
+        _bin("presence", access=5, on=True, off=False),
+        {"type": "numeric", "name": "illuminance", "property": "illuminance", "access": 5, "unit": "lx"},
+        {
+            "type": "enum",
+            "name": "presence_state",
+            "property": "presence_state",
+            "access": 5,
+            "values": ["none", "presence", "move"],
+        },
+    )
+    p = propose([gang, cover, fan, valve, radar])
+    dev = {d.entry["name"]: d for d in p.devices}
+    assert dev["kitchen.switch"].entry == {
+        "name": "kitchen.switch",
+        "state_topic": Z + "kitchen switch",
+        "field": "state_l1",
+    }
+    assert "also state_l2 (one device per state topic)" in dev["kitchen.switch"].comment
+    assert dev["bedroom.blind"].entry == {
+        "name": "bedroom.blind",
+        "state_topic": Z + "bedroom blind",
+        "field": "position",
+        "kind": "setpoint",
+        "unit": "%",
+        "min_value": 0,
+        "max_value": 100,
+        "setpoint_step": 1,
+    }
+    assert dev["office.fan"].entry["values"] == ["off", "low", "medium", "high"]
+    assert "modes on, auto, smart are not levels" in dev["office.fan"].comment
+    assert dev["kids.heating"].entry["field"] == "current_heating_setpoint"
+    assert (dev["kids.heating"].entry["min_value"], dev["kids.heating"].entry["max_value"]) == (5, 30)
+    ch = {c.entry["channel"]: c.entry for c in p.channels}
+    assert ch["study.presence"] == {
+        "topic": Z + "study presence",
+        "channel": "study.presence",
+        "field": "presence",
+    }
+    assert ch["kids.radiator_temperature"]["kind"] == "temperature"
+    assert "study presence: presence_state" in p.left_out
+    cfg = parse_config({**p.config(), "timezone": "UTC"})
+    assert {d.name: d.own_kind() for d in cfg.devices}["office.fan"] == "level"
