@@ -1,5 +1,5 @@
-"""Command line: `edge-agent run | check-config | status | export-history | demo`, and `train | model`
-(edge_agent.cli_model).
+"""Command line: `edge-agent run | check-config | status | export-history | demo`, `train | model`
+(edge_agent.cli_model), `discover` (edge_agent.cli_discover) and `import-ha` (edge_agent.cli_import_ha).
 
 Bad input (config, bundle, database) is one clear message on stderr and exit code 2, never a traceback.
 `run` stays in the foreground, logs to stderr, and stops cleanly on SIGTERM/SIGINT (recorder flushed,
