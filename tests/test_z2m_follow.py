@@ -144,8 +144,14 @@ def test_availability_and_device_list_through_mosquitto(
         wait_until(lambda: len(agent.controller.z2m.unconfigured) == 40)
         c = agent.controller
         ch = c.index["living.motion"]
-        observer.publish(MOTION, {"occupancy": False, "illuminance": 5}, qos=1)
-        wait_until(lambda: c.window.is_live(ch, agent.steady()))
+
+        def motion_live() -> bool:  # re-sent until heard: its subscription may still be on its way
+            if c.window.is_live(ch, agent.steady()):
+                return True
+            observer.publish(MOTION, {"occupancy": False, "illuminance": 5}, qos=1)
+            return False
+
+        wait_until(motion_live, interval=0.2)
         observer.publish(AVAIL, {"state": "offline"}, retain=True, qos=1)
         wait_until(lambda: not c.window.is_live(ch, agent.steady()))
         stats = wait_until(

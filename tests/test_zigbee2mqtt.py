@@ -334,3 +334,51 @@ def test_gangs_covers_word_fans_tuya_valves_and_presence() -> None:
     assert "study presence: presence_state" in p.left_out
     cfg = parse_config({**p.config(), "timezone": "UTC"})
     assert {d.name: d.own_kind() for d in cfg.devices}["office.fan"] == "level"
+
+
+@pytest.mark.integration
+def test_the_discovered_config_runs_the_agent(broker: Any, observer: Observer, tmp_path: Path) -> None:
+    """The proposed file as the daemon's config: readings land on the right channels (the door 1 = open)."""
+    from conftest import wait_until
+
+    from edge_agent.agent import Agent
+
+    out = tmp_path / "config.yaml"
+    assert (
+        main(
+            [
+                "discover",
+                "--from-file",
+                str(FIXTURE),
+                "--broker",
+                f"127.0.0.1:{broker.port}",
+                "--write",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    cfg = load_config(out)
+    cfg.state_dir, cfg.agent_id, cfg.timezone = tmp_path / "state", "disc", "UTC"
+    # retained, before the agent starts: they reach it with its subscriptions
+    observer.publish(
+        Z + "living motion", {"occupancy": True, "illuminance": 30, "temperature": 21.5}, True, 1
+    )
+    observer.publish(Z + "hall door", {"contact": False, "battery": 90}, True, 1)  # open
+    observer.publish(Z + "kitchen plug", {"state": "ON", "power": 61.5}, True, 1)
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        assert agent.link.wait_connected(5)
+        c = agent.controller
+
+        def value(ch: str) -> float:
+            return float(c.window.last_value[c.index[ch]])
+
+        wait_until(lambda: value("hall.door") == 1.0 and value("kitchen.plug_power") == 61.5)
+        wait_until(lambda: value("living.motion") == 1.0)
+        assert (value("living.illuminance"), value("living.temperature")) == (30, 21.5)
+        wait_until(lambda: next(d for d in agent.devices if d.name == "kitchen.plug").tracker.reported == 1.0)
+        assert c.counters.invalid == 0 and c.counters.unknown_topic == 0
+    finally:
+        agent.stop()
