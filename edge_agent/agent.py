@@ -165,8 +165,10 @@ class Agent:
             set(c.switches.command_topics) | c.attributor.topics()
         )  # pause switches, other automations' topics
         self.link.subscriptions = subscriptions(
-            set(c.ingestor.topics()) | set(c.by_state_topic) | own, self.cfg.broker.extra_subscriptions
+            set(c.ingestor.topics()) | set(c.by_state_topic) | own | c.z2m.topics(),
+            self.cfg.broker.extra_subscriptions,
         )
+        self.link.payload_limits = c.z2m.payload_limits()  # Zigbee2MQTT's device list may be large
         # Service hooks (wired by cli.cmd_run): `ready` is set on the first broker connect (sd_notify READY)
         self.ready = threading.Event()
         self.link.on_connect_hooks.append(self.ready.set)

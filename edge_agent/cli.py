@@ -1,5 +1,6 @@
 """Command line: `edge-agent run | check-config | status | export-history | demo`, `train | model`
-(edge_agent.cli_model) and `explain` (edge_agent.cli_explain).
+(edge_agent.cli_model), `explain` (edge_agent.cli_explain), `discover` (edge_agent.cli_discover) and `import-ha`
+(edge_agent.cli_import_ha).
 
 Bad input (config, bundle, database) is one clear message on stderr and exit code 2, never a traceback.
 `run` stays in the foreground, logs to stderr, and stops cleanly on SIGTERM/SIGINT (recorder flushed,
@@ -20,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from edge_agent import cli_explain, cli_model
+from edge_agent import cli_discover, cli_explain, cli_import_ha, cli_model
 from edge_agent.cli_history import add_parser as add_export_history_parser
 from edge_agent.cli_history import cmd_export_history
 from edge_agent.config import AgentConfig, ConfigError, load_config, redacted_dump
@@ -364,6 +365,10 @@ def _print_devices(console: Any, stats: dict[str, Any]) -> None:
         console.print(
             f"channels recorded but not in the model (inputs at the next training): {', '.join(extra)}"
         )
+    from edge_agent.z2m_follow import status_lines
+
+    for line in status_lines(stats.get("zigbee2mqtt")):
+        console.print(line, markup=False)
 
 
 def cmd_demo(argv: list[str]) -> int:
@@ -393,7 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "demo", help="simulated home + agent + live view (options: edge-agent demo --help)", add_help=False
     )
-    p.set_defaults(model_handlers={**cli_model.add_parsers(sub), **cli_explain.add_parser(sub)})
+    handlers = cli_model.add_parsers(sub)
+    handlers.update(cli_explain.add_parser(sub))  # explain (plots from the log)
+    handlers.update(cli_discover.add_parsers(sub))  # discover (Zigbee2MQTT)
+    handlers.update(cli_import_ha.add_parsers(sub))  # import-ha (Home Assistant history)
+    p.set_defaults(model_handlers=handlers)
     return p
 
 

@@ -29,6 +29,7 @@ from edge_agent.calendar_features import load_zone, system_zone_name
 from edge_agent.governor import GovernorSettings
 from edge_agent.learning_config import LearningSettings
 from edge_agent.procprio import ProcessPrioritySettings
+from edge_agent.z2m_config import Zigbee2MqttSettings
 
 Mode = Literal["off", "observe", "shadow", "suggest", "auto"]
 # Restrictiveness order: the effective mode of a device is the more restrictive of its own and the global one.
@@ -324,6 +325,10 @@ class AgentConfig(_Strict):
         default_factory=LearningSettings, description="Labels, other automations, readiness, training"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level")
+    zigbee2mqtt: Zigbee2MqttSettings = Field(
+        default_factory=Zigbee2MqttSettings,
+        description="Zigbee2MQTT's base topic; following its device list and device availability",
+    )
 
     @model_validator(mode="after")
     def _unique_devices(self) -> AgentConfig:

@@ -57,6 +57,7 @@ from edge_agent.stats import Counters, LatencyStats
 from edge_agent.switches import PauseSwitches
 from edge_agent.tiering import run_tier, select_channels
 from edge_agent.window import Window
+from edge_agent.z2m_follow import Zigbee2MqttFollower
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ class Controller:
         self.attributor = Attributor(config.learning.automations, self.zone)
         self.reports = DeviceReports(self.attributor, self.switches, self.labels_collected)
         self._own_state_topics = set(self.switches.state_topics.values())
+        self.z2m = Zigbee2MqttFollower(config)  # availability and the device list of Zigbee2MQTT
+        self.unavailable: set[str] = set()  # channels whose sensor is offline or gone: masked at once
         self._install(bundle, now, tracker_json=state.get("attention_tracker"))
         holds = state.get("holds") or {}
         for d in self.devices:
@@ -189,6 +192,7 @@ class Controller:
         old_window, old_index, old_devices = self.window, self.index, {d.name: d for d in self.devices}
         self._install(bundle, now)
         self.window.adopt(old_window, [(old_index[n], i) for n, i in self.index.items() if n in old_index])
+        self.set_available([(n, False) for n in self.unavailable])
         for d in self.devices:
             if d.name in old_devices:
                 d.carry_over(old_devices[d.name])
@@ -299,6 +303,9 @@ class Controller:
                 return None
             if self.attributor.note_topic(topic, now):
                 return None
+            if self.z2m.knows(topic):
+                self.set_available(self.z2m.handle(topic, payload))
+                return None
             if dev is not None:
                 self._device_state(dev, payload, now, fx)
             if self.ingestor.knows(topic):
@@ -306,7 +313,8 @@ class Controller:
                     ch = self.index[r.channel]
                     old = self.window.last_value[ch]
                     was_live = self.window.is_live(ch, self._mono)
-                    closed = self.window.update(ch, r.value, now, fresh=not retained, seen=self._mono)
+                    fresh = not retained and r.channel not in self.unavailable
+                    closed = self.window.update(ch, r.value, now, fresh=fresh, seen=self._mono)
                     self.counters.readings += 1
                     if closed is not None:
                         fx.records.append(ReadingRecord(closed.ts, self.names[ch], closed.value))
@@ -337,6 +345,17 @@ class Controller:
                 self.counters.invalid,
             )
         return trigger
+
+    def set_available(self, changes: Iterable[tuple[str, bool]]) -> None:
+        """`(channel, available)`: an unavailable channel is masked at once; available again, it stays masked
+        until its next live report."""
+        for name, ok in changes:
+            if ok:
+                self.unavailable.discard(name)
+            else:
+                self.unavailable.add(name)
+                if name in self.index:
+                    self.window.mask(self.index[name])
 
     def _device_state(self, dev: DeviceRuntime, payload: bytes, now: float, fx: Effects) -> None:
         value = dev.tracker.parse_state(payload, self.cfg.max_payload_bytes)
@@ -510,6 +529,7 @@ class Controller:
             "governor": self.governor.state() if self.governor is not None else None,
             **self.switches.state,
             "unmodelled_channels": list(self.unmodelled),
+            "zigbee2mqtt": self.z2m.stats() if self.z2m.topics() else None,
             "devices": self.device_views(),
             **self.counters.as_dict(),
         }

@@ -106,6 +106,7 @@ class MqttLink:
         self.clock = clock
         self.command_expiry = command_expiry
         self.max_payload_bytes = max_payload_bytes
+        self.payload_limits: dict[str, int] = {}  # topic -> a larger limit (Zigbee2MQTT's device list)
         self.qos1_block_seconds = qos1_block_seconds
         self._mono = monotonic
         self.counters = LinkCounters()
@@ -422,7 +423,8 @@ class MqttLink:
         try:
             self.counters.received += 1
             payload = msg.payload
-            if len(payload) > self.max_payload_bytes:  # before the inbox: memory stays bounded
+            limit = self.payload_limits.get(msg.topic, self.max_payload_bytes)
+            if len(payload) > limit:  # before the inbox: memory stays bounded
                 self.counters.oversized += 1
                 self._limiter.log(
                     logger,

@@ -123,6 +123,10 @@ class Window:
             out.append(ClosedStep(int(ch), s * self.step, float(self._buf[ch, s % self.length])))
         return out
 
+    def mask(self, ch: int) -> None:
+        """Mask `ch` at once (its sensor went offline): live again only with its next fresh report."""
+        self.last_seen[ch] = -np.inf
+
     def is_live(self, ch: int, now: float) -> bool:
         """`now` on the steady clock (see `update`)."""
         return bool(now - self.last_seen[ch] <= self._stale_after[ch])
