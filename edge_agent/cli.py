@@ -50,7 +50,7 @@ def _setup_logging(level: str) -> None:
 def _status_line(agent: Any) -> str:
     link = "connected" if agent.link.connected.is_set() else "disconnected"
     return (
-        f"mqtt {link}; model {agent.controller.version}; tier {agent.controller.tier}; mode {agent.cfg.mode}; "
+        f"mqtt {link}; model {agent.controller.version}; tier {agent.controller.tier}; mode {agent.controller.modes.global_mode}; "
         f"decisions {agent.counters.decisions}; commands {agent.counters.commands}"
     )
 

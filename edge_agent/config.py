@@ -27,6 +27,7 @@ from pydantic import (
 
 from edge_agent.calendar_features import load_zone, system_zone_name
 from edge_agent.governor import GovernorSettings
+from edge_agent.ha_settings import HomeAssistantSettings, SuggestSettings
 from edge_agent.learning_config import LearningSettings
 from edge_agent.procprio import ProcessPrioritySettings
 
@@ -324,6 +325,12 @@ class AgentConfig(_Strict):
         default_factory=LearningSettings, description="Labels, other automations, readiness, training"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level")
+    homeassistant: HomeAssistantSettings = Field(
+        default_factory=HomeAssistantSettings, description="Home Assistant MQTT discovery"
+    )
+    suggest: SuggestSettings = Field(
+        default_factory=SuggestSettings, description="Suggest mode: how long a suggestion may be accepted"
+    )
 
     @model_validator(mode="after")
     def _unique_devices(self) -> AgentConfig:
