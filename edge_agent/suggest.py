@@ -69,7 +69,7 @@ def value_text(kind: str, values: list[Any] | None, unit: str, value: float) -> 
 
 def reason_text(target: str, top: list[tuple[str, float]]) -> str:
     """'ON: living.motion 62%, living.illuminance 28%' (at most REASON_CHARS characters)."""
-    drivers = ", ".join(f"{c} {w:.0%}" for c, w in top)
+    drivers = ", ".join(f"{c} {w:.0%}" for c, w in top if w >= 0.005)  # no "0%" drivers
     text = f"{target}: {drivers}" if drivers else target
     return text[:REASON_CHARS]
 
