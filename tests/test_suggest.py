@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from conftest import INITIAL_STATES, Broker, EchoDevices, Observer, agent_config_dict, wait_until
 from sqlalchemy import select
-from test_controller import LIGHT, MOTION, T0, FakePerf, bundle, initial_states, msg  # noqa: F401
+from test_controller import LIGHT, MOTION, T0, FakePerf, initial_states, msg
+from testbundle import home_bundle
 
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
@@ -25,6 +26,11 @@ from edge_agent.suggest import SuggestionRecord
 EVENT = "edge-agent/t1/suggest/living.light"
 ACCEPT, REJECT = "edge-agent/t1/suggest/living.light/accept", "edge-agent/t1/suggest/living.light/reject"
 DARK_MOTION = {"occupancy": True, "illuminance": 5}
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    return Bundle.load(home_bundle(tmp_path_factory.mktemp("b") / "home"))
 
 
 def make(bundle: Bundle, tmp_path: Path, **over: Any) -> Controller:
@@ -147,9 +153,7 @@ def test_a_rejection_is_recorded_and_not_asked_again_at_once(bundle: Bundle, tmp
     fx = c.handle([(REJECT, b"PRESS", 0.0, False)], T0 + 20)
     assert [(r.outcome, r.basis) for r in fx.of(SuggestionRecord)] == [("rejected", 0.0)]
     soon = suggest_light(c, T0 + 100)
-    assert events(soon) == [] and light_decision(soon).reason == (
-        "rejected-recently"
-    )
+    assert events(soon) == [] and light_decision(soon).reason == ("rejected-recently")
     later = suggest_light(c, T0 + 20 + 601)
     assert [e["event_type"] for e in events(later)] == ["suggested"]
 
@@ -165,7 +169,9 @@ def test_in_auto_and_shadow_nothing_is_suggested(bundle: Bundle, tmp_path: Path)
 
 
 @pytest.mark.integration
-def test_no_command_before_acceptance_then_exactly_one(bundle_path: Path, broker: Broker, tmp_path: Path) -> None:
+def test_no_command_before_acceptance_then_exactly_one(
+    bundle_path: Path, broker: Broker, tmp_path: Path
+) -> None:
     """Real mosquitto, real SQLite: in suggest mode motion in the dark sends no command (while the agent goes on
     deciding); the person's accept sends exactly one, its echo is not an override, and the row says accepted."""
     data = agent_config_dict(bundle_path, broker.port, tmp_path / "s", mode="suggest")
@@ -179,7 +185,9 @@ def test_no_command_before_acceptance_then_exactly_one(bundle_path: Path, broker
         wait_until(lambda: agent.devices[0].tracker.reported is not None)
         obs.publish("zigbee2mqtt/living_motion", DARK_MOTION)
         first = wait_until(lambda: [d for d in obs.on(decisions) if d.get("suggested")])
-        assert first[0]["value"] == 1.0 and first[0]["sent"] is False and "living.motion" in first[0]["reason"]
+        assert (
+            first[0]["value"] == 1.0 and first[0]["sent"] is False and "living.motion" in first[0]["reason"]
+        )
         ev = wait_until(lambda: obs.on(EVENT))
         assert ev[0]["event_type"] == "suggested"
         for k in range(3):  # the agent keeps deciding; still nothing is sent
@@ -200,7 +208,9 @@ def test_no_command_before_acceptance_then_exactly_one(bundle_path: Path, broker
         assert agent.counters.overrides == 0
         agent.recorder.flush()
         with agent.recorder.engine.connect() as conn:
-            rows = conn.execute(select(suggestions.c.device, suggestions.c.outcome, suggestions.c.value)).all()
+            rows = conn.execute(
+                select(suggestions.c.device, suggestions.c.outcome, suggestions.c.value)
+            ).all()
             sent = conn.execute(select(commands.c.device, commands.c.status)).all()
         assert ("living.light", "accepted", 1.0) in [tuple(r) for r in rows]
         assert [tuple(r) for r in sent if r[0] == "living.light"] == [("living.light", "sent")]
