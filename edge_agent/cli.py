@@ -1,5 +1,5 @@
-"""Command line: `edge-agent run | check-config | status | export-history | demo`, and `train | model`
-(edge_agent.cli_model).
+"""Command line: `edge-agent run | check-config | status | export-history | demo`, `train | model`
+(edge_agent.cli_model) and `mode | suggest` (edge_agent.cli_control).
 
 Bad input (config, bundle, database) is one clear message on stderr and exit code 2, never a traceback.
 `run` stays in the foreground, logs to stderr, and stops cleanly on SIGTERM/SIGINT (recorder flushed,
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from edge_agent import cli_model
+from edge_agent import cli_control, cli_model
 from edge_agent.cli_history import add_parser as add_export_history_parser
 from edge_agent.cli_history import cmd_export_history
 from edge_agent.config import AgentConfig, ConfigError, load_config, redacted_dump
@@ -393,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "demo", help="simulated home + agent + live view (options: edge-agent demo --help)", add_help=False
     )
-    p.set_defaults(model_handlers=cli_model.add_parsers(sub))
+    p.set_defaults(model_handlers={**cli_model.add_parsers(sub), **cli_control.add_parsers(sub)})
     return p
 
 
