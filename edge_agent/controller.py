@@ -56,7 +56,7 @@ from edge_agent.kinds import stale_limit, state_channel
 from edge_agent.modes import RuntimeModes
 from edge_agent.readiness import Readiness, device_readiness
 from edge_agent.stats import Counters, LatencyStats
-from edge_agent.suggest import SuggestionBook, reason_text, value_text
+from edge_agent.suggest import SuggestionBook, accept_problem, reason_text, value_text
 from edge_agent.switches import PauseSwitches
 from edge_agent.tiering import run_tier, select_channels
 from edge_agent.window import Window
@@ -387,19 +387,14 @@ class Controller:
         d = next((x for x in self.devices if x.name == name), None)
         why = self.suggestions.basis_problem(name, now)
         if why is None and d is not None:
-            mode = self.device_mode(d)
-            if d.tracker.held(now):
-                why = f"a person's change holds the device for another {d.tracker.held_until - now:.0f}s"
-            elif mode not in ("suggest", "auto"):
-                why = f"the device is in {mode} mode now"
-            elif self.switches.control_paused:
-                why = "pause control is on"
-            elif d.policy.commands_last_hour(now) >= d.policy.cfg.max_commands_per_hour:
-                why = (
-                    f"{d.policy.cfg.max_commands_per_hour} commands in the last hour (max_commands_per_hour)"
-                )
-            elif not self._link_up:
-                why = "the broker link is down"
+            why = accept_problem(
+                held_for=d.tracker.held_until - now,
+                mode=self.device_mode(d),
+                paused=self.switches.control_paused,
+                sent_last_hour=d.policy.commands_last_hour(now),
+                max_per_hour=d.policy.cfg.max_commands_per_hour,
+                link_up=self._link_up,
+            )
         if d is None or why is not None:
             self.suggestions.refused(name, why or "not a configured device", now, fx)
             return

@@ -243,8 +243,9 @@ class Discovery:
 
     # ---- the device payload ----------------------------------------------------------------------------
     def payload(self) -> dict[str, Any]:
+        known = self.known
         comps: dict[str, dict[str, Any]] = {
-            k: {"platform": p} for k, p in self.known.items()
+            k: {"platform": p} for k, p in known.items()
         }  # removed ones stay as platform-only: HA removes them
         comps.update(self.components())
         origin: dict[str, Any] = {"name": "edge-agent", "sw_version": __version__}
@@ -272,8 +273,8 @@ class Discovery:
 
     def removed(self) -> dict[str, str]:
         """Components announced before that the config no longer has -> their platform."""
-        current = self.components()
-        return {k: p for k, p in self.known.items() if k not in current}
+        current, known = self.components(), self.known  # `known` is replaced, never mutated: thread-safe
+        return {k: p for k, p in known.items() if k not in current}
 
     def announce(self, now: float) -> tuple[list[Publication], StateRecord]:
         """The retained device config, an empty retained payload on each removed component's per-entity
@@ -282,7 +283,7 @@ class Discovery:
         prefix = self.settings.discovery_prefix
         for key, platform in self.removed().items():
             pubs.append(Publication(f"{prefix}/{platform}/{self.node_id}/{key}/config", b""))
-        self.known.update({k: str(c["platform"]) for k, c in self.components().items()})
+        self.known = {**self.known, **{k: str(c["platform"]) for k, c in self.components().items()}}
         return pubs, StateRecord(STATE_KEY, dict(self.known), now, urgent=False)
 
     def is_online(self, payload: bytes) -> bool:

@@ -180,3 +180,20 @@ class SuggestionBook:
         if s is not None:
             self._close(s, "stale", now, fx)
             self._event(fx, s, "refused", why=why)
+
+
+def accept_problem(
+    *, held_for: float, mode: str, paused: bool, sent_last_hour: int, max_per_hour: int, link_up: bool
+) -> str | None:
+    """Why the controller must not carry out an accept now (None: it may), besides the book's own checks."""
+    if held_for > 0:
+        return f"a person's change holds the device for another {held_for:.0f}s"
+    if mode not in ("suggest", "auto"):
+        return f"the device is in {mode} mode now"
+    if paused:
+        return "pause control is on"
+    if sent_last_hour >= max_per_hour:
+        return f"{max_per_hour} commands in the last hour (max_commands_per_hour)"
+    if not link_up:
+        return "the broker link is down"
+    return None
