@@ -187,6 +187,16 @@ class DeviceConfig(_Strict):
         default_factory=list, description="Channels that must be live for a command (else: no command)"
     )
 
+    @field_validator("name")
+    @classmethod
+    def _name_fits_topics(cls, v: str) -> str:
+        """The name is part of the agent's topics (decision/<name>, mode/<name>/set, suggest/<name>/accept)."""
+        if not v or any(c in v for c in "+#/\x00"):
+            raise ValueError(
+                f"device name {v!r} may not be empty or hold '/', '+', '#' (it is part of topics)"
+            )
+        return v
+
     @field_validator("state_topic")
     @classmethod
     def _exact_state_topic(cls, v: str) -> str:

@@ -48,6 +48,13 @@ class HomeAssistantSettings(BaseModel):
         default=None, description="URL shown as the origin's support page in HA (http:// or https://)"
     )
 
+    @field_validator("discovery_prefix", "status_topic")
+    @classmethod
+    def _topic(cls, v: str) -> str:
+        if not v or any(c in v for c in "+#\x00"):
+            raise ValueError(f"{v!r} must be one exact topic (no '+' or '#')")
+        return v
+
     @field_validator("node_id")
     @classmethod
     def _node_id(cls, v: str | None) -> str | None:

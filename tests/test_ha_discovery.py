@@ -19,7 +19,7 @@ from ha_schema import (
 )
 
 from edge_agent.agent import Agent
-from edge_agent.config import parse_config
+from edge_agent.config import ConfigError, parse_config
 from edge_agent.ha_discovery import Discovery
 from edge_agent.ha_settings import HomeAssistantSettings
 
@@ -203,3 +203,26 @@ def test_ha_mode_commands_change_the_agent_and_persist(
         assert third.controller.device_mode(light) == "shadow"  # its own setting still holds
     finally:
         third.recorder.close()
+
+
+@pytest.mark.parametrize(
+    ("over", "key"),
+    [
+        ({"homeassistant": {"node_id": "my hub"}}, "homeassistant.node_id"),
+        ({"homeassistant": {"support_url": "docs"}}, "homeassistant.support_url"),
+        ({"homeassistant": {"status_topic": "homeassistant/#"}}, "homeassistant.status_topic"),
+        ({"homeassistant": {"discovery": True, "prefix": "ha"}}, "homeassistant.prefix"),
+        ({"suggest": {"expiry_seconds": 0}}, "suggest.expiry_seconds"),
+    ],
+)
+def test_bad_settings_name_the_key(tmp_path: Path, over: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(agent_config_dict(tmp_path / "b", 1883, tmp_path / "s", **over))
+    assert f"{key}:" in str(e.value)
+
+
+def test_a_device_name_that_cannot_be_part_of_a_topic_is_refused(tmp_path: Path) -> None:
+    data = agent_config_dict(tmp_path / "b", 1883, tmp_path / "s")
+    data["devices"][0]["name"] = "living/light"
+    with pytest.raises(ConfigError, match=r"devices\[0\]\.name: device name 'living/light' may not"):
+        parse_config(data)
