@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import INITIAL_STATES, Broker, EchoDevices, Observer, agent_config_dict, wait_until
+from ha_schema import check_state, render_state
 from sqlalchemy import select
 from test_controller import LIGHT, MOTION, T0, FakePerf, initial_states, msg
 from testbundle import home_bundle
@@ -213,6 +214,10 @@ def test_no_command_before_acceptance_then_exactly_one(
             ).all()
             sent = conn.execute(select(commands.c.device, commands.c.status)).all()
         assert ("living.light", "accepted", 1.0) in [tuple(r) for r in rows]
+        comp = agent.controller.ha.components()["suggestion_living_light"]  # HA's event entity takes them all
+        with obs._lock:
+            raw = [p for t, p, _ in obs.messages if t == EVENT]
+        assert raw and all(check_state(comp, render_state(comp.get("value_template"), p)) == [] for p in raw)
         assert [tuple(r) for r in sent if r[0] == "living.light"] == [("living.light", "sent")]
     finally:
         dev.close()
