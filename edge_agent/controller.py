@@ -309,7 +309,7 @@ class Controller:
             if switch is not None:
                 self.switches.command(switch, payload, now, fx)
                 return None
-            if self._agent_command(topic, payload, now, fx):
+            if self._agent_command(topic, payload, now, fx, retained):
                 return None
             if self.attributor.note_topic(topic, now):
                 return None
@@ -353,13 +353,27 @@ class Controller:
         return trigger
 
     # ---- the agent's own command topics: modes, answers to suggestions, HA's birth ----------------------
-    def _agent_command(self, topic: str, payload: bytes, now: float, fx: Effects) -> bool:
-        """Handles `topic` (True) if it is a mode command, an answer to a suggestion or HA's status."""
+    def _agent_command(self, topic: str, payload: bytes, now: float, fx: Effects, retained: bool) -> bool:
+        """Handles `topic` (True) if it is a mode command, an answer to a suggestion or HA's status. A retained
+        command is refused: it would be carried out again at every reconnect (an accept: on every suggestion)."""
         key = self.modes.command_topics.get(topic)
+        answer = self.suggestions.answer_topics.get(topic)
+        if retained and (key is not None or answer is not None):
+            self.counters.invalid += 1
+            self._limiter.log(
+                logger,
+                logging.WARNING,
+                "retained-command",
+                now,
+                "retained command on %s ignored: publish commands without the retain flag (clear it with "
+                "mosquitto_pub -r -n -t '%s')",
+                safe_topic(topic),
+                safe_topic(topic),
+            )
+            return True
         if key is not None:
             self.modes.command(key, payload, now, fx)
             return True
-        answer = self.suggestions.answer_topics.get(topic)
         if answer is not None:
             if answer[1] == "reject":
                 self.suggestions.reject(answer[0], now, fx)

@@ -223,3 +223,15 @@ def test_no_command_before_acceptance_then_exactly_one(
         dev.close()
         obs.close()
         agent.stop()
+
+
+def test_a_retained_accept_or_mode_command_is_refused(bundle: Bundle, tmp_path: Path, caplog: Any) -> None:
+    """A retained command would be carried out again at every reconnect: refused with one line, counted."""
+    c = make(bundle, tmp_path)
+    initial_states(c)
+    suggest_light(c, T0 + 1)
+    with caplog.at_level(logging.WARNING, logger="edge_agent.controller"):
+        fx = c.handle([(ACCEPT, b"PRESS", 0.0, True), ("edge-agent/t1/mode/set", b"auto", 0.0, True)], T0 + 2)
+    assert fx.commands == [] and fx.of(SuggestionRecord) == [] and c.modes.global_mode == "suggest"
+    assert c.counters.invalid == 2 and "publish commands without the retain flag" in caplog.text
+    assert light_commands(c.handle([(ACCEPT, b"PRESS", 0.0, False)], T0 + 3)) == [{"state": "ON"}]
