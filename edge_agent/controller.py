@@ -11,7 +11,10 @@ With no bundle (a fresh install) or for a channel/device the bundle lacks, the c
 configured channel is recorded (it becomes an input at the next training) and every device change is
 recorded as a `DeviceChangeRecord`, attributed (`edge_agent.attribution`); nothing is decided for it. The
 effective mode of a device is also capped by its readiness (`edge_agent.readiness`), and the two pause
-switches (`edge_agent.switches`) stop labels or commands at once.
+switches (`edge_agent.switches`) stop labels or commands at once. Modes set at run time (Home Assistant's
+selects, `mode/set`) are `edge_agent.modes`; in `suggest` a decision that would command offers a suggestion
+instead (`edge_agent.suggest`), sent only when a person accepts it on a fresh basis. `announce` is what the
+agent says about itself on connect and when Home Assistant comes online (`edge_agent.ha_discovery`).
 
 Nothing here reads the wall clock, sleeps, or touches a socket or a file: the runtime (`edge_agent.agent`),
 the demo, training's closed-loop check, the benches and the tests all drive this class. `perf` (monotonic
