@@ -102,7 +102,13 @@ class Controller:
         self.modes = RuntimeModes(config, state.get("modes"))  # set from HA / MQTT, persisted
         names = [d.name for d in config.devices]
         self.suggestions = SuggestionBook(config.suggest, config.agent_id, names)
-        self.ha = Discovery(config.agent_id, names, config.homeassistant, state.get("ha_components"))
+        self.ha = Discovery(
+            config.agent_id,
+            names,
+            config.homeassistant,
+            state.get("ha_components"),
+            stats_seconds=config.stats_interval_seconds,
+        )
         counts = state.get("label_counts")
         self.labels_collected: dict[str, int] = dict(counts) if isinstance(counts, dict) else {}
         self.attributor = Attributor(config.learning.automations, self.zone)
@@ -384,8 +390,10 @@ class Controller:
                 self._accept(answer[0], now, fx)
             return True
         if topic == self.cfg.homeassistant.status_topic:
-            if self.ha.is_online(payload):
+            if self.ha.is_online(payload):  # HA (re)started: the config, then every state it shows again
                 fx.extend(self.announce(now))
+                fx.publications += self.switches.publications()
+                fx.decisions += [d.last for d in self.devices if d.last is not None]
             return True
         return False
 

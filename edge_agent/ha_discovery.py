@@ -55,8 +55,17 @@ def _stat(key: str) -> str:
 class Discovery:
     """Builds the device payload for a config and remembers the components announced before (removals)."""
 
-    def __init__(self, agent_id: str, devices: list[str], settings: HomeAssistantSettings, saved: Any = None):
+    def __init__(
+        self,
+        agent_id: str,
+        devices: list[str],
+        settings: HomeAssistantSettings,
+        saved: Any = None,
+        stats_seconds: float = 5.0,
+    ):
         self.settings = settings
+        # a daemon that hangs with its TCP link up stays `online`: the stats sensors expire instead
+        self.expire_after = int(max(60.0, 6 * stats_seconds))
         self.agent_id = agent_id
         self.devices = list(devices)
         self.base = f"edge-agent/{agent_id}"
@@ -114,6 +123,7 @@ class Discovery:
                 "sensor",
                 "tier",
                 "Model tier",
+                expire_after=self.expire_after,
                 state_topic=stats,
                 value_template=_cut("value_json.get('tier')"),
                 entity_category="diagnostic",
@@ -123,6 +133,7 @@ class Discovery:
                 "sensor",
                 "decisions_per_min",
                 "Decisions per minute",
+                expire_after=self.expire_after,
                 state_topic=stats,
                 value_template=_stat("decisions_per_min"),
                 unit_of_measurement="decisions/min",
@@ -133,6 +144,7 @@ class Discovery:
                 "sensor",
                 "latency",
                 "Decision latency",
+                expire_after=self.expire_after,
                 state_topic=stats,
                 value_template=_stat("latency_ms_p50"),
                 unit_of_measurement="ms",
@@ -145,6 +157,7 @@ class Discovery:
                 "sensor",
                 "cpu",
                 "CPU",
+                expire_after=self.expire_after,
                 state_topic=stats,
                 value_template=_stat("cpu_percent"),
                 unit_of_measurement="%",

@@ -163,6 +163,8 @@ def validate_component(key: str, c: dict[str, Any]) -> list[str]:
             problems.append(f"{key}: state_class {sc!r}")
         if c.get("device_class") == "duration" and c.get("unit_of_measurement") not in DURATION_UNITS:
             problems.append(f"{key}: a duration needs a time unit, not {c.get('unit_of_measurement')!r}")
+        if "expire_after" in c and (not isinstance(c["expire_after"], int) or c["expire_after"] <= 0):
+            problems.append(f"{key}: expire_after must be a positive integer (seconds)")
         if "suggested_display_precision" in c and not isinstance(c["suggested_display_precision"], int):
             problems.append(f"{key}: suggested_display_precision must be an integer")
     return problems

@@ -141,9 +141,14 @@ def test_discovery_retained_on_connect_and_again_after_ha_online(
                 checked += 1
             assert checked >= 18
             n = len([m for m in late.messages if m[0] == CONFIG_TOPIC])
+            decisions = len(late.on("edge-agent/t1/decision/living.light"))
+            switches = len(late.on("edge-agent/t1/pause_control"))
             late.publish("homeassistant/status", b"online")  # HA restarted: announce again
             again = wait_until(lambda: [m for m in late.messages if m[0] == CONFIG_TOPIC][n:])
             assert json.loads(again[0][1]) == payload
+            # and the states it shows again (the last decision, the switches), not only the config
+            wait_until(lambda: len(late.on("edge-agent/t1/decision/living.light")) > decisions)
+            wait_until(lambda: len(late.on("edge-agent/t1/pause_control")) > switches)
             late.publish("homeassistant/status", b"offline")  # HA going away: nothing to do, no error
         finally:
             late.close()
