@@ -90,7 +90,8 @@ class Agent:
             batch_rows=r.batch_rows,
             queue_size=r.queue_size,
         )
-        state = {k: self.recorder.get_state(k) for k in ("attention_tracker", "holds", "switches")}
+        keys = ("attention_tracker", "holds", "switches", "modes", "ha_components")
+        state = {k: self.recorder.get_state(k) for k in keys}
         state["holds"] = merge_holds(state.get("holds") or {}, self.recorder.override_holds(clock()))
         state["label_counts"] = self.recorder.label_counts()
         self.controller = Controller(config, bundle, now=clock(), mono=self.steady(), state=state)
@@ -109,6 +110,7 @@ class Agent:
         self.publisher = Publisher(self.link, config.agent_id)
         self.link.on_connect_hooks.append(self.publisher.announce)
         self.link.on_connect_hooks.append(self._publish_switches)
+        self.publisher.announce_hooks.append(self._announce)  # modes' states, Home Assistant discovery
         self.scheduler = Scheduler()
         self.scheduler.every(
             r.retention_interval_seconds, retention_job(self.recorder, clock, r.retention_days), "retention"
@@ -124,6 +126,7 @@ class Agent:
         self._lock = StateLock(config.state_dir)
         self.heartbeat_hooks: list[Callable[[], None]] = []  # called once per decider loop (e.g. a watchdog)
         self._rate = RateMeter()
+        self._decision_rate = RateMeter(span=60.0)
         self._limiter = LogLimiter(60.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="decider", daemon=True)
@@ -164,6 +167,9 @@ class Agent:
         own = (
             set(c.switches.command_topics) | c.attributor.topics()
         )  # pause switches, other automations' topics
+        own |= set(c.modes.command_topics) | set(c.suggestions.answer_topics)  # HA's selects and buttons
+        if self.cfg.homeassistant.discovery:
+            own.add(self.cfg.homeassistant.status_topic)  # `online`: announce again
         self.link.subscriptions = subscriptions(
             set(c.ingestor.topics()) | set(c.by_state_topic) | own | c.z2m.topics(),
             self.cfg.broker.extra_subscriptions,
@@ -190,7 +196,7 @@ class Agent:
         logger.info(
             "agent %s started: mode %s, %d channels, %d devices, tier %s, broker %s:%s",
             self.cfg.agent_id,
-            self.cfg.mode,
+            self.controller.modes.global_mode,
             len(self.controller.names),
             len(self.devices),
             self.controller.tier,
@@ -304,6 +310,10 @@ class Agent:
             for d in fx.decisions:
                 self.publisher.decision(d.device, d.payload())
 
+    def _announce(self) -> None:
+        """On every connect (paho's thread): the modes' retained states and the HA device config."""
+        self._carry_out(self.controller.announce(self.clock()))
+
     def _publish_switches(self) -> None:
         """On every connect: the pause switches' retained states (paho's thread; the state is a dict read)."""
         for pub in self.controller.switches.publications():
@@ -325,6 +335,7 @@ class Agent:
             "uptime_s": round(time.monotonic() - self._started_at, 1),
             "connected": self.link.connected.is_set(),
             "msgs_per_s": self._rate.rate(lc.received),
+            "decisions_per_min": round(self._decision_rate.rate(self.counters.decisions) * 60.0, 1),
             "received": lc.received,
             "dropped": lc.dropped,
             "queue_depth": self.inbox.qsize(),

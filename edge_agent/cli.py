@@ -1,6 +1,6 @@
 """Command line: `edge-agent run | check-config | status | export-history | demo`, `train | model`
-(edge_agent.cli_model), `explain` (edge_agent.cli_explain), `discover` (edge_agent.cli_discover) and `import-ha`
-(edge_agent.cli_import_ha).
+(edge_agent.cli_model), `explain` (edge_agent.cli_explain), `discover` (edge_agent.cli_discover), `import-ha`
+(edge_agent.cli_import_ha) and `mode | suggest` (edge_agent.cli_control).
 
 Bad input (config, bundle, database) is one clear message on stderr and exit code 2, never a traceback.
 `run` stays in the foreground, logs to stderr, and stops cleanly on SIGTERM/SIGINT (recorder flushed,
@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from edge_agent import cli_discover, cli_explain, cli_import_ha, cli_model
+from edge_agent import cli_control, cli_discover, cli_explain, cli_import_ha, cli_model
 from edge_agent.cli_history import add_parser as add_export_history_parser
 from edge_agent.cli_history import cmd_export_history
 from edge_agent.config import AgentConfig, ConfigError, load_config, redacted_dump
@@ -51,7 +51,7 @@ def _setup_logging(level: str) -> None:
 def _status_line(agent: Any) -> str:
     link = "connected" if agent.link.connected.is_set() else "disconnected"
     return (
-        f"mqtt {link}; model {agent.controller.version}; tier {agent.controller.tier}; mode {agent.cfg.mode}; "
+        f"mqtt {link}; model {agent.controller.version}; tier {agent.controller.tier}; mode {agent.controller.modes.global_mode}; "
         f"decisions {agent.counters.decisions}; commands {agent.counters.commands}"
     )
 
@@ -402,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     handlers.update(cli_explain.add_parser(sub))  # explain (plots from the log)
     handlers.update(cli_discover.add_parsers(sub))  # discover (Zigbee2MQTT)
     handlers.update(cli_import_ha.add_parsers(sub))  # import-ha (Home Assistant history)
+    handlers.update(cli_control.add_parsers(sub))  # mode | suggest (what HA's entities send)
     p.set_defaults(model_handlers=handlers)
     return p
 

@@ -27,6 +27,7 @@ from pydantic import (
 
 from edge_agent.calendar_features import load_zone, system_zone_name
 from edge_agent.governor import GovernorSettings
+from edge_agent.ha_settings import HomeAssistantSettings, SuggestSettings
 from edge_agent.learning_config import LearningSettings
 from edge_agent.procprio import ProcessPrioritySettings
 from edge_agent.z2m_config import Zigbee2MqttSettings
@@ -187,6 +188,16 @@ class DeviceConfig(_Strict):
         default_factory=list, description="Channels that must be live for a command (else: no command)"
     )
 
+    @field_validator("name")
+    @classmethod
+    def _name_fits_topics(cls, v: str) -> str:
+        """The name is part of the agent's topics (decision/<name>, mode/<name>/set, suggest/<name>/accept)."""
+        if not v or any(c in v for c in "+#/\x00"):
+            raise ValueError(
+                f"device name {v!r} may not be empty or hold '/', '+', '#' (it is part of topics)"
+            )
+        return v
+
     @field_validator("state_topic")
     @classmethod
     def _exact_state_topic(cls, v: str) -> str:
@@ -328,6 +339,12 @@ class AgentConfig(_Strict):
     zigbee2mqtt: Zigbee2MqttSettings = Field(
         default_factory=Zigbee2MqttSettings,
         description="Zigbee2MQTT's base topic; following its device list and device availability",
+    )
+    homeassistant: HomeAssistantSettings = Field(
+        default_factory=HomeAssistantSettings, description="Home Assistant MQTT discovery"
+    )
+    suggest: SuggestSettings = Field(
+        default_factory=SuggestSettings, description="Suggest mode: how long a suggestion may be accepted"
     )
 
     @model_validator(mode="after")

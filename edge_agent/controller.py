@@ -11,7 +11,10 @@ With no bundle (a fresh install) or for a channel/device the bundle lacks, the c
 configured channel is recorded (it becomes an input at the next training) and every device change is
 recorded as a `DeviceChangeRecord`, attributed (`edge_agent.attribution`); nothing is decided for it. The
 effective mode of a device is also capped by its readiness (`edge_agent.readiness`), and the two pause
-switches (`edge_agent.switches`) stop labels or commands at once.
+switches (`edge_agent.switches`) stop labels or commands at once. Modes set at run time (Home Assistant's
+selects, `mode/set`) are `edge_agent.modes`; in `suggest` a decision that would command offers a suggestion
+instead (`edge_agent.suggest`), sent only when a person accepts it on a fresh basis. `announce` is what the
+agent says about itself on connect and when Home Assistant comes online (`edge_agent.ha_discovery`).
 
 Nothing here reads the wall clock, sleeps, or touches a socket or a file: the runtime (`edge_agent.agent`),
 the demo, training's closed-loop check, the benches and the tests all drive this class. `perf` (monotonic
@@ -49,11 +52,14 @@ from edge_agent.effects import (
 )
 from edge_agent.focus import fast_channels, runtime_tracker
 from edge_agent.governor import Governor
+from edge_agent.ha_discovery import Discovery
 from edge_agent.inference import Bundle, ModelOutput
 from edge_agent.ingest import Ingestor, LogLimiter, PayloadError, safe_topic
 from edge_agent.kinds import stale_limit, state_channel
+from edge_agent.modes import RuntimeModes
 from edge_agent.readiness import Readiness, device_readiness
 from edge_agent.stats import Counters, LatencyStats
+from edge_agent.suggest import SuggestionBook, accept_problem, reason_text, value_text
 from edge_agent.switches import PauseSwitches
 from edge_agent.tiering import run_tier, select_channels
 from edge_agent.window import Window
@@ -89,17 +95,30 @@ class Controller:
         self._now = now
         self._mono = now if mono is None else mono  # steady clock (see `handle`): staleness, ticks, governor
         self._tick_count = 0
+        self._link_up = True  # as of the last `handle` (an accepted suggestion is sent only while up)
         self._next_tick = self._mono + config.decision_tick_seconds
         self.first_decision_at: float | None = None  # perf time, for the cold-start bench
         state = state or {}
         self.switches = PauseSwitches(config.topics(), state.get("switches"))
+        self.modes = RuntimeModes(config, state.get("modes"))  # set from HA / MQTT, persisted
+        names = [d.name for d in config.devices]
+        self.suggestions = SuggestionBook(config.suggest, config.agent_id, names)
+        self.ha = Discovery(
+            config.agent_id,
+            names,
+            config.homeassistant,
+            state.get("ha_components"),
+            stats_seconds=config.stats_interval_seconds,
+        )
         counts = state.get("label_counts")
         self.labels_collected: dict[str, int] = dict(counts) if isinstance(counts, dict) else {}
         self.attributor = Attributor(config.learning.automations, self.zone)
         self.reports = DeviceReports(self.attributor, self.switches, self.labels_collected)
-        self._own_state_topics = set(self.switches.state_topics.values())
         self.z2m = Zigbee2MqttFollower(config)  # availability and the device list of Zigbee2MQTT
         self.unavailable: set[str] = set()  # channels whose sensor is offline or gone: masked at once
+        self._own_state_topics = set(self.switches.state_topics.values()) | {
+            self.modes.state_topic(k) for k in ["", *names]
+        }
         self._install(bundle, now, tracker_json=state.get("attention_tracker"))
         holds = state.get("holds") or {}
         for d in self.devices:
@@ -220,6 +239,7 @@ class Controller:
         `now` is the clock time (records, calendar inputs, holds); `mono` the steady clock (default `now`):
         the runtime passes a monotonic clock so a wall-clock step never turns stale detection off."""
         self._clock(now, mono)
+        self._link_up = link_up
         fx = Effects()
         triggered: set[int] = set()
         t0 = 0.0
@@ -242,6 +262,7 @@ class Controller:
             return fx
         self._tick_count += 1
         self._next_tick = steady + self.cfg.decision_tick_seconds
+        self.suggestions.expire(now, fx)  # unanswered ones are recorded as ignored
         if self.bundle is None or self.governor is None:
             return fx
         tier = self.bundle.tier(self.governor.tier)
@@ -301,6 +322,8 @@ class Controller:
             if switch is not None:
                 self.switches.command(switch, payload, now, fx)
                 return None
+            if self._agent_command(topic, payload, now, fx, retained):
+                return None
             if self.attributor.note_topic(topic, now):
                 return None
             if self.z2m.knows(topic):
@@ -357,6 +380,77 @@ class Controller:
                 if name in self.index:
                     self.window.mask(self.index[name])
 
+    # ---- the agent's own command topics: modes, answers to suggestions, HA's birth ----------------------
+    def _agent_command(self, topic: str, payload: bytes, now: float, fx: Effects, retained: bool) -> bool:
+        """Handles `topic` (True) if it is a mode command, an answer to a suggestion or HA's status. A retained
+        command is refused: it would be carried out again at every reconnect (an accept: on every suggestion)."""
+        key = self.modes.command_topics.get(topic)
+        answer = self.suggestions.answer_topics.get(topic)
+        if retained and (key is not None or answer is not None):
+            self.counters.invalid += 1
+            self._limiter.log(
+                logger,
+                logging.WARNING,
+                "retained-command",
+                now,
+                "retained command on %s ignored: publish commands without the retain flag (clear it with "
+                "mosquitto_pub -r -n -t '%s')",
+                safe_topic(topic),
+                safe_topic(topic),
+            )
+            return True
+        if key is not None:
+            self.modes.command(key, payload, now, fx)
+            return True
+        if answer is not None:
+            if answer[1] == "reject":
+                self.suggestions.reject(answer[0], now, fx)
+            else:
+                self._accept(answer[0], now, fx)
+            return True
+        if topic == self.cfg.homeassistant.status_topic:
+            if self.ha.is_online(payload):  # HA (re)started: the config, then every state it shows again
+                fx.extend(self.announce(now))
+                fx.publications += self.switches.publications()
+                fx.decisions += [d.last for d in self.devices if d.last is not None]
+            return True
+        return False
+
+    def announce(self, now: float) -> Effects:
+        """What the agent says about itself on every connect and when HA comes online: the modes' retained
+        states and (unless homeassistant.discovery is off) the HA device config."""
+        fx = Effects(publications=self.modes.publications())
+        if self.cfg.homeassistant.discovery:
+            pubs, rec = self.ha.announce(now)
+            fx.publications += pubs
+            fx.records.append(rec)
+        return fx
+
+    def _accept(self, name: str, now: float, fx: Effects) -> None:
+        """A person accepted the suggestion for `name`: one command if the basis is still fresh, else a line."""
+        d = next((x for x in self.devices if x.name == name), None)
+        why = self.suggestions.basis_problem(name, now)
+        if why is None and d is not None:
+            why = accept_problem(
+                held_for=d.tracker.held_until - now,
+                mode=self.device_mode(d),
+                paused=self.switches.control_paused,
+                sent_last_hour=d.policy.commands_last_hour(now),
+                max_per_hour=d.policy.cfg.max_commands_per_hour,
+                link_up=self._link_up,
+            )
+        if d is None or why is not None:
+            self.suggestions.refused(name, why or "not a configured device", now, fx)
+            return
+        s = self.suggestions.accepted(name, now, fx)
+        cmd = Command(d.name, d.tracker.command_topic, d.tracker.command_bytes(s.value), s.value, now)
+        fx.commands.append(cmd)
+        d.policy.note_sent(now)
+        d.tracker.note_command(s.value, now)
+        d.last_target = s.value
+        self.counters.commands += 1
+        logger.info("suggestion for %s accepted: %s sent", name, cmd.payload.decode())
+
     def _device_state(self, dev: DeviceRuntime, payload: bytes, now: float, fx: Effects) -> None:
         value = dev.tracker.parse_state(payload, self.cfg.max_payload_bytes)
         if value is None:
@@ -364,6 +458,7 @@ class Controller:
         ev = dev.tracker.on_state(value, now)
         if ev.kind == "repeat":
             return
+        self.suggestions.device_changed(dev.name)  # a pending suggestion's basis is gone
         row = self.state_rows.get(dev.name)
         if row is not None:  # the device's own state as a model input
             self.window.update(row, value, now, seen=self._mono)
@@ -411,7 +506,7 @@ class Controller:
 
     def device_mode(self, d: DeviceRuntime) -> str:
         """The configured mode, capped by the device's readiness (observe with no model for it)."""
-        mode = self.cfg.device_mode(self.cfg.devices[d.cfg_index])
+        mode = self.modes.device_mode(self.cfg.devices[d.cfg_index])  # config, or as set from HA / MQTT
         if mode == "off":
             return mode
         cap = self.readiness[d.name].max_mode
@@ -444,10 +539,23 @@ class Controller:
         )
         if res.reason == "stale":
             self.counters.skipped_stale += 1
-        sent = False
+        sent = suggested = False
         reason = res.reason
-        if res.send and mode == "auto" and self.switches.control_paused:
+        weights = out.attention[d.index]  # [C_fed]
+        top = [
+            (self.names[int(ids[j])], round(float(weights[j]), 4))
+            for j in np.argsort(-weights)[:TOP_CHANNELS]
+            if weights[j] > 0
+        ]
+        if res.send and mode in ("auto", "suggest") and self.switches.control_paused:
             reason = "paused"  # pause control: no command at all
+        elif res.send and mode == "suggest":  # nothing sent: offered to a person (edge_agent.suggest)
+            t = d.tracker
+            text = reason_text(value_text(t.spec.kind, t.values, t.spec.unit, res.target), top)
+            suggested = self.suggestions.offer(
+                d.name, res.target, t.reported, text, self.bundle.version, now, fx
+            )
+            reason = text if suggested else "rejected-recently"
         elif res.send and mode == "auto":
             cmd = Command(
                 d.name, d.tracker.command_topic, d.tracker.command_bytes(res.target), res.target, now
@@ -462,12 +570,6 @@ class Controller:
             else:  # never queued for later: a command goes out on a fresh basis or not at all
                 self.counters.commands_disconnected += 1
                 fx.records.append(command_record(cmd, "dropped-disconnected", now))
-        weights = out.attention[d.index]  # [C_fed]
-        top = [
-            (self.names[int(ids[j])], round(float(weights[j]), 4))
-            for j in np.argsort(-weights)[:TOP_CHANNELS]
-            if weights[j] > 0
-        ]
         held = d.tracker.held(now)
         dec = Decision(
             time=now,
@@ -484,6 +586,7 @@ class Controller:
             held=held,
             held_until=d.tracker.held_until if held else None,
             model_version=self.bundle.version,
+            suggested=suggested,
         )
         d.last = dec
         fx.decisions.append(dec)
@@ -495,7 +598,7 @@ class Controller:
                 target=res.target,
                 confidence=dec.confidence,
                 sent=sent,
-                reason=reason,
+                reason="suggested" if suggested else reason,
                 mode=mode,
                 tier=tier,
                 trigger=trigger[:160],
@@ -521,7 +624,7 @@ class Controller:
     def stats(self) -> dict[str, Any]:
         p50, p99 = self.latency.percentiles()
         return {
-            "mode": self.cfg.mode,
+            "mode": self.modes.global_mode,
             "model_version": self.version,
             "tier": self.tier,
             "latency_ms_p50": p50,

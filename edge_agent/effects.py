@@ -192,6 +192,7 @@ class Decision:
     held: bool
     held_until: float | None
     model_version: str
+    suggested: bool = False  # suggest mode: nothing sent, offered to a person (`reason` says why, briefly)
 
     def payload(self) -> dict[str, Any]:
         d = asdict(self)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, create_engine, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from edge_agent.catalog import CATALOG_KEY, guess_kind, room_of
@@ -37,14 +37,16 @@ from edge_agent.labels import (
     PRESENCE_KINDS,
     Change,
     Labels,
+    SuggestionOutcome,
     device_occupancy,
     naive_labels,
     preference_labels,
     quiet_mask,
+    suggestion_labels,
     switch_mask,
 )
 from edge_agent.learning_config import LearningSettings
-from edge_agent.recorder import agent_state, device_changes, readings, switches
+from edge_agent.recorder import agent_state, device_changes, readings, suggestions, switches
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +208,7 @@ def load_history(
                     .where(switches.c.name == "pause_learning", switches.c.ts < hi)
                     .order_by(switches.c.ts)
                 ).all()
+                answered = _suggestions(c, hi)
         except SQLAlchemyError as e:
             raise HistoryError(
                 f"cannot read database {_safe(url)} ({_first(e)}); is it the agent's database, and intact?"
@@ -217,7 +220,7 @@ def load_history(
             f"no readings in database {_safe(url)} in the span asked for ({_when(lo)} to {_when(hi)}); widen "
             "--since/--until, or let the agent observe first"
         )
-    return _build(cat, learning, step, rows, changes, flips, labels)
+    return _build(cat, learning, step, rows, changes, flips, labels, answered)
 
 
 @dataclass
@@ -256,6 +259,14 @@ def _read_readings(c: Any, lo: float, hi: float) -> _Readings:
     return _Readings(list(codes), code[order], ts[order], value[order])
 
 
+def _suggestions(c: Any, hi: float) -> Sequence[Any]:
+    """Answered suggestions before `hi` (a log from before suggest mode has no such table: none)."""
+    if not inspect(c).has_table(suggestions.name):
+        return []
+    q = select(suggestions).where(suggestions.c.created < hi).order_by(suggestions.c.created)
+    return c.execute(q).all()
+
+
 def _when(t: float) -> str:
     if not math.isfinite(t):
         return "-"
@@ -270,6 +281,7 @@ def _build(
     changes: Sequence[Any],
     flips: Sequence[Any],
     mode: LabelMode,
+    answered: Sequence[Any] = (),
 ) -> History:
     dev_cat: dict[str, dict[str, Any]] = cat.get("devices") or {}
     ch_cat: dict[str, dict[str, Any]] = cat.get("channels") or {}
@@ -330,6 +342,16 @@ def _build(
     lab = preference_labels(
         times, step, ch_lists, occ, excluded, learning.label_lead_seconds, learning.presence_seconds
     )
+    per_sug: dict[str, list[SuggestionOutcome]] = {d.name: [] for d in devices}
+    for r in answered:  # suggest mode: accepted / rejected suggestions fill rows no other rule labelled
+        if r.device in per_sug:
+            per_sug[r.device].append(
+                SuggestionOutcome(float(r.created), float(r.value), r.basis, str(r.outcome))
+            )
+    sug = suggestion_labels(times, step, [per_sug[d.name] for d in devices], learning.label_lead_seconds)
+    fill = np.isnan(lab.labels) & ~np.isnan(sug) & ~excluded[:, None]
+    lab.labels[fill] = sug[fill]
+    lab.labelled += fill.sum(axis=0).astype(np.int64)
     if mode == "naive":
         targets = naive_labels(times, step, ch_lists)
     else:

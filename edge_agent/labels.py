@@ -247,3 +247,33 @@ def switch_mask(times: np.ndarray, step: float, flips: Sequence[tuple[float, boo
         if i0 < times.size and times[i0] <= t:
             out[i0] = True
     return out
+
+
+# ---- suggest mode: a person's answer to a suggestion is a label (edge_agent.suggest) --------------------
+class SuggestionOutcome(NamedTuple):
+    """One row of `suggestions` (per device)."""
+
+    created: float  # when it was suggested: the model's window ended then
+    value: float  # what was suggested
+    basis: float | None  # the device's state then
+    outcome: str  # accepted | rejected | ignored | stale
+
+
+def suggestion_labels(
+    times: np.ndarray, step: float, outcomes: Sequence[Sequence[SuggestionOutcome]], lead_seconds: float
+) -> np.ndarray:
+    """float32 [N, D]: like rule a, the rows whose data ends in (created - lead, created] of each answered
+    suggestion get what the person chose: the suggested value when accepted, the state they kept (the basis)
+    when rejected. Ignored and stale suggestions say nothing about the person: no label. NaN elsewhere."""
+    times = np.asarray(times, dtype=np.float64)
+    ends = row_ends(times, step)
+    out = np.full((times.size, len(outcomes)), np.nan, dtype=np.float32)
+    for d, rows in enumerate(outcomes):
+        for s in rows:
+            label = s.value if s.outcome == "accepted" else s.basis if s.outcome == "rejected" else None
+            if label is None:
+                continue
+            i0 = int(np.searchsorted(ends, s.created - lead_seconds, side="right"))
+            i1 = int(np.searchsorted(ends, s.created, side="right"))
+            out[i0:i1, d] = label
+    return out

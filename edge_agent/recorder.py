@@ -136,6 +136,19 @@ tier_changes = Table(
     Column("signal", String(32), nullable=False),
     Column("value", Float),
 )
+suggestions = Table(  # suggest mode: what was offered and what became of it (edge_agent.suggest)
+    "suggestions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ts", Float, nullable=False, index=True),  # when the outcome happened
+    Column("device", String(128), nullable=False),
+    Column("created", Float, nullable=False),  # when it was suggested
+    Column("value", Float, nullable=False),  # what was suggested
+    Column("basis", Float),  # the device's state then
+    Column("outcome", String(16), nullable=False),  # accepted | rejected | ignored | stale
+    Column("reason", Text, nullable=False),
+    Column("model_version", String(128), nullable=False),
+)
 agent_state = Table(
     "agent_state",
     metadata,
@@ -144,9 +157,9 @@ agent_state = Table(
     Column("updated", Float, nullable=False),
 )
 
-URGENT_TABLES = frozenset({"overrides", "model_versions", "device_changes", "switches"})
+URGENT_TABLES = frozenset({"overrides", "model_versions", "device_changes", "switches", "suggestions"})
 KEEP_ON_FAILURE = frozenset(
-    {"overrides", "model_versions", "agent_state", "device_changes", "switches"}
+    {"overrides", "model_versions", "agent_state", "device_changes", "switches", "suggestions"}
 )  # retried, never dropped
 RETRY_MAX_ROWS = 10_000
 _STOP = object()

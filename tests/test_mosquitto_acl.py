@@ -189,6 +189,17 @@ def test_only_the_agent_commands_devices(secure_broker: SecureBroker) -> None:
         assert agent.publish("edge-agent/other-hub/stats", b"x") == "Not authorized"
         assert agent.publish("zigbee2mqtt/living_light", b'{"state":"ON"}') == "Not authorized"
         assert agent.publish("homeassistant/device/hub1/config", b"{}") == "Success"
+        # Home Assistant sends the commands of the agent's entities (modes, switches, suggestions), nothing else
+        for topic in (
+            "edge-agent/hub1/mode/set",
+            "edge-agent/hub1/mode/living.light/set",
+            "edge-agent/hub1/pause_control/set",
+            "edge-agent/hub1/retrain/set",
+            "edge-agent/hub1/suggest/living.light/accept",
+        ):
+            assert ha.publish(topic, b"PRESS") == "Success", topic
+        assert ha.publish("edge-agent/hub1/stats", b"{}") == "Not authorized"
+        assert viewer.publish("edge-agent/hub1/mode/set", b"auto") == "Not authorized"
         # the bridge reports state; the agent reads it
         agent.subscribe("zigbee2mqtt/#")
         assert bridge.publish("zigbee2mqtt/living_light", b'{"state":"OFF"}') == "Success"
