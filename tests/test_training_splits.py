@@ -56,6 +56,8 @@ def _three_files(tmp: Path) -> dict[str, Path]:
 def _eval(bundle: Path, tmp: Path, name: str, *extra: str) -> dict:
     rj = tmp / f"{name}.json"
     args = ["evaluate", str(bundle), *extra, "--json", str(rj), "--markdown", str(tmp / f"{name}.md")]
+    if "--baselines" not in extra:  # gbdt_window is fitted once below (the slowest to fit)
+        args += ["--baselines", "majority,lda,threshold_rule"]
     assert main([*args, "--latency-runs", "10", "--faithfulness-windows", "40"]) == 0
     return json.loads(rj.read_text())
 
@@ -161,6 +163,9 @@ def test_explicit_split_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "not the dataset the bundle was trained on" in capsys.readouterr().err
 
     # evaluate can choose another rule: re-chosen for the model and every baseline, and said so
-    r5 = _eval(bundle, tmp_path, "cost", "--threshold-rule", "cost:1/4")
+    r5 = _eval(bundle, tmp_path, "cost", "--threshold-rule", "cost:1/4", "--baselines", "gbdt_window,lda")
     assert r5["thresholds"]["rule"] == "cost:1/4" and "re-chosen" in r5["thresholds"]["model"]
     assert set(r5["thresholds"]["baseline_values"]["gbdt_window"]) >= {DEVICE}
+    lda1, lda5 = (r["thresholds"]["baseline_values"]["lda"] for r in (r1, r5))
+    assert lda1 != lda5  # the baselines follow the rule too (a wrong OFF costs 4x: lower thresholds)
+    assert all(lda5[d] <= lda1[d] for d in lda1)

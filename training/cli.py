@@ -210,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
         "training span",
     )
     _add_threshold_args(e, train=False)
+    e.add_argument(
+        "--baselines",
+        default="majority,lda,threshold_rule,gbdt_window",
+        help="comma-separated baselines to fit (on the training split) and score",
+    )
     e.add_argument("--json", dest="json_out", help="write report.json here")
     e.add_argument("--markdown", help="write report.md here")
     e.add_argument("--plot", help="write a PNG (accuracy vs latency, attention over a sample day) here")

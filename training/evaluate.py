@@ -219,6 +219,7 @@ def evaluate_bundle(
     faith_windows: int = 1000,
     threshold_rule: str | None = None,
     threshold_windows: int | None = None,
+    baselines: tuple[str, ...] = BASELINES,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(report dict, extras for plotting). See the module docstring for what is measured."""
     man = open_bundle(bundle)
@@ -271,7 +272,7 @@ def evaluate_bundle(
             "windows": int(WindowSampler(log, man.window).ends.size),
         }
     report["baselines"], report["thresholds"]["baseline_values"] = _baselines(
-        man, parts, wins, splits, eval_drop, rule
+        man, parts, wins, splits, eval_drop, rule, baselines
     )
     _latency(man, bundle, wins[splits[0]], chans, report, latency_runs)
     fw = _faith(man, bundle, wins, splits, faith_windows)
@@ -289,10 +290,11 @@ def _baselines(
     splits: list[str],
     eval_drop: list[str],
     rule: str,
+    names: tuple[str, ...] = BASELINES,
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
     """Baselines fitted on the training part (thresholds by `rule` on the validation part), scored on `splits`."""
     logs = {k: drop_channels(v, eval_drop) for k, v in parts.items()}
-    models = fit_baselines(logs["train"], logs["val"], man.window, BASELINES, threshold_rule=rule)
+    models = fit_baselines(logs["train"], logs["val"], man.window, names, threshold_rule=rule)
     out: dict[str, Any] = {}
     for name, b in models.items():
         out[name] = {}
@@ -391,6 +393,12 @@ def evaluate_cli(args: argparse.Namespace, eval_drop: list[str], calendar: list[
         raise DataError(
             f"--threshold-windows {args.threshold_windows}: must be positive (or leave it out: all)"
         )
+    names = tuple(
+        b.strip() for b in str(getattr(args, "baselines", ",".join(BASELINES))).split(",") if b.strip()
+    )
+    bad = [b for b in names if b not in BASELINES]
+    if bad:
+        raise DataError(f"--baselines: unknown {', '.join(bad)}; known: {', '.join(BASELINES)}")
     data = resolve(man, bundle, args, calendar)
     report, extras = evaluate_bundle(
         bundle,
@@ -400,6 +408,7 @@ def evaluate_cli(args: argparse.Namespace, eval_drop: list[str], calendar: list[
         faith_windows=args.faithfulness_windows,
         threshold_rule=args.threshold_rule,
         threshold_windows=args.threshold_windows,
+        baselines=names,
     )
     report = _jsonable(report)
     if args.json_out:
@@ -418,8 +427,8 @@ def summary_line(report: dict[str, Any]) -> str:
         accs = "/".join(f"{v['accuracy'] * 100:.2f}" for k, v in r.items() if k != "latency_us")
         parts.append(f"{tier} {accs}% {r['latency_us']['p50']:.0f}us")
     base = []
-    for name in ("lda", "gbdt_window"):
-        b = report["baselines"].get(name, {})
+    for name in [n for n in ("lda", "gbdt_window") if n in report["baselines"]]:
+        b = report["baselines"][name]
         base.append(f"{name} " + "/".join(f"{v['accuracy'] * 100:.2f}" for v in b.values()) + "%")
     rule = report.get("thresholds", {}).get("rule", "?")
     return (
