@@ -20,6 +20,7 @@ from simhome import write_history
 from training.baselines import fit_baselines
 from training.cli import main
 from training.data import load_csv
+from training.pipeline import DataSpec, load_splits
 
 PLANT = "plant.signal"  # noise in train and validation; equal to the device's label (x1000) in test only
 DEVICE = "bedroom.light"
@@ -166,6 +167,8 @@ def test_explicit_split_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     r5 = _eval(bundle, tmp_path, "cost", "--threshold-rule", "cost:1/4", "--baselines", "gbdt_window,lda")
     assert r5["thresholds"]["rule"] == "cost:1/4" and "re-chosen" in r5["thresholds"]["model"]
     assert set(r5["thresholds"]["baseline_values"]["gbdt_window"]) >= {DEVICE}
-    lda1, lda5 = (r["thresholds"]["baseline_values"]["lda"] for r in (r1, r5))
-    assert lda1 != lda5  # the baselines follow the rule too (a wrong OFF costs 4x: lower thresholds)
-    assert all(lda5[d] <= lda1[d] for d in lda1)
+    # the baselines' thresholds are those of the rule on the validation file, fitted on the training file
+    parts = load_splits(DataSpec(dataset=str(files["train"]), val_dataset=str(files["val"])))
+    for rule, r in (("f1", r1), ("cost:1/4", r5)):
+        lda = fit_baselines(parts["train"], parts["val"], man.window, ["lda"], threshold_rule=rule)["lda"]
+        assert r["thresholds"]["baseline_values"]["lda"] == pytest.approx(lda.thresholds)
