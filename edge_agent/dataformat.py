@@ -10,6 +10,13 @@ Sidecar (`<csv>.sidecar.json` or `.yaml` next to the CSV, or given explicitly), 
                  "kitchen.temperature": {"role": "channel", "kind": "temperature", "unit": "°C"},
                  "kitchen.light": {"role": "device", "device_kind": "binary"}}}
 
+Descriptive keys (`description`, `title`, `label`, `notes`, `comment`, `source`, `license`, `name`, and a
+column's `unit` text) are accepted and ignored by the loader; any other unknown key, and any role other
+than channel/device/ignore, is still an error naming that key.
+
+Device (label) columns are never forward-filled: a label holds only on the rows that carry it (an empty
+label cell is unknown, left out of training and scoring); only channel inputs are carried.
+
 A column may set its own `ffill_limit_seconds` (e.g. a channel's kind stale limit, 0 for a label column that
 must never be carried, Infinity for a device's state input): then the runtime's stale mask and the loader's
 masking agree.
@@ -20,15 +27,33 @@ it), so it lives here and imports nothing heavy.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge_agent.manifest import ChannelKind, DeviceKind
+
+DESCRIPTIVE_KEYS = frozenset(
+    {"description", "title", "label", "notes", "note", "comment", "source", "license", "name", "url"}
+)
+
+
+def _drop_descriptive(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if k not in DESCRIPTIVE_KEYS}
+    return data
 
 
 class ColumnSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _descriptive(cls, data: Any) -> Any:
+        data = _drop_descriptive(data)
+        if isinstance(data, dict) and data.get("unit") is None and "unit" in data:
+            data = {**data, "unit": ""}  # "unit": null = no unit
+        return data
 
     role: Literal["channel", "device", "ignore"] = Field(description="Sensor channel, device label, or skip")
     unit: str = Field(default="", description="Physical unit")
@@ -45,6 +70,11 @@ class ColumnSpec(BaseModel):
 
 class Sidecar(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _descriptive(cls, data: Any) -> Any:
+        return _drop_descriptive(data)
 
     timestamp_column: str = Field(default="time", description="Name of the timestamp column")
     timezone: str | None = Field(

@@ -43,6 +43,18 @@ KINDS: dict[str, KindSpec] = {
     # a decided device's own reported state as a model input (0/1, level index, setpoint): known until it
     # changes, so never stale; it lets a model learn transitions instead of mirroring the device's footprint
     "device_state": KindSpec((-1e6, 1e6), INF),
+    # electrical and environmental channels (a whole-house meter, a plug, an air-quality sensor)
+    "voltage": KindSpec((0.0, 1000.0), 1800.0, unit="V"),
+    "current": KindSpec((0.0, 500.0), 1800.0, unit="A"),
+    "energy": KindSpec((0.0, 1e9), 3600.0, unit="kWh"),  # a meter's running total
+    "power_factor": KindSpec((-1.0, 1.0), 1800.0),
+    "frequency": KindSpec((0.0, 1000.0), 1800.0, unit="Hz"),
+    "reactive_power": KindSpec((-50_000.0, 50_000.0), 1800.0, unit="var"),
+    "pm25": KindSpec((0.0, 2000.0), 1800.0, unit="µg/m³"),
+    "pm10": KindSpec((0.0, 2000.0), 1800.0, unit="µg/m³"),
+    "voc": KindSpec((0.0, 100_000.0), 1800.0, unit="ppb"),
+    "noise": KindSpec((0.0, 200.0), 1800.0, unit="dB"),
+    "pressure": KindSpec((300.0, 1200.0), 3600.0, unit="hPa"),
 }
 
 STATE_SUFFIX = ".state"  # channel name of a device's state input: '<device>.state'

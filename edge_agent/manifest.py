@@ -92,6 +92,21 @@ class TierSpec(_Strict):
     latency_us_p99: float | None = Field(default=None, description="Measured at export, 1 thread, batch 1")
 
 
+class SplitPart(_Strict):
+    source: str = Field(description="Dataset the part was read from (a resolved path or a built-in name)")
+    first: str | None = Field(default=None, description="First row of the part, ISO 8601 UTC")
+    last: str | None = Field(default=None, description="Last row of the part, ISO 8601 UTC")
+    rows: int = Field(default=0, ge=0, description="Grid rows in the part")
+
+
+class SplitRecord(_Strict):
+    rule: str = Field(
+        description="How the parts were cut, e.g. 'files', 'dates 2024-06-30,2024-09-30' (first day of "
+        "validation, first day of test), 'fractions 0.7,0.85', 'holdout 2 days'"
+    )
+    parts: dict[str, SplitPart] = Field(description="train, val and the test parts (test, test2)")
+
+
 class Manifest(_Strict):
     format: int = Field(default=MANIFEST_FORMAT, description="Manifest format version")
     version: str = Field(description="Model version, unique per training run (e.g. '20261125T101500-uci')")
@@ -110,6 +125,13 @@ class Manifest(_Strict):
     )
     training_span: tuple[str, str] | None = Field(default=None, description="First/last training timestamp")
     metrics: dict[str, float] = Field(default_factory=dict, description="Holdout metrics, flat name -> value")
+    split: SplitRecord | None = Field(
+        default=None, description="The train/val/test split used (None: old bundle)"
+    )
+    threshold_rule: str | None = Field(
+        default=None,
+        description="Rule the binary thresholds were chosen by on validation (f1, cost:ON/OFF...)",
+    )
 
     def channel_index(self) -> dict[str, int]:
         return {c.name: i for i, c in enumerate(self.channels)}

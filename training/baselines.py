@@ -3,7 +3,7 @@
 API (the evaluation calls exactly this):
 
     models = fit_baselines(train, val, window, names=BASELINES, stale_steps=1, seed=0,
-                           max_train_windows=MAX_TRAIN_WINDOWS, threshold_metric="balanced_accuracy", threads=1)
+                           max_train_windows=MAX_TRAIN_WINDOWS, threshold_rule="f1", threads=1)
     for name, b in models.items():          # names: majority, lda, threshold_rule, gbdt_window
         ends = WindowSampler(log, window).ends
         decided = b.predict(log, ends)     # {device: float array [M]}: binary 0/1, level index, setpoint value
@@ -14,16 +14,20 @@ Per device, windows whose label is unknown (NaN) are left out of fitting. The ba
 
 * majority: the most common training class (binary/level); the training median (setpoint).
 * lda: sklearn LinearDiscriminantAnalysis on the current readings (binary/level), LinearRegression (setpoint);
-  a masked (stale) reading is replaced by its training mean. Decision = the LDA's own (posterior >= 0.5).
+  a masked (stale) reading is replaced by its training mean. Decision = posterior >= threshold (0.5 without
+  val, the published protocol; with val chosen by the threshold rule, like every baseline but majority).
 * threshold_rule: for a binary device, the single channel, direction and cut on the current reading with the
   best training balanced accuracy (e.g. "Light > 365 lux"); a masked reading gives the training majority.
   Score = sigmoid of the margin in training standard deviations. Non-binary devices: as majority.
 * gbdt_window: HistGradientBoostingClassifier/Regressor on `training.features.window_features` over the same
   window (last, mean, std, min, max, slope per channel + hour of day + weekday; NaN-aware), class_weight
   "balanced", early stopping on an internal 10 % split. At most `max_train_windows` training windows (random
-  subset, seeded) when the history is longer. Binary threshold chosen on `val` windows by `threshold_metric`
-  with `training.thresholds.choose_threshold`, the function (and default metric) the attention model's
-  thresholds use (0.5 without val).
+  subset, seeded) when the history is longer.
+
+Thresholds: with `val`, every baseline but majority chooses each binary device's threshold on the `val`
+windows by `threshold_rule` (f1, accuracy, balanced, cost:ON/OFF) with `training.thresholds.choose_threshold`,
+the function and rule the attention model's thresholds use; 0.5 without val. Fit only on `train`: the
+evaluation passes the bundle's own training split, never what it scores.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from threadpoolctl import threadpool_limits
 from training.data import WindowSampler
 from training.features import current_features, window_features
 from training.sensorlog import DeviceInfo, SensorLog
-from training.thresholds import choose_threshold
+from training.thresholds import DEFAULT_RULE, choose_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -122,9 +126,21 @@ class Baseline(ABC):
                 out[dev.name] = s.astype(np.float32)
         return out
 
-    def tune_thresholds(self, val: SensorLog, metric: str) -> None:
-        """Choose each binary device's threshold on the validation windows (subclasses opt in)."""
-        return None  # default: keep 0.5 (majority, LDA's posterior)
+    def tune_thresholds(self, val: SensorLog, rule: str) -> None:
+        """Choose each binary device's threshold on the validation windows by `rule` (training.thresholds)."""
+        ends = WindowSampler(val, self.window, stale_steps=self.stale_steps).ends
+        if ends.size == 0:
+            logger.warning("%s: no validation window in %s; thresholds stay 0.5", self.name, val.name)
+            return
+        scores = self.scores(val, ends)
+        for k, dev in enumerate(self.devices):
+            if dev.kind == "binary":
+                known = ~np.isnan(val.labels[ends, k])
+                thr, value = choose_threshold(scores[dev.name][known], val.labels[ends, k][known], rule)
+                self.thresholds[dev.name] = thr
+                logger.info(
+                    "%s %s: threshold %.3f (validation %s %.3f)", self.name, dev.name, thr, rule, value
+                )
 
 
 def _class_probs(model, f: np.ndarray, levels: int) -> np.ndarray:
@@ -174,6 +190,9 @@ class Majority(Baseline):
 
     def _score_device(self, k, dev, f):
         return self._const[k].score(f.shape[0])
+
+    def tune_thresholds(self, val, rule):
+        return None  # a constant score: the majority class is the decision
 
 
 class Lda(Baseline):
@@ -267,6 +286,9 @@ class ThresholdRule(Majority):
             np.isnan(f[:, c]), fallback, np.where(margin > 0, np.maximum(p, 0.5 + 1e-6), p)
         ).astype(np.float32)
 
+    def tune_thresholds(self, val, rule):
+        Baseline.tune_thresholds(self, val, rule)
+
     def rule(self, device: str) -> str:
         """Human-readable rule of a binary device, e.g. "Light > 365.2"."""
         k = [d.name for d in self.devices].index(device)
@@ -314,21 +336,6 @@ class GbdtWindow(Baseline):
         probs = _class_probs(model, f, _n_classes(dev))
         return probs[:, 1] if dev.kind == "binary" else probs
 
-    def tune_thresholds(self, val, metric):
-        ends = WindowSampler(val, self.window, stale_steps=self.stale_steps).ends
-        if ends.size == 0:
-            logger.warning("gbdt_window: no validation window in %s; thresholds stay 0.5", val.name)
-            return
-        scores = self.scores(val, ends)
-        for k, dev in enumerate(self.devices):
-            if dev.kind == "binary":
-                known = ~np.isnan(val.labels[ends, k])
-                thr, value = choose_threshold(scores[dev.name][known], val.labels[ends, k][known], metric)
-                self.thresholds[dev.name] = thr
-                logger.info(
-                    "gbdt_window %s: threshold %.3f (validation %s %.3f)", dev.name, thr, metric, value
-                )
-
 
 def fit_baselines(
     train: SensorLog,
@@ -339,7 +346,7 @@ def fit_baselines(
     stale_steps: int = 1,
     seed: int = 0,
     max_train_windows: int = MAX_TRAIN_WINDOWS,
-    threshold_metric: str = "balanced_accuracy",
+    threshold_rule: str = DEFAULT_RULE,
     threads: int = 1,
 ) -> dict[str, Baseline]:
     """Fit the named baselines on `train` (thresholds on `val` where the baseline tunes them)."""
@@ -353,6 +360,6 @@ def fit_baselines(
         b.threads = threads
         b.fit(train, np.random.default_rng(seed), max_train_windows)
         if val is not None:
-            b.tune_thresholds(val, threshold_metric)
+            b.tune_thresholds(val, threshold_rule)
         out[name] = b
     return out

@@ -26,6 +26,7 @@ from edge_agent.manifest import (
     ChannelSpec,
     DeviceSpec,
     Manifest,
+    SplitRecord,
     TierSpec,
     sha256_file,
     write_manifest,
@@ -57,6 +58,8 @@ class BundleSpec:
     metrics: dict[str, float] = field(default_factory=dict)
     created: str | None = None  # ISO 8601 UTC; None = now (fixed for a reproducible demo bundle)
     timezone: str | None = None  # the home's IANA zone the calendar inputs were computed in (manifest)
+    split: SplitRecord | None = None  # the train/val/test split (manifest)
+    threshold_rule: str | None = None  # the rule the binary thresholds were chosen by (manifest)
 
 
 def default_budget(n_channels: int) -> int:
@@ -83,7 +86,12 @@ def load_models(bundle_dir: Path) -> tuple[CatVsn, CatVsn, int]:
     models = []
     for key in ("full", "coarse"):
         m = CatVsn(ModelConfig.from_dict(blob[key]["config"]))
-        m.load_state_dict(blob[key]["state"])
+        state = dict(blob[key]["state"])
+        emb = state.get("kind_emb.weight")
+        rows = m.kind_emb.weight.shape[0]
+        if emb is not None and emb.shape[0] < rows:  # saved before kinds were appended: unused rows are 0
+            state["kind_emb.weight"] = torch.cat([emb, emb.new_zeros(rows - emb.shape[0], emb.shape[1])])
+        m.load_state_dict(state)
         models.append(m.eval())
     return models[0], models[1], int(blob["time_factor"])
 
@@ -209,6 +217,8 @@ def _build(
         tiers=tiers,
         timezone=spec.timezone,
         training_span=spec.training_span,
+        split=spec.split,
+        threshold_rule=spec.threshold_rule,
         metrics={k: float(v) for k, v in metrics.items() if k not in undefined},
     )
     write_manifest(tmp, manifest)

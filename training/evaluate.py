@@ -12,6 +12,12 @@ A tier with `every_n_ticks` n > 1 (sparse) runs on every n-th window and holds i
 Decisions follow the daemon's rule (`edge_agent.policy.decide_values`); the bundle is checked by the
 daemon's verifier (`edge_agent.inference.verify_bundle`).
 `--drop-channels X` masks X in every tier (a dead sensor) and fits the baselines without X.
+
+What is fitted and scored is `training.evaldata`: the baselines are fitted on the training part of the
+bundle's own split (thresholds on its validation part), and the scored part is the manifest's test part, or
+a whole file (`--test-dataset F`, `--dataset F --whole`). Thresholds: the manifest's (the model) and its
+rule (every baseline); `--threshold-rule R` re-chooses them by R for the model and every baseline on the
+validation part. The report states the split and the rule.
 """
 
 from __future__ import annotations
@@ -33,11 +39,12 @@ from edge_agent.tiering import select_channels
 from training.baselines import BASELINES, fit_baselines
 from training.data import DataError, WindowSampler, drop_channels
 from training.decisions import agree, decide
+from training.evaldata import EvalData, resolve
 from training.faithfulness import faithfulness
 from training.metrics import device_metrics
 from training.ortrun import make_session, ort_latency, run_batched
-from training.pipeline import DataSpec, load_splits, read_training_meta, test_split_names
 from training.sensorlog import SensorLog
+from training.thresholds import DEFAULT_RULE, choose_threshold, parse_rule, sample_ends
 
 logger = logging.getLogger(__name__)
 
@@ -180,24 +187,69 @@ def split_metrics(
     return res
 
 
+def rethreshold(
+    man: Manifest, bundle: Path, val: Windows, rule: str, n: int | None = None
+) -> tuple[Manifest, dict[str, float]]:
+    """The manifest with each binary device's threshold re-chosen by `rule` on the full tier's outputs over
+    the validation windows (all, or `n` evenly spaced); (manifest, {device: validation score})."""
+    ends = sample_ends(val.ends, n)
+    sess = make_session(bundle / man.tier("full").file)
+    outs, labs = [], []
+    for x, mask, ids, y in val.chunks(ends):
+        outs.append(run_batched(sess, x, mask, ids)[0])
+        labs.append(y)
+    out, y = np.concatenate(outs), np.concatenate(labs)
+    devs, scores = [], {}
+    for k, d in enumerate(man.devices):
+        if d.kind == "binary":
+            known = ~np.isnan(y[:, k])
+            thr, sc = choose_threshold(out[known, k], y[known, k], rule)
+            d = d.model_copy(update={"threshold": thr})
+            scores[d.name] = sc
+        devs.append(d)
+    return man.model_copy(update={"devices": devs, "threshold_rule": parse_rule(rule).name}), scores
+
+
 def evaluate_bundle(
-    bundle: Path, data: DataSpec, eval_drop: list[str], *, latency_runs: int = 1000, faith_windows: int = 1000
+    bundle: Path,
+    data: EvalData,
+    eval_drop: list[str],
+    *,
+    latency_runs: int = 1000,
+    faith_windows: int = 1000,
+    threshold_rule: str | None = None,
+    threshold_windows: int | None = None,
+    baselines: tuple[str, ...] = BASELINES,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(report dict, extras for plotting). See the module docstring for what is measured."""
     man = open_bundle(bundle)
-    parts = load_splits(data)
     names = [c.name for c in man.channels]
     for c in eval_drop:
         if c not in names:
             raise DataError(f"--drop-channels: {c!r} is not a channel of the bundle ({', '.join(names)})")
     live = np.array([0.0 if n in eval_drop else 1.0 for n in names], np.float32)
-    splits = test_split_names(data)
+    thr_note = "manifest"
+    if threshold_rule:
+        man, _ = rethreshold(
+            man, bundle, Windows(man, data.fit["val"], np.ones_like(live)), threshold_rule, threshold_windows
+        )
+        thr_note = "re-chosen on the validation part"
+    rule = parse_rule(threshold_rule or man.threshold_rule or DEFAULT_RULE).name
+    parts = {**data.fit, **data.scored}
+    splits = list(data.scored)
     chans = tier_channels(man, focus_tracker(man, bundle, Windows(man, parts["train"], live)))
     focus = chans.get("focused")
     report: dict[str, Any] = {
         "bundle": str(bundle),
         "version": man.version,
         "dataset": data.dataset,
+        "split": data.split,
+        "thresholds": {
+            "rule": rule,
+            "model": thr_note if man.threshold_rule or threshold_rule else "manifest (rule not recorded)",
+            "baselines": f"chosen by {rule} on the validation part",
+            "per_device": {d.name: d.threshold for d in man.devices if d.kind == "binary"},
+        },
         "drop_channels": eval_drop,
         "focused_channels": [names[i] for i in (range(len(names)) if focus is None else focus)],
         "tiers": {t.name: {} for t in man.tiers},
@@ -219,7 +271,9 @@ def evaluate_bundle(
             "masked_rows": int(log.stats.get("masked_rows", 0)),
             "windows": int(WindowSampler(log, man.window).ends.size),
         }
-    report["baselines"] = _baselines(man, parts, wins, splits, eval_drop)
+    report["baselines"], report["thresholds"]["baseline_values"] = _baselines(
+        man, parts, wins, splits, eval_drop, rule, baselines
+    )
     _latency(man, bundle, wins[splits[0]], chans, report, latency_runs)
     fw = _faith(man, bundle, wins, splits, faith_windows)
     report.update(fw)
@@ -235,9 +289,12 @@ def _baselines(
     wins: dict[str, Windows],
     splits: list[str],
     eval_drop: list[str],
-) -> dict[str, Any]:
+    rule: str,
+    names: tuple[str, ...] = BASELINES,
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """Baselines fitted on the training part (thresholds by `rule` on the validation part), scored on `splits`."""
     logs = {k: drop_channels(v, eval_drop) for k, v in parts.items()}
-    models = fit_baselines(logs["train"], logs["val"], man.window, BASELINES)
+    models = fit_baselines(logs["train"], logs["val"], man.window, names, threshold_rule=rule)
     out: dict[str, Any] = {}
     for name, b in models.items():
         out[name] = {}
@@ -255,7 +312,7 @@ def _baselines(
                 "accuracy": float(np.nanmean([m["accuracy"] for m in per.values()])),
                 "devices": per,
             }
-    return out
+    return out, {name: dict(b.thresholds) for name, b in models.items()}
 
 
 def _pool(win: Windows, n: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -331,30 +388,27 @@ def evaluate_cli(args: argparse.Namespace, eval_drop: list[str], calendar: list[
     from training.report import markdown, plot
 
     bundle = Path(args.bundle)
-    open_bundle(bundle)
-    meta = read_training_meta(bundle) or {}
-    trained = meta.get("data", {})
-    dataset = args.dataset or trained.get("dataset")
-    if not dataset:
-        raise DataError(f"{bundle}: no training.json to say which data it was trained on; pass --dataset")
-    same = dataset == trained.get("dataset")
-    data = DataSpec(
-        dataset=dataset,
-        data_dir=args.data_dir or (trained.get("data_dir") if same else None),
-        sidecar=args.sidecar or (trained.get("sidecar") if same else None),
-        timezone=args.timezone or (trained.get("timezone") if same else None),
-        split=args.split or (trained.get("split") if same else None),
-        drop_channels=list(trained.get("drop_channels", [])),
-        calendar=calendar if calendar is not None else trained.get("calendar"),
-        history_days=args.history_days or (trained.get("history_days") if same else None),
-        holdout_days=args.holdout_days or (trained.get("holdout_days") if same else None),
-        labels=args.labels or (trained.get("labels") if same else None) or "preference",
-        min_labels=args.min_labels
-        if args.min_labels is not None
-        else (trained.get("min_labels") if same else None),
+    man = open_bundle(bundle)
+    if args.threshold_windows is not None and args.threshold_windows < 1:
+        raise DataError(
+            f"--threshold-windows {args.threshold_windows}: must be positive (or leave it out: all)"
+        )
+    names = tuple(
+        b.strip() for b in str(getattr(args, "baselines", ",".join(BASELINES))).split(",") if b.strip()
     )
+    bad = [b for b in names if b not in BASELINES]
+    if bad:
+        raise DataError(f"--baselines: unknown {', '.join(bad)}; known: {', '.join(BASELINES)}")
+    data = resolve(man, bundle, args, calendar)
     report, extras = evaluate_bundle(
-        bundle, data, eval_drop, latency_runs=args.latency_runs, faith_windows=args.faithfulness_windows
+        bundle,
+        data,
+        eval_drop,
+        latency_runs=args.latency_runs,
+        faith_windows=args.faithfulness_windows,
+        threshold_rule=args.threshold_rule,
+        threshold_windows=args.threshold_windows,
+        baselines=names,
     )
     report = _jsonable(report)
     if args.json_out:
@@ -372,11 +426,14 @@ def summary_line(report: dict[str, Any]) -> str:
     for tier, r in report["tiers"].items():
         accs = "/".join(f"{v['accuracy'] * 100:.2f}" for k, v in r.items() if k != "latency_us")
         parts.append(f"{tier} {accs}% {r['latency_us']['p50']:.0f}us")
-    lda = report["baselines"].get("lda", {})
-    lda_s = "/".join(f"{v['accuracy'] * 100:.2f}" for v in lda.values())
+    base = []
+    for name in [n for n in ("lda", "gbdt_window") if n in report["baselines"]]:
+        b = report["baselines"][name]
+        base.append(f"{name} " + "/".join(f"{v['accuracy'] * 100:.2f}" for v in b.values()) + "%")
+    rule = report.get("thresholds", {}).get("rule", "?")
     return (
         f"{report['version']}: "
         + "; ".join(parts)
-        + f"; lda {lda_s}%; torch {report['torch_eager_latency_us']['p50']:.0f}us; "
+        + f"; {'; '.join(base)}; thresholds {rule}; torch {report['torch_eager_latency_us']['p50']:.0f}us; "
         f"faithfulness_top1 {report['faithfulness_top1']}"
     )

@@ -1,10 +1,13 @@
 """Dataset -> splits -> trained models -> bundle: the `train` command's work, shared by the demo-bundle build.
 
 Splits: `uci-occupancy` keeps its own files (train, test, test2) and carves the chronologically last 15 % of
-train as validation; a CSV dataset is split chronologically by `--split` (dates or fractions) into
-train/val/test; a `db:<URL>` dataset (the agent's own log, training.data.dblog) holds out its last days as
-test (`--holdout-days`) and validates on the last 15 % of the rest. What was used (dataset, split, window, calendar channels, dropped channels) is written to
-`training.json` in the bundle, so `evaluate` rebuilds exactly the same test splits.
+train as validation; a CSV dataset is split chronologically by `--split A,B` (A = first day of validation,
+B = first day of test; or fractions) into train/val/test, or given as separate files (`--val-dataset`,
+`--test-dataset`, training.splitfiles); a `db:<URL>` dataset (the agent's own log, training.data.dblog)
+holds out its last days as test (`--holdout-days`) and validates on the last 15 % of the rest. The split
+used (rule, and per part its source and first/last row) is written into the manifest (`split`); what was
+used to load it (dataset, files, split, window, calendar and dropped channels) into `training.json`, so
+`evaluate` rebuilds exactly the same parts.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from training.data.dblog import DB_PREFIX, DbDataset, is_db, load_db
 from training.data.uci import NAME as UCI_NAME
 from training.holdout import holdout_metrics
 from training.sensorlog import SensorLog
+from training.splitfiles import load_file_splits, split_record, split_rule_text
+from training.thresholds import parse_rule
 from training.train import TrainConfig, train
 
 logger = logging.getLogger(__name__)
@@ -55,6 +60,9 @@ class DataSpec:
     holdout_days: float | None = None  # None: the catalog's learning.train.holdout_days
     labels: str = "preference"  # preference | naive
     min_labels: int | None = None  # None: the catalog's learning.readiness.shadow_min_labels
+    # explicit split files (CSV only): validation and test parts given as their own files
+    val_dataset: str | None = None
+    test_dataset: str | None = None
 
     def calendar_channels(self) -> list[str]:
         if self.calendar is not None:
@@ -72,6 +80,21 @@ def load_splits(spec: DataSpec) -> dict[str, SensorLog]:
         return _load_simexplore(spec)
     if is_db(spec.dataset):
         return load_db_spec(spec).parts
+    if spec.val_dataset or spec.test_dataset:
+        if spec.split:
+            raise DataError(
+                f"--split {spec.split!r}: the files given by --val-dataset/--test-dataset are the split; drop --split"
+            )
+        parts = load_file_splits(
+            spec.dataset,
+            spec.val_dataset,
+            spec.test_dataset,
+            sidecar=spec.sidecar,
+            timezone=spec.timezone,
+            drop_channels=spec.drop_channels,
+        )
+        cal = spec.calendar_channels()
+        return {k: add_calendar_channels(v, cal) if cal else v for k, v in parts.items()}
     logs = load_dataset(
         spec.dataset,
         data_dir=Path(spec.data_dir) if spec.data_dir else None,
@@ -138,7 +161,17 @@ def load_db_spec(spec: DataSpec, window: int = 64) -> DbDataset:
 
 
 def test_split_names(spec: DataSpec) -> list[str]:
-    return ["test", "test2"] if spec.dataset == UCI_NAME else ["test"]
+    if spec.dataset == UCI_NAME:
+        return ["test", "test2"]
+    if spec.val_dataset and not spec.test_dataset:
+        return []  # explicit files without a test file: nothing to score unless told what
+    return ["test"]
+
+
+def part_sources(spec: DataSpec, parts: dict[str, SensorLog]) -> dict[str, str]:
+    """Per part, the dataset it was read from (the manifest's split record)."""
+    own = {"val": spec.val_dataset, "test": spec.test_dataset}
+    return {k: own.get(k) or spec.dataset for k in parts}
 
 
 def _iso(t: float) -> str:
@@ -180,6 +213,7 @@ def train_bundle(
         parts = load_splits(data)
     tr, va = parts["train"], parts["val"]
     res = train(tr, va, cfg)
+    rule = split_rule_text(data.dataset, data.split, data.val_dataset, data.test_dataset, data.holdout_days)
     label = _dataset_label(data.dataset)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     spec = BundleSpec(
@@ -194,11 +228,14 @@ def train_bundle(
         metrics=res.metrics,
         created=created,
         timezone=data.timezone or tr.timezone,
+        split=split_record(rule, parts, part_sources(data, parts)),
+        threshold_rule=parse_rule(cfg.threshold_rule).name,
     )
     meta: dict[str, Any] = {
         "data": asdict(data) | {"calendar": data.calendar_channels()},
         "train_config": asdict(cfg),
         "history": res.history,
+        "stop_reason": res.stop_reason,
         "rows": {k: len(v) for k, v in parts.items()},
     }
     assert res.val_pool is not None

@@ -1,4 +1,9 @@
-"""A rich progress bar for the training loop: step count, loss, windows/s, epoch and ETA (budget-aware)."""
+"""Training progress: a rich bar on a terminal (steps, loss, windows/s, epoch, ETA), else one line per epoch.
+
+When stderr is not a terminal (a log file, a pipe, the service's journal) a bar would be noise or nothing:
+`epoch_line` prints `epoch 3/15 step 1200/6000 train 0.4123 val full 0.3012 coarse 0.3340 41s` instead.
+`enabled=False` (--no-progress) prints neither.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ class TrainProgress:
         self.total = total_steps
         self.budget = budget_seconds
         self.enabled = enabled
+        self.lines = enabled and not sys.stderr.isatty()  # no terminal: one line per epoch, no bar
         self.t0 = time.monotonic()
         self.done = 0
         self._progress = Progress(
@@ -28,7 +34,7 @@ class TrainProgress:
             TimeElapsedColumn(),
             TextColumn("ETA {task.fields[eta]}"),
             console=Console(file=sys.stderr),
-            disable=not enabled,
+            disable=not enabled or self.lines,
             transient=False,
         )
         self._task = None
@@ -54,4 +60,18 @@ class TrainProgress:
         eta = f"{int(left) // 60}:{int(left) % 60:02d}"
         self._progress.update(
             self._task, advance=1, epoch=epoch, loss=loss, rate=windows / max(el, 1e-9), eta=eta
+        )
+
+    def epoch_line(
+        self, epoch: int, epochs: int, train_loss: float, val_full: float, val_coarse: float
+    ) -> None:
+        """One line on stderr after an epoch's validation, when there is no bar (not a terminal)."""
+        if not self.lines:
+            return
+        el = time.monotonic() - self.t0
+        print(
+            f"epoch {epoch}/{epochs} step {self.done}/{self.total} train {train_loss:.4f} "
+            f"val full {val_full:.4f} coarse {val_coarse:.4f} {el:.0f}s",
+            file=sys.stderr,
+            flush=True,
         )

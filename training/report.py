@@ -25,6 +25,7 @@ def markdown(report: dict[str, Any]) -> str:
     """Report tables: tiers, per-device metrics, baselines, faithfulness, data."""
     splits = _splits(report)
     lines = [f"# Evaluation of `{report['version']}` on {report['dataset']}", ""]
+    lines += split_lines(report)
     if report.get("drop_channels"):
         lines += [f"Channels masked (dead sensor): {', '.join(report['drop_channels'])}.", ""]
     lines += [
@@ -65,9 +66,12 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Per device",
         "",
-        "| model | split | device | accuracy % | balanced acc % | F1 | AP | majority % | MAE |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | split | device | accuracy % | balanced acc % | F1 | AP | threshold | majority % | MAE |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    thr = report.get("thresholds", {})
+    thr_of = {"tier " + t: thr.get("per_device", {}) for t in report["tiers"]}
+    thr_of.update(thr.get("baseline_values", {}))
     rows = [("tier " + t, r) for t, r in report["tiers"].items() if t in ("full", "int8", "coarse")]
     rows += [(n, r) for n, r in report["baselines"].items()]
     for model, r in rows:
@@ -76,6 +80,7 @@ def markdown(report: dict[str, Any]) -> str:
                 lines.append(
                     f"| {model} | {s} | {dev} | {_pct(m.get('accuracy'))} | {_pct(m.get('balanced_accuracy'))} | "
                     f"{_num(m.get('f1'))} | {_num(m.get('average_precision'))} | "
+                    f"{_num(thr_of.get(model, {}).get(dev), '{:.2f}')} | "
                     f"{_pct(m.get('majority_rate'))} | {_num(m.get('mae'))} |"
                 )
     dc = report["deletion_curve"]
@@ -152,3 +157,25 @@ def plot(report: dict[str, Any], extras: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def split_lines(report: dict[str, Any]) -> list[str]:
+    """The split and threshold rule, stated before any figure: what was fitted on, what was scored, how."""
+    sp, thr = report.get("split"), report.get("thresholds")
+    lines: list[str] = []
+    if sp:
+        lines += ["## Split", "", f"- rule (manifest): {sp['rule']}", f"- scored: {sp['scored']}"]
+        for title, key in (("fitted on (baselines; thresholds)", "fit"), ("scored", "parts")):
+            for name, p in sp.get(key, {}).items():
+                whole = " (whole file)" if p.get("whole_file") else ""
+                lines.append(
+                    f"- {title}: {name} {p['first']} .. {p['last']}, {p['rows']} rows"
+                    f"{', ' + p['source'] if p.get('source') else ''}{whole}"
+                )
+        lines.append("")
+    if thr:
+        lines += [
+            f"Thresholds: rule **{thr['rule']}**; model: {thr['model']}; baselines: {thr['baselines']}.",
+            "",
+        ]
+    return lines

@@ -13,8 +13,9 @@ Rows are written into arrays preallocated from a line count, so memory is bounde
 e.g. 2M rows × 22 columns ≈ 0.5 GB. The result keeps only rows · (4·K + 4) bytes.
 
 Cell policy:
-* empty / NA cell: missing (NaN), later carried forward up to the column's `ffill_limit_seconds` (else the
-  sidecar's; Infinity = until the next value).
+* empty / NA cell: missing (NaN). A CHANNEL is carried forward up to the column's `ffill_limit_seconds`
+  (else the sidecar's; Infinity = until the next value); a DEVICE label is never carried: an empty label cell
+  stays unknown (its row is not trained or scored on that device), whatever the limits say.
 * non-numeric cell (e.g. "err"): counted per column (`non_numeric`, `non_numeric.<column>`), masked (NaN)
   with a warning naming the first bad line; a column where more than half of the non-empty cells of a chunk
   are non-numeric is a DataError (it is not a numeric column). Device columns also accept on/off/true/false.
@@ -248,9 +249,9 @@ def build_log(
     labels = np.empty((n_grid, len(devices)), dtype=np.float32)  # [G, D]
     names = [c.name for c in channels] + [d.name for d in devices]
     for k in range(vals.shape[1]):
-        out = resample_column(
-            g, vals[:, k], n_grid, limit_steps(sc.ffill_limit(names[k]), sc.step_seconds, n_grid)
-        )
+        # inputs are carried up to their limit; labels never (only the grid slot a row falls in)
+        lim = limit_steps(sc.ffill_limit(names[k]), sc.step_seconds, n_grid) if k < n_ch else 0
+        out = resample_column(g, vals[:, k], n_grid, lim)
         if k < n_ch:
             values[:, k] = out
         else:

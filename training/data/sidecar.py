@@ -42,8 +42,13 @@ def _format_validation_error(path: Path, err: ValidationError) -> str:
     where = ".".join(loc) if loc else "(top level)"
     if len(loc) >= 3 and loc[0] == "columns":
         where = f"column {loc[1]!r} key {loc[2]!r}"
+    elif len(loc) == 2 and loc[0] == "columns":
+        where = f"column {loc[1]!r}"
     got = e.get("input")
-    got_txt = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""
+    got_txt = ""
+    if got is not None and not isinstance(got, dict | list):  # quote the value, never the whole file
+        text = repr(got)
+        got_txt = f" (got {text if len(text) <= 60 else text[:57] + '...'})"
     more = f"; {len(err.errors()) - 1} more problem(s)" if len(err.errors()) > 1 else ""
     return f"sidecar {path}: {where}: {e.get('msg', 'invalid')}{got_txt}{more}; fix that key in the sidecar"
 
