@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from edge_agent import cli_model
+from edge_agent import cli_model, cli_retrain
 from edge_agent.cli_history import add_parser as add_export_history_parser
 from edge_agent.cli_history import cmd_export_history
 from edge_agent.config import AgentConfig, ConfigError, load_config, redacted_dump
@@ -393,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "demo", help="simulated home + agent + live view (options: edge-agent demo --help)", add_help=False
     )
-    p.set_defaults(model_handlers=cli_model.add_parsers(sub))
+    p.set_defaults(model_handlers={**cli_model.add_parsers(sub), **cli_retrain.add_parser(sub)})
     return p
 
 

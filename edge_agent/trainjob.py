@@ -121,6 +121,8 @@ class TrainJob:
         margin_seconds: float | None = None,
         on_line: Callable[[str], None] | None = None,
         on_start: Callable[[int], None] | None = None,
+        extra_args: Sequence[str] = (),
+        promote: Callable[[Path, Manifest], TrainOutcome] | None = None,
     ) -> None:
         self.cfg = cfg
         self.python = list(python)
@@ -134,6 +136,8 @@ class TrainJob:
         self.on_line = on_line or (lambda _line: None)
         self.on_start = on_start or (lambda _pid: None)
         self.work = cfg.state_dir / "training"
+        self.extra_args = list(extra_args)  # appended to the trainer command (e.g. --champion DIR)
+        self.promote = promote  # replaces the plain install of a trained bundle (the retrain's gate)
         self.store = BundleStore(cfg.bundle_store, threads=cfg.process.inference_threads)
 
     def run(self) -> TrainOutcome:
@@ -170,6 +174,7 @@ class TrainJob:
             argv = [a.replace("{out}", str(out)) for a in self.argv]
         else:
             argv = trainer_argv(self.cfg, out, python=self.python, dataset=self.dataset)
+        argv += [a.replace("{out}", str(out)) for a in self.extra_args]
         prefix, applied, preexec = self._priority()
         t0 = time.monotonic()
         with open(log, "wb") as logf:
@@ -299,6 +304,8 @@ class TrainJob:
                 f"training exited 0 but wrote no readable bundle in {out} ({e.__class__.__name__}); "
                 f"{current} stays in service {where}",
             )
+        if self.promote is not None:
+            return self.promote(out, manifest)
         try:
             info = self.store.install(out, source="train")
         except StoreError as e:

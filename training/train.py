@@ -76,6 +76,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     progress: bool = True
+    init_from: str | None = None  # a model.pt to warm-start from (the champion's; same channels and devices)
 
 
 @dataclass
@@ -265,6 +266,21 @@ def predict_raw(
     return torch.cat(outs).numpy() if outs else np.zeros((0, sum(h.n_out for h in model.cfg.devices)))
 
 
+def warm_start(path: str | None, full: CatVsn, coarse: CatVsn) -> bool:
+    """Load both models' weights from `path` (a bundle's model.pt) when their configs are identical."""
+    if path is None:
+        return False
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    pairs = (("full", full), ("coarse", coarse))
+    if any(blob.get(k, {}).get("config") != m.cfg.to_dict() for k, m in pairs):
+        logger.info("warm start: %s has another model shape; cold start", path)
+        return False
+    for k, m in pairs:
+        m.load_state_dict(blob[k]["state"])
+    logger.info("warm start from %s", path)
+    return True
+
+
 def train(
     train_log: SensorLog,
     val_log: SensorLog,
@@ -306,6 +322,7 @@ def train(
             level_free_kinds=free,
         )
     )
+    warm_start(cfg.init_from, full, coarse)
     params = list(full.parameters()) + list(coarse.parameters())
     ema = {n: _ema(m, cfg.ema) for n, m in (("full", full), ("coarse", coarse))}
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
