@@ -46,6 +46,21 @@ def retrain_topics(cfg: AgentConfig) -> dict[str, str]:
     return {f"{base}/retrain/set": "retrain", f"{base}/rollback/set": "rollback"}
 
 
+def parse_button(payload: bytes) -> str:
+    """A button's payload -> its argument: PRESS, a version name, a JSON string or {"version": NAME}."""
+    text = payload.decode("utf-8", errors="replace").strip()
+    if text[:1] in ('"', "{"):
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(obj, str):
+            return obj.strip()
+        if isinstance(obj, dict):
+            return str(obj.get("version") or "").strip()
+    return text
+
+
 def previous_version(store: BundleStore) -> str | None:
     """The version to roll back to: the parent of the one in service, else the one installed before it."""
     current = store.current_name()
@@ -99,10 +114,9 @@ class RetrainService:
         self.topics = retrain_topics(cfg)
         self.pickup = pickup
         self.clock = clock
-        self.retrainer = retrainer or Retrainer(cfg)
-        self.retrainer.on_status = self._set_status
-        self.retrainer.on_start = self._started
         self._child: int | None = None
+        self.retrainer = Retrainer(cfg, clock=clock)
+        self.use(retrainer or self.retrainer)
         self.store = BundleStore(cfg.bundle_store, threads=cfg.process.inference_threads)
         self._jobs: queue.Queue[tuple[str, str]] = queue.Queue(maxsize=4)
         self._status: dict[str, Any] | None = read_last(cfg)
@@ -110,6 +124,12 @@ class RetrainService:
         self._stop = threading.Event()
         self.done = threading.Event()  # set after each job (tests wait on it)
         self.results: list[Any] = []  # outcomes of the jobs run (RetrainOutcome or a rollback line)
+
+    def use(self, retrainer: Retrainer) -> None:
+        """Run retrains with `retrainer` (tests and benches give one with another trainer command)."""
+        retrainer.on_status = self._set_status
+        retrainer.on_start = self._started
+        self.retrainer = retrainer
 
     # ---- the decider's side: cheap ----------------------------------------------------------------------
     def offer(self, topic: str, payload: bytes) -> bool:
@@ -122,7 +142,7 @@ class RetrainService:
                 "%s: payload of %d bytes ignored; send PRESS or a version name", topic, len(payload)
             )
             return True
-        self.submit(what, payload.decode("utf-8", errors="replace").strip(), "mqtt")
+        self.submit(what, parse_button(payload), "mqtt")
         return True
 
     def submit(self, what: str, arg: str = "", trigger: str = "manual") -> bool:
