@@ -78,6 +78,7 @@ def champion_metrics(db: DbDataset, champion_dir: Path) -> dict[str, float]:
         if k is not None:
             events[:, j] = db.event_rows[:, k]
     view = replace(db, holdout=sub, event_rows=events)
+    logger.info("champion %s on the same held-out days:", man.version)
     m = holdout_metrics(view, champion_dir, list(man.channels), list(man.devices), man.window)
     out = {f"{PREFIX}{k}": v for k, v in m.items() if not k.startswith("label_events.")}
     out[f"{PREFIX}evaluated"] = 1.0
