@@ -140,6 +140,12 @@ class RetrainSettings(_Strict):
     min_device_labels: int = Field(
         default=10, ge=1, description="Held-out labelled rows a device needs to count in the comparison"
     )
+    half_life_days: float | None = Field(
+        default=14.0,
+        gt=0,
+        description="Recency of the labels a training run learns from: a preference this many days older "
+        "counts half as much (a change of habit wins over old history); null = all days alike",
+    )
 
     @field_validator("cron")
     @classmethod

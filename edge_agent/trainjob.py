@@ -91,6 +91,8 @@ def trainer_argv(
     if ds.startswith("db:"):
         argv += ["--history-days", f"{t.history_days:g}", "--holdout-days", f"{t.holdout_days:g}"]
         argv += ["--labels", "preference", "--min-labels", str(cfg.learning.readiness.shadow_min_labels)]
+        if cfg.learning.retrain.half_life_days is not None:
+            argv += ["--half-life-days", f"{cfg.learning.retrain.half_life_days:g}"]
     return [*argv, "--no-progress"]
 
 

@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--latency-runs", type=int, default=1000, help="timed runs per tier for the manifest")
     t.add_argument(
+        "--half-life-days",
+        type=float,
+        default=None,
+        help="recency: a training window this many days older is drawn half as often (default: off)",
+    )
+    t.add_argument(
         "--champion",
         default=None,
         help="db: the bundle in service: evaluated on the same held-out days (champion_* metrics) and "
@@ -229,6 +235,7 @@ def _train(args: argparse.Namespace) -> int:
         threshold_metric=args.threshold_metric or _default_threshold_metric(args),
         progress=not args.no_progress,
         level_free_kinds=_kinds(args.level_free_kinds),
+        half_life_days=_half_life(args.half_life_days),
     )
     _check_out(Path(args.out))
     champion = _champion(args)
@@ -239,6 +246,12 @@ def _train(args: argparse.Namespace) -> int:
         f"trained {man.metrics['train_seconds']:.1f}s, onnx max err {man.metrics['onnx_max_abs_error']:.1e}"
     )
     return 0
+
+
+def _half_life(days: float | None) -> float | None:
+    if days is not None and not days > 0:
+        raise DataError(f"--half-life-days {days}: must be a positive number of days (or leave it out)")
+    return days
 
 
 def _champion(args: argparse.Namespace) -> Path | None:
