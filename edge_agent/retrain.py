@@ -143,6 +143,7 @@ class Retrainer:
         on_line: Callable[[str], None] | None = None,
         on_start: Callable[[int], None] | None = None,
         on_status: Callable[[dict[str, Any]], None] | None = None,
+        lowest_priority: bool = True,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
@@ -153,6 +154,7 @@ class Retrainer:
         self.on_status = on_status or (lambda _s: None)
         self.store = BundleStore(cfg.bundle_store, threads=cfg.process.inference_threads)
         self.dir = retrain_dir(cfg)
+        self.lowest_priority = lowest_priority  # the daemon: always (False only in offline harnesses)
 
     def run(self, trigger: str = "manual") -> RetrainOutcome:
         with _lock(self.dir / LOCK) as got:
@@ -228,6 +230,7 @@ class Retrainer:
             on_start=self.on_start,
             extra_args=extra,
             promote=lambda out, man: self._gate(out, man, champion, base),
+            lowest_priority=self.lowest_priority,
         )
         res = job.run()
         base.detail["train_seconds"] = round(res.seconds, 1)

@@ -125,6 +125,7 @@ class TrainJob:
         on_start: Callable[[int], None] | None = None,
         extra_args: Sequence[str] = (),
         promote: Callable[[Path, Manifest], TrainOutcome] | None = None,
+        lowest_priority: bool = True,
     ) -> None:
         self.cfg = cfg
         self.python = list(python)
@@ -140,6 +141,7 @@ class TrainJob:
         self.work = cfg.state_dir / "training"
         self.extra_args = list(extra_args)  # appended to the trainer command (e.g. --champion DIR)
         self.promote = promote  # replaces the plain install of a trained bundle (the retrain's gate)
+        self.lowest_priority = lowest_priority  # False: offline harnesses with no decider to protect
         self.store = BundleStore(cfg.bundle_store, threads=cfg.process.inference_threads)
 
     def run(self) -> TrainOutcome:
@@ -218,7 +220,13 @@ class TrainJob:
             applied.append("I/O idle (ionice -c3)")
         limit = self.memory_bytes
 
+        if not self.lowest_priority:  # only the memory limit
+            prefix, applied = [], applied[1:2]
+
         def preexec() -> None:  # runs in the child between fork and exec: syscalls only
+            if not self.lowest_priority:
+                resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+                return
             os.nice(19 - os.nice(0))
             if sched_idle:
                 with contextlib.suppress(OSError):
