@@ -34,7 +34,7 @@ import paho.mqtt.client as mqtt
 import yaml
 from _common import Mosquitto, emit, pct
 from conftest import EchoDevices
-from homelog import generated_log, home_config
+from homelog import T_START, generated_log, home_config
 from paho.mqtt.enums import CallbackAPIVersion
 from testbundle import build_bundle
 
@@ -214,6 +214,7 @@ def max_gap(times: list[float], lo: float, hi: float) -> float | None:
 def perf(tmp: Path) -> dict[str, Any]:
     broker = Mosquitto()
     try:
+        tmp.mkdir(parents=True, exist_ok=True)
         path = home_config(tmp, agent_id="perf", mode="auto")
         generated_log(path, days=LOG_DAYS, seed=3)
         data = yaml.safe_load(path.read_text())
@@ -250,7 +251,9 @@ def perf(tmp: Path) -> dict[str, Any]:
         ]
         store = BundleStore(cfg.bundle_store)
         store.install(champion_bundle(tmp / "champ", chans))
-        agent = Agent(cfg)
+        shift = time.time() - (T_START + LOG_DAYS * 86400.0)  # the agent lives on right after the log
+
+        agent = Agent(cfg, clock=lambda: time.time() - shift)
         devices = EchoDevices(
             broker.port, {"living_light": {"state": "OFF"}, "hall_fan": {"fan_mode": "off"}}
         )
@@ -282,7 +285,7 @@ def perf(tmp: Path) -> dict[str, Any]:
             phase(agent, stream, lambda n: n >= 60)
             t_quiet1 = time.monotonic()
             agent.retrain.done.clear()
-            target = "PRESS" if r.outcome == "promoted" else str(r.challenger)
+            target = "PRESS" if r.outcome == "promoted" or r.challenger is None else str(r.challenger)
             stream.c.publish("edge-agent/perf/rollback/set", target, qos=1)
             t_swap0 = time.monotonic()
             phase(

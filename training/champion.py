@@ -78,8 +78,13 @@ def champion_metrics(db: DbDataset, champion_dir: Path) -> dict[str, float]:
         if k is not None:
             events[:, j] = db.event_rows[:, k]
     view = replace(db, holdout=sub, event_rows=events)
-    logger.info("champion %s on the same held-out days:", man.version)
-    m = holdout_metrics(view, champion_dir, list(man.channels), list(man.devices), man.window)
+    tier = next((t for t in man.tiers if t.name == "int8"), man.tiers[0])
+    logger.info("champion %s (%s) on the same held-out days:", man.version, tier.file)
+    try:
+        m = holdout_metrics(view, champion_dir, list(man.channels), list(man.devices), man.window, tier.file)
+    except Exception as e:  # a champion the trainer cannot run: the gate keeps it and says how to replace it
+        logger.warning("champion %s could not be scored on the held-out days: %s", man.version, e)
+        return {f"{PREFIX}evaluated": 0.0}
     out = {f"{PREFIX}{k}": v for k, v in m.items() if not k.startswith("label_events.")}
     out[f"{PREFIX}evaluated"] = 1.0
     return out
