@@ -277,3 +277,31 @@ def test_missed_run_within_the_grace_after_the_state_dir_existed() -> None:
     assert missed_run("30 3 * * *", tz, grace, at_0330 + 7 * 3600, at_0330 - 86400, None) is None  # too late
     assert missed_run("30 3 * * *", tz, grace, at_0330 + 3600, at_0330 + 60, None) is None  # installed after
     assert missed_run("30 3 * * *", tz, grace, at_0330 + 3600, None, None) is None  # first start ever
+
+
+def test_the_nightly_job_in_the_agent_and_a_missed_run_at_start(tmp_path: Path) -> None:
+    from conftest import agent_config_dict
+
+    from edge_agent.agent import Agent
+
+    data = agent_config_dict(tmp_path / "unused", 1, tmp_path / "state")
+    data.pop("bundle")
+    data["timezone"] = "Europe/Brussels"
+    data["learning"] = {"retrain": {"cron": "15 2 * * *", "misfire_grace_seconds": 7200}}
+    cfg = parse_config(data)
+    at_0215 = 1_717_200_900.0  # 2024-06-01 02:15 CEST
+    d = retrain_dir(cfg)
+    d.mkdir(parents=True)
+    (d / "schedule.json").write_text(json.dumps({"since": at_0215 - 86400}))
+    agent = Agent(cfg, clock=lambda: at_0215 + 1800)  # the hub was off at 02:15, back at 02:45
+    job = agent.scheduler._sched.get_job("retrain")
+    assert job is not None and str(job.trigger.timezone) == "Europe/Brussels"
+    assert str(job.trigger.fields[job.trigger.FIELD_NAMES.index("hour")]) == "2"
+    assert job.misfire_grace_time == 7200 and job.coalesce is True
+    assert agent.scheduler._sched._job_defaults["max_instances"] == 1
+    assert agent.retrain._jobs.get_nowait() == ("retrain", "missed\t")  # queued for the worker
+    assert (
+        "edge-agent/t1/retrain/set" in agent.link.subscriptions
+        and "edge-agent/t1/rollback/set" in agent.link.subscriptions
+    )
+    agent.recorder.close()
