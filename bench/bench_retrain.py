@@ -13,7 +13,7 @@ home's log in its database (tests/homelog.py). Motion events one at a time (publ
 decision latency p50/p99 without a retrain, then while `retrain/set` runs the retrain in the daemon
 (training child at the lowest priority): ratio, retrain wall time and the child's peak RSS. Then a hot swap
 (`rollback/set`, or the promotion itself) under a steady event stream: messages lost and the longest gap
-between two decisions around the swap vs the longest gap without one.
+between two decisions around the swap vs the longest gap without one (events wait for their decision).
 
     PART=proof|perf|all  OBSERVE_DAYS=14 DAYS=10 EPOCHS=12 LOG_DAYS=30  .venv/bin/python bench/bench_retrain.py
 """
@@ -124,10 +124,12 @@ def proof(tmp: Path) -> dict[str, Any]:
 
 # ---- part 2: performance ---------------------------------------------------------------------------------
 class Stream:
-    """Motion events one at a time (publish, wait for the light's command); decisions' arrival times."""
+    """Motion events one at a time (publish, wait for the light's decision); decisions' arrival times and the
+    commands seen (each one's device echo is a message the agent receives too)."""
 
     def __init__(self, port: int) -> None:
         self.got = threading.Event()
+        self.commands = 0
         self.decisions: list[float] = []
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
         self.c.on_message = self._msg
@@ -141,9 +143,10 @@ class Stream:
 
     def _msg(self, _c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
         if m.topic == SET:
-            self.got.set()
+            self.commands += 1
         else:
             self.decisions.append(time.monotonic())
+            self.got.set()
 
     def probe(self) -> float | None:
         self.got.clear()
@@ -280,7 +283,8 @@ def perf(tmp: Path) -> dict[str, Any]:
             res["decision_p99_ratio"] = round(b / a, 2) if a and b else None
             # hot swap under a steady stream: roll back to the other version (or the champion after a promotion)
             before = agent.bundle.version if agent.bundle else None
-            base_received, base_sent = agent.link.counters.received, stream.sent
+            base_received, base_sent, base_cmds = agent.link.counters.received, stream.sent, stream.commands
+            base_dropped = agent.link.counters.dropped
             t_quiet0 = time.monotonic()
             phase(agent, stream, lambda n: n >= 60)
             t_quiet1 = time.monotonic()
@@ -298,9 +302,11 @@ def perf(tmp: Path) -> dict[str, Any]:
             time.sleep(1.0)
             res["swap"] = {"from": before, "to": agent.bundle.version if agent.bundle else None}
             res["swap_messages_sent"] = stream.sent - base_sent
-            res["swap_messages_lost"] = (stream.sent - base_sent) - (
-                agent.link.counters.received - base_received
-            )
+            expected = (stream.sent - base_sent) + (
+                stream.commands - base_cmds
+            )  # events + the devices' echoes
+            res["swap_messages_lost"] = expected - (agent.link.counters.received - base_received)
+            res["swap_messages_dropped"] = agent.link.counters.dropped - base_dropped
             res["longest_decision_gap_ms_swap"] = max_gap(stream.decisions, t_swap0, t_swap1 + 1.0)
             res["longest_decision_gap_ms_baseline"] = max_gap(stream.decisions, t_quiet0, t_quiet1)
             res["targets"] = {
