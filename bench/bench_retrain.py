@@ -302,9 +302,8 @@ def perf(tmp: Path) -> dict[str, Any]:
             time.sleep(1.0)
             res["swap"] = {"from": before, "to": agent.bundle.version if agent.bundle else None}
             res["swap_messages_sent"] = stream.sent - base_sent
-            expected = (stream.sent - base_sent) + (
-                stream.commands - base_cmds
-            )  # events + the devices' echoes
+            # the events, the devices' echo of each command, and the rollback press itself
+            expected = (stream.sent - base_sent) + (stream.commands - base_cmds) + 1
             res["swap_messages_lost"] = expected - (agent.link.counters.received - base_received)
             res["swap_messages_dropped"] = agent.link.counters.dropped - base_dropped
             res["longest_decision_gap_ms_swap"] = max_gap(stream.decisions, t_swap0, t_swap1 + 1.0)
