@@ -32,6 +32,7 @@ from edge_agent.mqtt import MqttLink, subscriptions
 from edge_agent.procprio import apply_process_priority
 from edge_agent.publish import Publisher
 from edge_agent.recorder import Recorder, retention_job
+from edge_agent.retrain_service import RetrainService, retrain_topics
 from edge_agent.scheduler import Scheduler
 from edge_agent.statelock import StateLock
 from edge_agent.stats import Counters, RateMeter, release_free_memory, rss_mb
@@ -123,6 +124,10 @@ class Agent:
                 config.bundle_store, serving=serving, threads=threads, accept=self._fits
             )
             self.scheduler.every(WATCH_SECONDS, self._watch_bundle, "bundle-watch")
+        self._watch_lock = threading.Lock()
+        self.retrain = RetrainService(config, pickup=self._watch_bundle, clock=clock)  # retrain/rollback
+        self.retrain.schedule(self.scheduler.cron)
+        self.scheduler.every(WATCH_SECONDS, self.retrain.refresh, "retrain-status")
         self._lock = StateLock(config.state_dir)
         self.heartbeat_hooks: list[Callable[[], None]] = []  # called once per decider loop (e.g. a watchdog)
         self._rate = RateMeter()
@@ -165,8 +170,8 @@ class Agent:
     def _subscribe(self) -> None:
         c = self.controller
         own = (
-            set(c.switches.command_topics) | c.attributor.topics()
-        )  # pause switches, other automations' topics
+            set(c.switches.command_topics) | c.attributor.topics() | set(retrain_topics(self.cfg))
+        )  # pause switches, other automations' topics, retrain/rollback buttons
         own |= set(c.modes.command_topics) | set(c.suggestions.answer_topics)  # HA's selects and buttons
         if self.cfg.homeassistant.discovery:
             own.add(self.cfg.homeassistant.status_topic)  # `online`: announce again
@@ -192,6 +197,7 @@ class Agent:
         release_free_memory()
         self.link.start()
         self.scheduler.start()
+        self.retrain.start()
         self._thread.start()
         logger.info(
             "agent %s started: mode %s, %d channels, %d devices, tier %s, broker %s:%s",
@@ -211,6 +217,7 @@ class Agent:
             self._thread.join(timeout)
         self._carry_out(self.controller.close(self.clock()))
         self.scheduler.stop()
+        self.retrain.stop()
         self.link.stop(self.publisher.offline_message())
         self.recorder.close(timeout)
         self._lock.release()
@@ -225,7 +232,8 @@ class Agent:
         build_devices(self.cfg, bundle.manifest)  # raises ConfigError when the config cannot serve it
 
     def _watch_bundle(self) -> None:
-        bundle = self.watcher.check() if self.watcher is not None else None
+        with self._watch_lock:  # the scheduler's watch job and the retrain worker's pickup
+            bundle = self.watcher.check() if self.watcher is not None else None
         if bundle is not None:
             self.swap_bundle(bundle)
 
@@ -238,6 +246,8 @@ class Agent:
                 now, mono = self.clock(), self.steady()
                 up = self.link.connected.is_set()
                 self._maybe_swap(now)
+                if batch:  # the retrain/rollback buttons go to the retrain worker, not the controller
+                    batch = [m for m in batch if not self.retrain.offer(m[0], m[1])]
                 if batch:
                     self._carry_out(self.controller.handle(batch, now, mono=mono, link_up=up))
                 self._after_burst(len(batch))
@@ -348,6 +358,7 @@ class Agent:
             "recorder_dropped": self.recorder.dropped,
             "reconnects": max(0, lc.connects - 1),
             **c,
+            "last_retrain": self.retrain.status(),
             "commands_disconnected": lc.commands_disconnected + c["commands_disconnected"],
         }
 

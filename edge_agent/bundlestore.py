@@ -153,8 +153,18 @@ class BundleStore:
         return sorted(out, key=lambda v: (v.installed_at or 0.0, v.name))
 
     # ---- changing --------------------------------------------------------------------------------------
-    def install(self, src: str | Path, *, source: str = "import", make_current: bool = True) -> VersionInfo:
-        """Copy the bundle directory `src` into the store, verify it, and (by default) make it current."""
+    def install(
+        self,
+        src: str | Path,
+        *,
+        source: str = "import",
+        make_current: bool = True,
+        outcome: str | None = None,
+        note: dict[str, Any] | None = None,
+    ) -> VersionInfo:
+        """Copy the bundle directory `src` into the store, verify it, and (by default) make it current.
+        `outcome` replaces the recorded outcome of a version installed but not made current; `note` is kept
+        with the version in store.json (e.g. the retrain's verdict)."""
         src = Path(src)
         try:
             manifest = verify_bundle(src)
@@ -195,7 +205,8 @@ class BundleStore:
                 "source": source,
                 "parent": parent,
                 "installed_at": time.time(),
-                "outcome": "installed",
+                "outcome": outcome or "installed",
+                **(note or {}),
             }
             if make_current:
                 self._point_current(name)

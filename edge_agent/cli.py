@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from edge_agent import cli_control, cli_discover, cli_explain, cli_import_ha, cli_model
+from edge_agent import cli_control, cli_discover, cli_explain, cli_import_ha, cli_model, cli_retrain
 from edge_agent.cli_history import add_parser as add_export_history_parser
 from edge_agent.cli_history import cmd_export_history
 from edge_agent.config import AgentConfig, ConfigError, load_config, redacted_dump
@@ -403,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     handlers.update(cli_discover.add_parsers(sub))  # discover (Zigbee2MQTT)
     handlers.update(cli_import_ha.add_parsers(sub))  # import-ha (Home Assistant history)
     handlers.update(cli_control.add_parsers(sub))  # mode | suggest (what HA's entities send)
+    handlers.update(cli_retrain.add_parser(sub))  # retrain now
     p.set_defaults(model_handlers=handlers)
     return p
 

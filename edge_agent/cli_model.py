@@ -43,8 +43,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
     i.add_argument("--config", required=True, help="YAML config file")
     ls = msub.add_parser("list", help="versions in the store (the one in service marked *)")
     ls.add_argument("--config", required=True, help="YAML config file")
-    r = msub.add_parser("rollback", help="serve an earlier version again")
-    r.add_argument("version", help="version directory name, as `model list` shows it")
+    r = msub.add_parser("rollback", help="serve an earlier version again (default: the previous one)")
+    r.add_argument(
+        "version", nargs="?", default=None, help="version directory name, as `model list` shows it"
+    )
     r.add_argument("--config", required=True, help="YAML config file")
     return {"train": cmd_train, "model": cmd_model}
 
@@ -135,7 +137,14 @@ def cmd_model(args: argparse.Namespace) -> int:
             print(f"imported {info.version}")
             _print_installed(cfg, info.name, info.metrics)
         elif args.model_command == "rollback":
-            info = store.rollback(args.version)
+            from edge_agent.retrain_service import previous_version
+
+            target = args.version or previous_version(store)
+            if target is None:
+                return _fail(
+                    f"no earlier version in {cfg.bundle_store} to roll back to; `edge-agent model list`"
+                )
+            info = store.rollback(target)
             print(f"current is now {info.name} ({info.version}); a running agent swaps it in within seconds")
         else:
             _list(cfg, store)

@@ -20,6 +20,15 @@ b. Otherwise a row is labelled with **the state in effect** when the row is not 
 c. A change with `learning_paused`, or inside an excluded row, is never a label (rule a skips it); excluded
    rows carry no label at all.
 
+From the agent's life (issue 16): a person's override of an agent command is rule a (a strong label: its
+windows are among the transition windows training oversamples, `--transition-frac`); an agent command nobody
+set back while the room was occupied is rule b (an agreement label); one set back within `reject_seconds` is
+a rejection. Shadow decisions send nothing, so what the person then did is labelled by rules a/b as without a
+model. Recency: training draws a window `half_life_days` older half as often (learning.retrain). Seam for
+suggestions (suggest mode, another module): an accepted suggestion is carried out as an agent command (rule
+b once nobody reverts it); a rejected one changes nothing, so the state the person left stays the label (rule
+b). A source of its own (e.g. 'suggest:accept') would be added to LABEL_SOURCES.
+
 The state in effect is also the model input channel `<device>.state` (edge_agent.kinds.state_channel): with
 it the model learns transitions ("off, and the person came home -> on") instead of persistence.
 

@@ -3,7 +3,8 @@
 A model must learn the person, not another automation and not a party: `automations` names the other
 sources that switch devices (a thermostat's own schedule, a Home Assistant automation), `quiet_spans` the
 hours whose changes are never labels, and `readiness` the thresholds a device must meet before it may leave
-`observe`. `train` bounds the training subprocess (time, memory, held-out days).
+`observe`. `train` bounds the training subprocess (time, memory, held-out days); `retrain` schedules the
+nightly retrain and sets its champion/challenger gate (edge_agent.retrain, edge_agent.promotion).
 """
 
 from __future__ import annotations
@@ -107,6 +108,59 @@ class TrainJobSettings(_Strict):
         return v
 
 
+class RetrainSettings(_Strict):
+    enabled: bool = Field(default=True, description="Retrain on the schedule (on demand works either way)")
+    cron: str = Field(
+        default="30 3 * * *",
+        description="When to retrain: a crontab expression 'minute hour day month weekday' in the home's "
+        "`timezone` (default 03:30 every night)",
+    )
+    misfire_grace_seconds: float = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="A run missed (hub off or busy at the scheduled time) still runs if this late at most",
+    )
+    coalesce: bool = Field(default=True, description="Several missed runs fold into one")
+    max_instances: Literal[1] = Field(default=1, description="Never two retrains at once (fixed at 1)")
+    min_new_labels: int = Field(
+        default=5,
+        ge=0,
+        description="Skip the retrain (reason recorded) with fewer of the person's changes since the end of "
+        "the data the model in service was trained on",
+    )
+    margin: float = Field(
+        default=0.005,
+        ge=0,
+        le=1,
+        description="Overall held-out agreement the challenger must gain to be promoted",
+    )
+    tolerance: float = Field(
+        default=0.01, ge=0, le=1, description="Held-out agreement any one device may lose in a promotion"
+    )
+    min_device_labels: int = Field(
+        default=10, ge=1, description="Held-out labelled rows a device needs to count in the comparison"
+    )
+    half_life_days: float | None = Field(
+        default=14.0,
+        gt=0,
+        description="Recency of the labels a training run learns from: a preference this many days older "
+        "counts half as much (a change of habit wins over old history); null = all days alike",
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _crontab(cls, v: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(v, timezone="UTC")
+        except ValueError as e:
+            raise ValueError(
+                f"{v!r} is not a crontab expression ({e}); e.g. '30 3 * * *' for 03:30"
+            ) from None
+        return v
+
+
 class LearningSettings(_Strict):
     automations: list[AutomationSource] = Field(
         default_factory=list,
@@ -132,3 +186,6 @@ class LearningSettings(_Strict):
     )
     readiness: ReadinessSettings = Field(default_factory=ReadinessSettings, description="Mode thresholds")
     train: TrainJobSettings = Field(default_factory=TrainJobSettings, description="The training subprocess")
+    retrain: RetrainSettings = Field(
+        default_factory=RetrainSettings, description="Nightly retrain: schedule and champion/challenger gate"
+    )

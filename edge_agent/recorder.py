@@ -149,6 +149,19 @@ suggestions = Table(  # suggest mode: what was offered and what became of it (ed
     Column("reason", Text, nullable=False),
     Column("model_version", String(128), nullable=False),
 )
+retrains = Table(  # one row per retrain (edge_agent.retrain), written by the retrain itself
+    "retrains",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ts", Float, nullable=False, index=True),
+    Column("outcome", String(16), nullable=False),  # promoted | kept | skipped | failed
+    Column("reason", Text, nullable=False),
+    Column("champion", String(128)),
+    Column("challenger", String(128)),
+    Column("trigger", String(32), nullable=False),  # schedule | manual | mqtt | missed
+    Column("seconds", Float),
+    Column("detail", Text),  # JSON: the gate's verdict, new labels, peak RSS
+)
 agent_state = Table(
     "agent_state",
     metadata,

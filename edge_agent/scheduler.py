@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -30,6 +31,11 @@ class Scheduler:
 
             kwargs["next_run_time"] = datetime.now()
         self._sched.add_job(fn, "interval", seconds=seconds, id=job_id, replace_existing=True, **kwargs)
+
+    def cron(self, trigger: Any, fn: Callable[[], None], job_id: str, **options: Any) -> None:
+        """Run `fn` on an APScheduler trigger (e.g. a CronTrigger in the home's zone); `options` override the
+        job defaults (misfire_grace_time, coalesce)."""
+        self._sched.add_job(fn, trigger, id=job_id, replace_existing=True, **options)
 
     def jobs(self) -> list[str]:
         return [j.id for j in self._sched.get_jobs()]

@@ -91,6 +91,8 @@ def trainer_argv(
     if ds.startswith("db:"):
         argv += ["--history-days", f"{t.history_days:g}", "--holdout-days", f"{t.holdout_days:g}"]
         argv += ["--labels", "preference", "--min-labels", str(cfg.learning.readiness.shadow_min_labels)]
+        if cfg.learning.retrain.half_life_days is not None:
+            argv += ["--half-life-days", f"{cfg.learning.retrain.half_life_days:g}"]
     return [*argv, "--no-progress"]
 
 
@@ -121,6 +123,9 @@ class TrainJob:
         margin_seconds: float | None = None,
         on_line: Callable[[str], None] | None = None,
         on_start: Callable[[int], None] | None = None,
+        extra_args: Sequence[str] = (),
+        promote: Callable[[Path, Manifest], TrainOutcome] | None = None,
+        lowest_priority: bool = True,
     ) -> None:
         self.cfg = cfg
         self.python = list(python)
@@ -134,6 +139,9 @@ class TrainJob:
         self.on_line = on_line or (lambda _line: None)
         self.on_start = on_start or (lambda _pid: None)
         self.work = cfg.state_dir / "training"
+        self.extra_args = list(extra_args)  # appended to the trainer command (e.g. --champion DIR)
+        self.promote = promote  # replaces the plain install of a trained bundle (the retrain's gate)
+        self.lowest_priority = lowest_priority  # False: offline harnesses with no decider to protect
         self.store = BundleStore(cfg.bundle_store, threads=cfg.process.inference_threads)
 
     def run(self) -> TrainOutcome:
@@ -170,6 +178,7 @@ class TrainJob:
             argv = [a.replace("{out}", str(out)) for a in self.argv]
         else:
             argv = trainer_argv(self.cfg, out, python=self.python, dataset=self.dataset)
+        argv += [a.replace("{out}", str(out)) for a in self.extra_args]
         prefix, applied, preexec = self._priority()
         t0 = time.monotonic()
         with open(log, "wb") as logf:
@@ -211,7 +220,13 @@ class TrainJob:
             applied.append("I/O idle (ionice -c3)")
         limit = self.memory_bytes
 
+        if not self.lowest_priority:  # only the memory limit
+            prefix, applied = [], applied[1:2]
+
         def preexec() -> None:  # runs in the child between fork and exec: syscalls only
+            if not self.lowest_priority:
+                resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+                return
             os.nice(19 - os.nice(0))
             if sched_idle:
                 with contextlib.suppress(OSError):
@@ -299,6 +314,8 @@ class TrainJob:
                 f"training exited 0 but wrote no readable bundle in {out} ({e.__class__.__name__}); "
                 f"{current} stays in service {where}",
             )
+        if self.promote is not None:
+            return self.promote(out, manifest)
         try:
             info = self.store.install(out, source="train")
         except StoreError as e:

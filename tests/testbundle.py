@@ -101,6 +101,7 @@ def build_bundle(
     step_seconds: float = 10.0,
     window: int = 16,
     version: str = "test-1",
+    metrics: dict[str, float] | None = None,
 ) -> Path:
     """Write a bundle directory (one identical ONNX file per tier) and return its path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -122,6 +123,7 @@ def build_bundle(
         channels=list(channels),
         devices=list(devices),
         tiers=specs,
+        metrics=dict(metrics or {}),
     )
     write_manifest(out, manifest)
     return out

@@ -192,6 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--latency-runs", type=int, default=1000, help="timed runs per tier for the manifest")
     t.add_argument(
+        "--half-life-days",
+        type=float,
+        default=None,
+        help="recency: a training window this many days older is drawn half as often (default: off)",
+    )
+    t.add_argument(
+        "--champion",
+        default=None,
+        help="db: the bundle in service: evaluated on the same held-out days (champion_* metrics) and "
+        "warm-started from when its channels and devices match",
+    )
+    t.add_argument(
         "--no-progress", action="store_true", help="no progress (a bar on a terminal, else a line per epoch)"
     )
     t.add_argument("--out", required=True, help="bundle directory to write (replaced atomically)")
@@ -312,15 +324,38 @@ def _train(args: argparse.Namespace) -> int:
         threshold_windows=args.threshold_windows,
         progress=not args.no_progress,
         level_free_kinds=_kinds(args.level_free_kinds),
+        half_life_days=_half_life(args.half_life_days),
     )
     _check_out(Path(args.out))
-    man = train_bundle(data, Path(args.out), cfg, latency_runs=args.latency_runs)
+    champion = _champion(args)
+    man = train_bundle(data, Path(args.out), cfg, latency_runs=args.latency_runs, champion=champion)
     tiers = ", ".join(f"{t.name} {t.latency_us_p50:.0f}us" for t in man.tiers)
     print(
         f"wrote {args.out}: {man.version}; {tiers}; "
         f"trained {man.metrics['train_seconds']:.1f}s, onnx max err {man.metrics['onnx_max_abs_error']:.1e}"
     )
     return 0
+
+
+def _half_life(days: float | None) -> float | None:
+    if days is not None and not days > 0:
+        raise DataError(f"--half-life-days {days}: must be a positive number of days (or leave it out)")
+    return days
+
+
+def _champion(args: argparse.Namespace) -> Path | None:
+    if args.champion is None:
+        return None
+    if not (args.dataset or "").startswith("db:"):
+        raise DataError(
+            "--champion: for db: datasets only (the agent's log); drop it or use --dataset db:URL"
+        )
+    path = Path(args.champion)
+    if not (path / "manifest.json").is_file():
+        raise DataError(
+            f"--champion {path}: not a bundle directory (no manifest.json); give the one in service"
+        )
+    return path
 
 
 def _check_out(out: Path) -> None:

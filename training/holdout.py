@@ -37,9 +37,15 @@ CHUNK = 4096  # windows per inference chunk
 
 
 def holdout_metrics(
-    db: DbDataset, bundle_dir: Path, channels: list[ChannelSpec], devices: list[DeviceSpec], window: int
+    db: DbDataset,
+    bundle_dir: Path,
+    channels: list[ChannelSpec],
+    devices: list[DeviceSpec],
+    window: int,
+    model_file: str = INT8_FILE,
 ) -> dict[str, float]:
-    """The metrics of the module docstring for the bundle in `bundle_dir` (its channels = the log's)."""
+    """The metrics of the module docstring for the bundle in `bundle_dir` (its channels = the log's);
+    `model_file`: the tier file to run (the int8 tier's)."""
     log = db.holdout
     names = [c.name for c in log.channels]
     if names != [c.name for c in channels] or [d.name for d in log.devices] != [d.name for d in devices]:
@@ -48,7 +54,7 @@ def holdout_metrics(
     ends = sampler.ends[sampler.ends >= db.context]  # int64 [M] windows ending in the held-out days
     mean = np.array([c.mean for c in channels], np.float32)
     std = np.array([c.std for c in channels], np.float32)
-    sess = make_session(Path(bundle_dir) / INT8_FILE)
+    sess = make_session(Path(bundle_dir) / model_file)
     hits = np.zeros((ends.size, len(devices)), dtype=bool)  # [M, D]
     known = np.zeros((ends.size, len(devices)), dtype=bool)
     for i in range(0, ends.size, CHUNK):

@@ -21,6 +21,7 @@ from typing import Any
 
 from edge_agent.manifest import ChannelSpec, DeviceSpec, Manifest
 from training.bundle import BundleSpec, Evaluator, default_budget, write_bundle
+from training.champion import champion_metrics, warm_start_source
 from training.data import (
     DEFAULT_CALENDAR,
     DataError,
@@ -194,24 +195,36 @@ def train_bundle(
     version: str | None = None,
     created: str | None = None,
     latency_runs: int = 1000,
+    champion: Path | None = None,
 ) -> Manifest:
     """Load, split, train and write the bundle to `out`; returns its manifest.
 
     A db: dataset also gets the int8 tier's agreement with the person on the held-out days in the manifest
-    (training.holdout)."""
+    (training.holdout), `data_end` (epoch seconds of the log's last row) and, with `champion` (the bundle in
+    service), the champion's agreement on the same held-out days (training.champion); training warm-starts
+    from the champion's weights when its channels and devices are the log's."""
     evaluate: Evaluator | None = None
     if is_db(data.dataset):
         db = load_db_spec(data, cfg.window)
         parts = db.parts
+        h = db.holdout
+        data_end = h.t0 + (len(h) - 1) * h.step_seconds
 
         def _holdout(tmp: Path, channels: list[ChannelSpec], devices: list[DeviceSpec]) -> dict[str, float]:
-            return holdout_metrics(db, tmp, channels, devices, cfg.window)
+            m = holdout_metrics(db, tmp, channels, devices, cfg.window)
+            m["data_end"] = float(data_end)
+            if champion is not None:
+                m.update(champion_metrics(db, champion))
+            return m
 
         evaluate = _holdout
 
     else:
         parts = load_splits(data)
     tr, va = parts["train"], parts["val"]
+    init = warm_start_source(champion, tr)
+    if init is not None:
+        cfg = replace(cfg, init_from=str(init))
     res = train(tr, va, cfg)
     rule = split_rule_text(data.dataset, data.split, data.val_dataset, data.test_dataset, data.holdout_days)
     label = _dataset_label(data.dataset)
@@ -237,6 +250,7 @@ def train_bundle(
         "history": res.history,
         "stop_reason": res.stop_reason,
         "rows": {k: len(v) for k, v in parts.items()},
+        "champion": None if champion is None else str(champion),
     }
     assert res.val_pool is not None
     return write_bundle(

@@ -82,6 +82,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     progress: bool = True
+    half_life_days: float | None = None  # recency: a window this many days older is drawn half as often
+    init_from: str | None = None  # a model.pt to warm-start from (the champion's; same channels and devices)
 
 
 @dataclass
@@ -213,9 +215,11 @@ def epoch_sample(
     rng: np.random.Generator,
     moves: np.ndarray | None = None,
     transition_frac: float = 0.0,
+    recency: np.ndarray | None = None,
 ) -> np.ndarray:
     """Window ends for one epoch: all (shuffled) or n drawn, rare binary positives oversampled to ~RARE and
-    transition windows (`moves` bool [M], see `transitions`) to ~transition_frac of the epoch."""
+    transition windows (`moves` bool [M], see `transitions`) to ~transition_frac of the epoch; `recency`
+    (float [M] in (0, 1], see `recency_weights`) scales every window's chance at the end."""
     ends = sampler.ends
     weight = np.ones(ends.size)
     for k, h in enumerate(heads):
@@ -229,9 +233,20 @@ def epoch_sample(
         a, b = float(weight[moves].sum()), float(weight[~moves].sum())
         if a / (a + b) < transition_frac:
             weight[moves] *= min(MAX_TRANSITION_BOOST, transition_frac * b / ((1 - transition_frac) * a))
+    if recency is not None:
+        weight = weight * recency
     if ends.size <= n and np.all(weight == 1):
         return rng.permutation(ends)
     return rng.choice(ends, size=min(n, max(ends.size, 1)) if ends.size <= n else n, p=weight / weight.sum())
+
+
+def recency_weights(log: SensorLog, ends: np.ndarray, half_life_days: float | None) -> np.ndarray | None:
+    """float [M]: 0.5 ** (age / half-life) of each window end, age counted from the log's last row (None: off).
+    A change of habit wins over old history: last week's preference outweighs last month's."""
+    if half_life_days is None or half_life_days <= 0 or ends.size == 0:
+        return None
+    age_days = (len(log) - 1 - ends).astype(np.float64) * log.step_seconds / 86400.0
+    return np.power(0.5, age_days / half_life_days)
 
 
 def strided(ends: np.ndarray, n: int) -> np.ndarray:
@@ -270,6 +285,21 @@ def predict_raw(
         for i in range(0, len(x), batch)
     ]
     return torch.cat(outs).numpy() if outs else np.zeros((0, sum(h.n_out for h in model.cfg.devices)))
+
+
+def warm_start(path: str | None, full: CatVsn, coarse: CatVsn) -> bool:
+    """Load both models' weights from `path` (a bundle's model.pt) when their configs are identical."""
+    if path is None:
+        return False
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    pairs = (("full", full), ("coarse", coarse))
+    if any(blob.get(k, {}).get("config") != m.cfg.to_dict() for k, m in pairs):
+        logger.info("warm start: %s has another model shape; cold start", path)
+        return False
+    for k, m in pairs:
+        m.load_state_dict(blob[k]["state"])
+    logger.info("warm start from %s", path)
+    return True
 
 
 def train(
@@ -313,11 +343,13 @@ def train(
             level_free_kinds=free,
         )
     )
+    warm_start(cfg.init_from, full, coarse)
     params = list(full.parameters()) + list(coarse.parameters())
     ema = {n: _ema(m, cfg.ema) for n, m in (("full", full), ("coarse", coarse))}
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = DeviceLoss(heads, train_log.labels[tr.ends])
     moves = transitions(tr, train_log, heads)  # bool [M]
+    recency = recency_weights(train_log, tr.ends, cfg.half_life_days)  # float [M] or None
     vx, vmask, vids, vlab = windows(va, strided(va.ends, cfg.max_val_windows), mean, std)
     vxc = features.pool_time(vx, cfg.time_factor)  # the runtime's pooling (numpy)
 
@@ -342,7 +374,7 @@ def train(
         for epoch in range(n_epochs):
             full.train()
             coarse.train()
-            ends = epoch_sample(tr, heads, per_epoch, rng, moves, cfg.transition_frac)
+            ends = epoch_sample(tr, heads, per_epoch, rng, moves, cfg.transition_frac, recency)
             run_loss, n_b = 0.0, 0
             for i in range(0, ends.size, cfg.batch):
                 if step >= total_steps:
