@@ -173,7 +173,8 @@ def test_link_down_means_no_command_and_no_late_one(bundle: Bundle, tmp_path: Pa
 def test_cpu_load_steps_the_tier_down_and_later_decisions_use_it(bundle: Bundle, tmp_path: Path) -> None:
     """CPU above the limit for `down_after_seconds` on the fake clock -> one tier down, recorded; the next
     event decision runs on the new tier."""
-    c = make(bundle, tmp_path, governor={"down_after_seconds": 5, "min_seconds_per_tier": 1})
+    gov = {"down_after_seconds": 5, "min_seconds_per_tier": 1, "cpu_latency_fraction": None}  # CPU alone
+    c = make(bundle, tmp_path, governor=gov)
     initial_states(c)
     changes: list[TierChangeRecord] = []
     for i in range(12):  # one CPU sample a second
