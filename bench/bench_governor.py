@@ -13,6 +13,9 @@ from whatever else runs on the machine. Rows: one JSON line per (load, agent) wi
 own decision latency p50/p99 (stats topic), decisions/s (probe answers; all agent decisions incl. ticks) and
 system CPU. `--extra`: the cheap levers in the same run (agent at nice -5; agent and broker at nice -5; hogs at
 nice 19). Niceness below 0 needs root or CAP_SYS_NICE (else procprio logs one warning and the row is at 0).
+`--events-hours H` (default 24; 0 = off): first, every tier's event response in closed loop on the simulated
+home (`training.tierevents`, needs the training extra): per tier, the event-triggered decisions, the full
+tier's commands among them, missed and wrong commands, and the agreement with the full tier (target >= 99 %).
 """
 
 from __future__ import annotations
@@ -354,6 +357,25 @@ def group(
             s.close()
 
 
+def events(bundle: Path, hours: float) -> None:
+    """One JSON line per tier: its event response in closed loop (training.tierevents), vs the full tier."""
+    from edge_agent.manifest import read_manifest
+    from training.tierevents import event_report
+
+    man = read_manifest(bundle)
+    for tier, r in event_report(bundle, man, hours=hours).items():
+        spec = man.tier(tier)
+        emit(
+            bench="governor",
+            what="event_response_closed_loop",
+            tier=tier,
+            hours_per_start=hours,
+            offered_in_manifest=spec.offered,
+            target="agreement_relevant >= 0.99, missed + wrong <= 1 % of full's commands",
+            **{k: v for k, v in r.items() if k != "devices"},
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="measured seconds per agent and load")
@@ -365,6 +387,8 @@ def main() -> None:
     ap.add_argument(
         "--extra", action="store_true", help="also the cheap levers: niceness of agent/broker/hogs"
     )
+    ap.add_argument("--events-hours", type=float, default=24.0, help="closed-loop hours per start (0 = off)")
+    ap.add_argument("--events-only", action="store_true", help="only the closed-loop event rows")
     args = ap.parse_args()
     import psutil
 
@@ -382,6 +406,10 @@ def main() -> None:
             other_cpu_percent_before=psutil.cpu_percent(2.0),
             note="tier latencies: us p50/p99 at export; other_cpu: load from other processes before the run",
         )
+        if args.events_hours > 0:
+            events(bundle, args.events_hours)
+        if args.events_only:
+            return
         rows = group(args, bundle, tmp, [("idle", 0), ("saturated", 0)])
         sat = {r["agent"]: r for r in rows if r["load"] == "saturated"}
         if sat["governor"]["p99_ms"] and sat["pinned-full"]["p99_ms"]:

@@ -25,7 +25,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from edge_agent.features import pool_time
+    from edge_agent.features import event_rows, pool_time
     from edge_agent.manifest import read_manifest
     from training.bundle import load_models
     from training.export import torch_latency
@@ -37,6 +37,7 @@ def main() -> int:
     x = rng.standard_normal((n, c, man.window)).astype(np.float32)  # normalized windows, every channel live
     mask = np.ones((n, c), np.float32)
     ids = np.broadcast_to(np.arange(c, dtype=np.int64), (n, c)).copy()
+    ev = event_rows([ch.kind for ch in man.channels])  # [C]
     full, _, _ = load_models(args.bundle)
     base = torch_latency(full, x, mask, ids, n=args.runs)
 
@@ -63,7 +64,7 @@ def main() -> int:
         k = t.channel_budget or c
         lat = ort_latency(
             make_session(args.bundle / t.file),
-            pool_time(x[:, :k], t.time_factor),  # the runtime's pooling
+            pool_time(x[:, :k], t.time_factor, ev[:k]),  # the runtime's pooling
             mask[:, :k],
             ids[:, :k],
             n=args.runs,

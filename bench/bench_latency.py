@@ -1,12 +1,24 @@
-"""Sensor -> command latency through mosquitto, CPU idle: publish a motion event, time until the light's
-`/set` command arrives. Baseline in the same run: a bare paho relay (parse, publish the command) in its own
-process. The daemon runs as `edge-agent run` in its own process. Prints p50/p99 (ms). Target p99 < 20 ms.
+"""Sensor -> command latency through mosquitto, and whether the command is right: a probe toggles a Zigbee2MQTT
+motion sensor every 200-500 ms (seeded) and times the light's `/set` command; a command whose state is not the
+one the toggle asks for (ON with motion in the dark, OFF when it stops) is `wrong`, none within 1 s `missed`.
+
+Baseline in the same run: a bare paho relay (parse, publish the command) in its own process, on the same broker
+with the same probe. The daemon runs as `edge-agent run` in its own process on the test home bundle (`auto`, no
+dwell, default hysteresis). Loads: `quiet`, and `busy` = `--hogs` busy processes (`while True: pass`) at normal
+priority for the whole row (as a hub often is). Rows per load: the relay, the agent with the default governor,
+and with `--tiers` the agent pinned to each tier (missed/wrong per tier). JSON lines, p50/p99 in ms.
+
+    python bench/bench_latency.py                      # quiet: relay, governed agent
+    python bench/bench_latency.py --load both --tiers  # the issue's table (ITER=150 for the busy rows)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import multiprocessing as mp
+import os
+import random
 import socket
 import subprocess
 import sys
@@ -14,15 +26,19 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import yaml
 from _common import ROOT, Mosquitto, emit, pct
 from paho.mqtt.enums import CallbackAPIVersion
 
-ITER = int(__import__("os").environ.get("ITER", 300))
+ITER = int(os.environ.get("ITER", 300))
 MOTION = "zigbee2mqtt/living_motion"
 SET = "zigbee2mqtt/living_light/set"
+WARMUP = 20
+HOG = "while True: pass"
+TIERS = ("full", "int8", "coarse", "focused", "sparse")
 
 
 def nodelay(c: mqtt.Client) -> None:
@@ -42,79 +58,185 @@ def relay(port: int) -> None:
     c.loop_forever()
 
 
-def measure(port: int) -> list[float]:
+def probe(port: int, iters: int | None = None, seed: int = 1) -> tuple[list[float], int, int]:
+    """Toggle the motion sensor every 200-500 ms; (latency ms of each right answer, missed, wrong)."""
+    n = ITER if iters is None else iters
+    rng = random.Random(seed)
     got = threading.Event()
+    answer: list[Any] = [None]
+
+    def on_message(_c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
+        try:
+            answer[0] = json.loads(m.payload).get("state")
+        except ValueError:
+            answer[0] = "?"
+        got.set()
+
     c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    c.on_message = lambda *a: got.set()
+    c.on_message = on_message
     ready = threading.Event()
     c.on_connect = lambda cl, *a: (nodelay(cl), cl.subscribe(SET, qos=1), ready.set())
     c.connect("127.0.0.1", port)
     c.loop_start()
     ready.wait(5)
     time.sleep(0.3)
-    lat = []
-    for i in range(ITER + 20):
+    lat: list[float] = []
+    missed = wrong = 0
+    for i in range(n + WARMUP):
         got.clear()
+        occupied = i % 2 == 0
         t0 = time.perf_counter()
-        c.publish(MOTION, json.dumps({"occupancy": i % 2 == 0, "illuminance": 5}), qos=0)
-        if got.wait(1.0) and i >= 20:  # the first 20 are warm-up
-            lat.append((time.perf_counter() - t0) * 1000)
-        time.sleep(0.01)
+        c.publish(MOTION, json.dumps({"occupancy": occupied, "illuminance": 5}), qos=0)
+        ok = got.wait(1.0)
+        dt = (time.perf_counter() - t0) * 1000
+        if i >= WARMUP:  # the first ones warm up
+            if not ok:
+                missed += 1
+            elif answer[0] != ("ON" if occupied else "OFF"):
+                wrong += 1
+            else:
+                lat.append(dt)
+        time.sleep(rng.uniform(0.2, 0.5))
     c.disconnect()
     c.loop_stop()
-    return lat
+    return lat, missed, wrong
+
+
+def measure(port: int, iters: int | None = None, seed: int = 1) -> list[float]:
+    """The latencies of the right answers (bench_event_path's probe)."""
+    return probe(port, iters, seed)[0]
+
+
+def agent_config(bundle: Path, port: int, state: Path, governor: dict[str, Any]) -> dict[str, Any]:
+    dev = {"min_dwell_seconds": 0, "max_commands_per_hour": 1_000_000}
+    return {
+        "agent_id": "bench",
+        "mode": "auto",
+        "bundle": str(bundle),
+        "state_dir": str(state),
+        "log_level": "WARNING",
+        "broker": {"host": "127.0.0.1", "port": port},
+        "governor": governor,
+        "channels": [
+            {"topic": MOTION, "channel": "living.motion", "field": "occupancy"},
+            {"topic": MOTION, "channel": "living.illuminance", "field": "illuminance"},
+        ],
+        "devices": [{"name": "living.light", "state_topic": "zigbee2mqtt/living_light", **dev}],
+    }
+
+
+class Stats:
+    """The agent's stats topic: tiers it served and the governor's reason, as the probe runs."""
+
+    def __init__(self, port: int) -> None:
+        self.tiers: dict[str, int] = {}
+        self.reasons: list[str] = []
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        self.c.on_message = self._on
+        self.c.on_connect = lambda cl, *a: cl.subscribe("edge-agent/bench/stats")
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+
+    def _on(self, _c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
+        s = json.loads(m.payload)
+        self.tiers[s.get("tier", "?")] = self.tiers.get(s.get("tier", "?"), 0) + 1
+        gov = s.get("governor") or {}
+        if gov.get("reason"):
+            self.reasons.append(gov["reason"])
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def run_relay(port: int, iters: int) -> dict[str, Any]:
+    p = mp.get_context("spawn").Process(target=relay, args=(port,), daemon=True)
+    p.start()
+    time.sleep(0.5)
+    lat, missed, wrong = probe(port, iters)
+    p.terminate()
+    return {"path": "bare-paho-relay", **row(lat, missed, wrong)}
+
+
+def run_agent(
+    port: int, d: Path, bundle: Path, iters: int, governor: dict[str, Any], name: str
+) -> dict[str, Any]:
+    state = Path(tempfile.mkdtemp(dir=d))
+    (state / "c.yaml").write_text(yaml.safe_dump(agent_config(bundle, port, state / "s", governor)))
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(state / "c.yaml")], cwd=ROOT
+    )
+    stats = Stats(port)
+    try:
+        time.sleep(2.0)
+        lat, missed, wrong = probe(port, iters)
+    finally:
+        agent.terminate()
+        agent.wait(10)
+        stats.close()
+    out = {"path": name, **row(lat, missed, wrong), "tiers_seen": stats.tiers}
+    if stats.reasons:
+        out["governor_reason"] = stats.reasons[-1]
+    return out
+
+
+def row(lat: list[float], missed: int, wrong: int) -> dict[str, Any]:
+    return {
+        "n": len(lat) + missed + wrong,
+        "p50_ms": pct(lat, 50),
+        "p99_ms": pct(lat, 99),
+        "max_ms": pct(lat, 100),
+        "missed": missed,
+        "wrong": wrong,
+    }
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--load", choices=("quiet", "busy", "both"), default="quiet")
+    ap.add_argument("--tiers", action="store_true", help="also the agent pinned to each tier")
+    ap.add_argument("--hogs", type=int, default=2, help="busy processes at normal priority for `busy`")
+    args = ap.parse_args()
     from testbundle import home_bundle
 
     broker = Mosquitto()
-    with tempfile.TemporaryDirectory() as d:
-        try:
-            p = mp.get_context("spawn").Process(target=relay, args=(broker.port,), daemon=True)
-            p.start()
-            time.sleep(0.5)
-            lat = measure(broker.port)
-            p.terminate()
-            emit(
-                bench="latency", path="bare-paho-relay", n=len(lat), p50_ms=pct(lat, 50), p99_ms=pct(lat, 99)
-            )
-
-            # 5 ms steps: each event is its own step (within a step, motion keeps its max, as in training)
-            bundle = home_bundle(Path(d) / "bundle", step_seconds=0.005)
-            dev = {"min_dwell_seconds": 0, "max_commands_per_hour": 1_000_000}
-            cfg = {
-                "agent_id": "bench",
-                "mode": "auto",
-                "bundle": str(bundle),
-                "state_dir": str(Path(d) / "s"),
-                "log_level": "WARNING",
-                "broker": {"host": "127.0.0.1", "port": broker.port},
-                "channels": [
-                    {"topic": MOTION, "channel": "living.motion", "field": "occupancy"},
-                    {"topic": MOTION, "channel": "living.illuminance", "field": "illuminance"},
-                ],
-                "devices": [{"name": "living.light", "state_topic": "zigbee2mqtt/living_light", **dev}],
-            }
-            (Path(d) / "c.yaml").write_text(yaml.safe_dump(cfg))
-            agent = subprocess.Popen(
-                [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(Path(d) / "c.yaml")], cwd=ROOT
-            )
-            time.sleep(2.0)
-            lat = measure(broker.port)
-            agent.terminate()
-            agent.wait(10)
-            emit(
-                bench="latency",
-                path="edge-agent",
-                n=len(lat),
-                p50_ms=pct(lat, 50),
-                p99_ms=pct(lat, 99),
-                max_ms=pct(lat, 100),
-                missed=ITER - len(lat),
-            )
-        finally:
-            broker.stop()
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            # 0.1 s steps (the manifest's least) and toggles 200-500 ms apart: each event is its own step
+            # (within a step, motion keeps its max, as in training)
+            bundle = home_bundle(Path(d) / "bundle", step_seconds=0.1)
+            loads = ["quiet", "busy"] if args.load == "both" else [args.load]
+            for load in loads:
+                hogs = [
+                    subprocess.Popen([sys.executable, "-c", HOG])
+                    for _ in range(args.hogs if load == "busy" else 0)
+                ]
+                try:
+                    rows = [run_relay(broker.port, ITER)]
+                    rows.append(
+                        run_agent(broker.port, Path(d), bundle, ITER, {}, "edge-agent-default-governor")
+                    )
+                    for t in TIERS if args.tiers else ():
+                        rows.append(
+                            run_agent(
+                                broker.port, Path(d), bundle, ITER, {"pinned_tier": t}, f"edge-agent-{t}"
+                            )
+                        )
+                finally:
+                    for h in hogs:
+                        h.kill()
+                        h.wait(5)
+                base = rows[0]
+                for r in rows:
+                    extra = {}
+                    if r is not base and r["p50_ms"] is not None and base["p50_ms"] is not None:
+                        extra = {
+                            "p50_over_relay_ms": round(r["p50_ms"] - base["p50_ms"], 3),
+                            "p99_over_relay_ms": round(r["p99_ms"] - base["p99_ms"], 3),
+                        }
+                    emit(bench="latency", load=load, hogs=args.hogs if load == "busy" else 0, **r, **extra)
+    finally:
+        broker.stop()
 
 
 if __name__ == "__main__":

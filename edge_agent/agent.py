@@ -22,7 +22,7 @@ from edge_agent.bundlestore import BundleWatcher
 from edge_agent.config import AgentConfig
 from edge_agent.controller import Controller, Message, command_record
 from edge_agent.devices import DeviceRuntime, build_devices
-from edge_agent.effects import Command, Effects, StateRecord
+from edge_agent.effects import Command, CommandRecord, Effects, StateRecord
 from edge_agent.focus import AttentionTracker
 from edge_agent.governor import Governor
 from edge_agent.inbox import ByteBoundedInbox
@@ -96,6 +96,7 @@ class Agent:
         state["holds"] = merge_holds(state.get("holds") or {}, self.recorder.override_holds(clock()))
         state["label_counts"] = self.recorder.label_counts()
         self.controller = Controller(config, bundle, now=clock(), mono=self.steady(), state=state)
+        self.controller.defer_explanations = True  # commands first (`_carry_out`), explanations after
         self.inbox = ByteBoundedInbox(config.queue_size)  # bounded by count and by bytes
         self.topics = config.topics()
         self.link = MqttLink(
@@ -137,9 +138,11 @@ class Agent:
         self._thread = threading.Thread(target=self._loop, name="decider", daemon=True)
         self._started_at = time.monotonic()
         self._cpu: float | None = None
+        self._proc = psutil.Process()  # the agent's own CPU time, a governor signal
         self._burst = False
         self._trimmed_at = 0.0
         self._swap: Bundle | None = None
+        self._held_back: list[CommandRecord] | None = None  # see _send_all
         self._swap_lock = threading.Lock()
 
     # ---- views of the controller (tests, demo, benches) ------------------------------------------------
@@ -194,6 +197,7 @@ class Agent:
         for rec in self.controller.start_records(self.clock()):
             self.recorder.write(rec)
         psutil.cpu_percent(None)  # prime: the first call has no interval to measure
+        self._proc.cpu_percent(None)
         release_free_memory()
         self.link.start()
         self.scheduler.start()
@@ -257,7 +261,11 @@ class Agent:
                     next_sample = real + self.cfg.governor.sample_seconds
                     self._cpu = psutil.cpu_percent(None)
                     fx = self.controller.observe_load(
-                        now, cpu_percent=self._cpu, queue_depth=self.inbox.qsize(), mono=mono
+                        now,
+                        cpu_percent=self._cpu,
+                        queue_depth=self.inbox.qsize(),
+                        mono=mono,
+                        own_cpu_percent=self._proc.cpu_percent(None),  # % of one core since the last sample
                     )
                     self._carry_out(fx)
                     if fx.records:
@@ -305,15 +313,23 @@ class Agent:
             self._subscribe()
 
     def _carry_out(self, fx: Effects) -> None:
-        """Send the commands, record the rows (a person's hold durably first), publish the decisions."""
-        urgent = False
-        for rec in fx.records:
+        """Send the commands first (the event path: nothing else runs before them), then record the rows and
+        publish the explanations; with a person's hold among the records, the hold is durable first."""
+        if any(isinstance(rec, StateRecord) and rec.urgent for rec in fx.records):
+            for rec in fx.records:
+                self.recorder.write(rec)
+            if not self.recorder.flush(DURABLE_WAIT_SECONDS):
+                logger.warning(
+                    "recorder: a person's hold was not committed within %.0fs", DURABLE_WAIT_SECONDS
+                )
+            done = len(fx.records)
+            self._send_all(fx.commands)
+        else:
+            done = 0
+            self._send_all(fx.commands)
+        fx.finish()  # the explanations: decisions and their records
+        for rec in fx.records[done:]:
             self.recorder.write(rec)
-            urgent = urgent or (isinstance(rec, StateRecord) and rec.urgent)
-        if urgent and not self.recorder.flush(DURABLE_WAIT_SECONDS):
-            logger.warning("recorder: a person's hold was not committed within %.0fs", DURABLE_WAIT_SECONDS)
-        for cmd in fx.commands:
-            self._send(cmd)
         for pub in fx.publications:
             self.link.publish(pub.topic, pub.payload, qos=1, retain=pub.retain)
         if self.cfg.publish_decisions:
@@ -329,9 +345,28 @@ class Agent:
         for pub in self.controller.switches.publications():
             self.link.publish(pub.topic, pub.payload, qos=1, retain=True)
 
+    def _send_all(self, commands: list[Command]) -> None:
+        """Hand the commands to paho, then let its network thread write them before the decider goes on to
+        records and explanations (it would otherwise wait for the GIL behind them: up to a switch interval)."""
+        if not commands:
+            return
+        self._held_back = []  # the command records of this hand-off: written after it (no recorder wake-up)
+        try:
+            for cmd in commands:
+                self._send(cmd)
+            time.sleep(0)  # releases the GIL: the network thread, woken by paho, writes the command now
+        finally:
+            held, self._held_back = self._held_back, None
+            for rec in held or ():
+                self.recorder.write(rec)
+
     def _send(self, cmd: Command) -> None:
         def done(status: str, _cmd: Command = cmd) -> None:
-            self.recorder.write(command_record(_cmd, status, self.clock()))
+            rec = command_record(_cmd, status, self.clock())
+            if self._held_back is not None:
+                self._held_back.append(rec)
+            else:  # a command sent later (pump) or expired
+                self.recorder.write(rec)
 
         self.link.send_command(cmd.topic, cmd.payload, cmd.created, on_done=done)
 

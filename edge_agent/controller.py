@@ -73,6 +73,9 @@ OBSERVE_WINDOW = 2  # steps kept per channel with no bundle (only the recorder's
 Message = tuple[str, bytes, float, bool]  # topic, payload, perf time received, retained flag
 
 
+SUGGEST_PENDING = "suggest-pending"  # _act -> _explain: a change to offer, not to send
+
+
 class Controller:
     """Decides for one home with one bundle at a time (hot-swappable between two calls)."""
 
@@ -98,6 +101,9 @@ class Controller:
         self._link_up = True  # as of the last `handle` (an accepted suggestion is sent only while up)
         self._next_tick = self._mono + config.decision_tick_seconds
         self.first_decision_at: float | None = None  # perf time, for the cold-start bench
+        # True (the daemon): a decision's explanation (attention tracker, decisions, decision records) is left
+        # in `Effects.later`, run by the caller once the commands are out; False: built at once (tests, demo)
+        self.defer_explanations = False
         state = state or {}
         self.switches = PauseSwitches(config.topics(), state.get("switches"))
         self.modes = RuntimeModes(config, state.get("modes"))  # set from HA / MQTT, persisted
@@ -173,7 +179,12 @@ class Controller:
             self.focus = None
             return
         p99: dict[str, float] = {t.name: t.latency_us_p99 / 1000.0 for t in m.tiers if t.latency_us_p99}
-        self.governor = Governor(cfg.governor, bundle.tiers, lambda: self._mono, tier_p99_ms=p99)
+        self.governor = Governor(cfg.governor, bundle.ladder, lambda: self._mono, tier_p99_ms=p99)
+        skipped = [t for t in bundle.tiers if t not in bundle.ladder]
+        if skipped:
+            logger.info(
+                "bundle %s: tiers %s failed the event test at export; not on the ladder", m.version, skipped
+            )
         self.focus = runtime_tracker(m, tracker_json)  # the same construction evaluation uses
         if m.timezone is not None and m.timezone != cfg.timezone:
             logger.warning(
@@ -271,16 +282,22 @@ class Controller:
         return fx
 
     def observe_load(
-        self, now: float, *, cpu_percent: float | None, queue_depth: int, mono: float | None = None
+        self,
+        now: float,
+        *,
+        cpu_percent: float | None,
+        queue_depth: int,
+        mono: float | None = None,
+        own_cpu_percent: float | None = None,
     ) -> Effects:
-        """A CPU/queue sample for the governor; a tier change comes back as a record."""
+        """A CPU/queue sample (system CPU %, the agent's own CPU % of a core) for the governor; a tier
+        change comes back as a record."""
         self._clock(now, mono)
         if self.governor is None:
             return Effects()
-        if cpu_percent is not None:
-            self.governor.observe(cpu_percent=cpu_percent, queue_depth=queue_depth)
-        else:
-            self.governor.observe(queue_depth=queue_depth)
+        self.governor.observe(
+            cpu_percent=cpu_percent, queue_depth=queue_depth, own_cpu_percent=own_cpu_percent
+        )
         change = self.governor.update()
         if change is None:
             return Effects()
@@ -493,16 +510,25 @@ class Controller:
         sensors_live = bool(mask[self._sensor_rows].any())
         ids = select_channels(tier, self.n_model, self.focus, triggered or ())  # [C_fed]
         out = run_tier(self.bundle, tier, x, mask, ids)
-        self.focus.update(out.attention, ids)
         model_ms = (self.perf() - t0) * 1000.0  # message received -> model output
-        for d in active:
-            self._apply(d, out, ids, mask, sensors_live, now, tier.name, trigger, model_ms, fx, link_up)
-        ms = (self.perf() - t0) * 1000.0
+        acts = [(d, self._act(d, out, mask, sensors_live, now, fx, link_up)) for d in active]
+        ms = (self.perf() - t0) * 1000.0  # message received -> commands ready: the event path's latency
         self.latency.add(ms)
         self.governor.observe(latency_ms=ms)
         self.counters.decisions += 1
         if self.first_decision_at is None:
             self.first_decision_at = self.perf()
+        focus = self.focus
+
+        def explain() -> None:  # after the commands are out (`defer_explanations`), or right now
+            focus.update(out.attention, ids)
+            for d, act in acts:
+                self._explain(d, act, out, ids, now, tier.name, trigger, model_ms, fx)
+
+        if self.defer_explanations:
+            fx.later.append(explain)
+        else:
+            explain()
 
     def device_mode(self, d: DeviceRuntime) -> str:
         """The configured mode, capped by the device's readiness (observe with no model for it)."""
@@ -512,20 +538,17 @@ class Controller:
         cap = self.readiness[d.name].max_mode
         return mode if MODE_ORDER[mode] <= MODE_ORDER[cap] else cap
 
-    def _apply(
+    def _act(
         self,
         d: DeviceRuntime,
         out: ModelOutput,
-        ids: np.ndarray,
         mask: np.ndarray,
         sensors_live: bool,
         now: float,
-        tier: str,
-        trigger: str,
-        model_ms: float,
         fx: Effects,
         link_up: bool,
-    ) -> None:
+    ) -> tuple[float, float, bool, str, str]:
+        """The policy and the command of one device: (output, target, sent, reason, mode)."""
         assert d.index is not None and self.bundle is not None
         dcfg = self.cfg.devices[d.cfg_index]
         mode = self.device_mode(d)
@@ -539,23 +562,12 @@ class Controller:
         )
         if res.reason == "stale":
             self.counters.skipped_stale += 1
-        sent = suggested = False
+        sent = False
         reason = res.reason
-        weights = out.attention[d.index]  # [C_fed]
-        top = [
-            (self.names[int(ids[j])], round(float(weights[j]), 4))
-            for j in np.argsort(-weights)[:TOP_CHANNELS]
-            if weights[j] > 0
-        ]
         if res.send and mode in ("auto", "suggest") and self.switches.control_paused:
             reason = "paused"  # pause control: no command at all
-        elif res.send and mode == "suggest":  # nothing sent: offered to a person (edge_agent.suggest)
-            t = d.tracker
-            text = reason_text(value_text(t.spec.kind, t.values, t.spec.unit, res.target), top)
-            suggested = self.suggestions.offer(
-                d.name, res.target, t.reported, text, self.bundle.version, now, fx
-            )
-            reason = text if suggested else "rejected-recently"
+        elif res.send and mode == "suggest":
+            reason = SUGGEST_PENDING  # nothing sent: offered to a person in `_explain` (edge_agent.suggest)
         elif res.send and mode == "auto":
             cmd = Command(
                 d.name, d.tracker.command_topic, d.tracker.command_bytes(res.target), res.target, now
@@ -570,11 +582,40 @@ class Controller:
             else:  # never queued for later: a command goes out on a fresh basis or not at all
                 self.counters.commands_disconnected += 1
                 fx.records.append(command_record(cmd, "dropped-disconnected", now))
+        return output, res.target, sent, reason, mode
+
+    def _explain(
+        self,
+        d: DeviceRuntime,
+        act: tuple[float, float, bool, str, str],
+        out: ModelOutput,
+        ids: np.ndarray,
+        now: float,
+        tier: str,
+        trigger: str,
+        model_ms: float,
+        fx: Effects,
+    ) -> None:
+        """The decision's explanation (top channels by attention) to publish, and its record."""
+        assert d.index is not None and self.bundle is not None
+        output, target, sent, reason, mode = act
+        weights = out.attention[d.index]  # [C_fed]
+        top = [
+            (self.names[int(ids[j])], round(float(weights[j]), 4))
+            for j in np.argsort(-weights)[:TOP_CHANNELS]
+            if weights[j] > 0
+        ]
+        suggested = False
+        if reason == SUGGEST_PENDING:
+            t = d.tracker
+            text = reason_text(value_text(t.spec.kind, t.values, t.spec.unit, target), top)
+            suggested = self.suggestions.offer(d.name, target, t.reported, text, self.bundle.version, now, fx)
+            reason = text if suggested else "rejected-recently"
         held = d.tracker.held(now)
         dec = Decision(
             time=now,
             device=d.name,
-            value=res.target,
+            value=target,
             output=round(output, 4),
             confidence=round(float(out.confidence[d.index]), 4),
             tier=tier,
@@ -595,7 +636,7 @@ class Controller:
                 ts=now,
                 device=d.name,
                 output=output,
-                target=res.target,
+                target=target,
                 confidence=dec.confidence,
                 sent=sent,
                 reason="suggested" if suggested else reason,
@@ -604,7 +645,7 @@ class Controller:
                 trigger=trigger[:160],
                 model_version=self.bundle.version,
                 latency_ms=round(model_ms, 3),
-                attention=dumps(dec.payload()["top"]),
+                attention=dumps([[c, w] for c, w in top]),  # as in the payload, without building it
             )
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -217,12 +218,22 @@ class Effects:
     records: list[Record] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     publications: list[Publication] = field(default_factory=list)
+    # work left for after the commands are sent (the decisions' explanations): `finish()` runs it
+    later: list[Callable[[], None]] = field(default_factory=list)
 
     def extend(self, other: Effects) -> Effects:
         self.commands += other.commands
         self.records += other.records
         self.decisions += other.decisions
         self.publications += other.publications
+        self.later += other.later
+        return self
+
+    def finish(self) -> Effects:
+        """Run the deferred work (it appends decisions and records); idempotent."""
+        later, self.later = self.later, []
+        for fn in later:
+            fn()
         return self
 
     def of(self, kind: type[Record]) -> list[Any]:

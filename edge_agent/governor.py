@@ -1,16 +1,27 @@
-"""The tier governor: chooses the model tier on the bundle's ladder from CPU load, own latency and queue depth.
+"""The tier governor: chooses the model tier on the bundle's ladder from whether the agent itself keeps up.
 
 Pure logic: the agent feeds it plain measurements (`observe`) and asks for a decision (`update`) every
 `sample_seconds`; time comes only from the injected clock, so it is tested without sleeping and without psutil.
 
+A cheaper tier is a cost to the home (coarser answers), so the governor pays it only when the agent is falling
+behind: a busy machine whose agent still meets its latency budget keeps the best tier.
+
 Rules (defaults in `GovernorSettings`):
-- Step *down* one tier, fast, when any signal has been bad for `down_after_seconds` on the current tier:
-  smoothed system CPU > `cpu_down_percent`; own decision latency p99 (over `latency_window_seconds`, at least
-  `latency_min_samples` samples, all taken on the current tier) > the latency limit; queue depth >
-  `queue_down_depth`.
-- Step *up* one tier, slowly, when every signal has been good for `up_after_seconds` on the current tier: CPU <
-  `cpu_up_percent` AND latency p99 < `latency_up_fraction` x the limit AND queue depth <= `queue_up_depth`.
-  Missing signals (never observed) count as good.
+- Step *down* one tier, fast, when any signal has been bad for `down_after_seconds` on the current tier. The
+  agent's own signals: decision latency p99 (over `latency_window_seconds`, at least `latency_min_samples`
+  samples, all taken on the current tier) > the latency limit (the budget); queue depth > `queue_down_depth`;
+  the agent process's own CPU (% of one core, smoothed) > `own_cpu_down_percent`. The machine's signal:
+  smoothed system CPU > `cpu_down_percent` AND that costs the agent latency: its p99 is above
+  `cpu_latency_fraction` x the limit (it is eating into the budget; `cpu_latency_fraction: null` = system CPU
+  alone steps down, the old rule). High system CPU with the agent's latency inside that share, or with no
+  decisions to measure, keeps the tier.
+- Step *up* one tier, slowly, when every signal has been good for `up_after_seconds` on the current tier: system
+  CPU < `cpu_up_percent` (or, with a latency rule, the latency low enough that CPU costs nothing) AND latency
+  p99 < `latency_up_fraction` x the limit AND queue depth <= `queue_up_depth` AND own CPU <
+  `own_cpu_up_percent`. Missing signals (never observed) count as good.
+- The reason is recorded either way: `state()["reason"]` says, after every `update`, why the tier is what it
+  is (a change, a bad signal still within `down_after_seconds`, or "keeping: system CPU x% but latency within
+  budget"), and every change carries its reason and signal.
 - The gap between the down and up thresholds is the hysteresis: a load sitting at one threshold can push the
   tier down, never back up, so it cannot oscillate. At least `min_seconds_per_tier` between two changes.
 - A step down soon after a step up (within `up_after_seconds`) means the upper tier did not hold: the quiet time
@@ -41,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 LATENCY_WINDOW_MAX_SAMPLES = 4096  # bound on the latency window's memory whatever the decision rate
 LATENCY_MIN_GAIN = 0.1  # a latency step down must cut p99 by 10 % or latency is judged not tier-bound
+SIGNALS = ("latency", "queue", "own_cpu", "cpu")  # the agent's own first; the machine's only with a cost
 
 
 class GovernorSettings(BaseModel):
@@ -61,6 +73,19 @@ class GovernorSettings(BaseModel):
     )
     cpu_smoothing_seconds: float = Field(
         default=3.0, ge=0, description="CPU EWMA time constant (0 = raw samples)"
+    )
+    cpu_latency_fraction: float | None = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="System CPU above cpu_down_percent steps down only while the agent's latency p99 is above "
+        "this fraction of the latency limit (the load costs it latency); null = CPU alone steps down",
+    )
+    own_cpu_down_percent: float = Field(
+        default=90.0, gt=0, description="The agent's own CPU (% of one core, smoothed): step down above"
+    )
+    own_cpu_up_percent: float = Field(
+        default=50.0, ge=0, description="The agent's own CPU (% of one core): step up only below"
     )
     latency_down_ms: float = Field(
         default=25.0, gt=0, description="Own decision latency p99 (ms): step down above"
@@ -99,6 +124,11 @@ class GovernorSettings(BaseModel):
             raise ValueError(
                 f"cpu_up_percent ({self.cpu_up_percent}) must be below cpu_down_percent "
                 f"({self.cpu_down_percent}): the gap is the hysteresis"
+            )
+        if self.own_cpu_up_percent >= self.own_cpu_down_percent:
+            raise ValueError(
+                f"own_cpu_up_percent ({self.own_cpu_up_percent}) must be below own_cpu_down_percent "
+                f"({self.own_cpu_down_percent})"
             )
         if self.queue_up_depth >= self.queue_down_depth:
             raise ValueError(
@@ -163,9 +193,12 @@ class Governor:
         # signals
         self._cpu: float | None = None
         self._cpu_at: float | None = None
+        self._own: float | None = None
+        self._own_at: float | None = None
         self._queue: int | None = None
         self._latency: deque[tuple[float, float]] = deque(maxlen=LATENCY_WINDOW_MAX_SAMPLES)
-        self._bad_since: dict[str, float | None] = {"cpu": None, "latency": None, "queue": None}
+        self._bad_since: dict[str, float | None] = {n: None for n in SIGNALS}
+        self._reason = "start: best tier"
         self._good_since: float | None = None
         self._lat_ref: float | None = None  # p99 that caused the last latency step down, until judged
         self._lat_futile = False  # latency judged not tier-bound: ignored until it recovers
@@ -196,17 +229,15 @@ class Governor:
         cpu_percent: float | None = None,
         latency_ms: float | None = None,
         queue_depth: int | None = None,
+        own_cpu_percent: float | None = None,
     ) -> None:
-        """Record measurements: system CPU % (0..100), one decision's latency (ms), the agent's queue depth."""
+        """Record measurements: system CPU % (0..100), one decision's latency (ms), the agent's queue depth,
+        the agent process's own CPU (% of one core: 0..100 x cores)."""
         now = self._clock()
         if cpu_percent is not None and self._valid("cpu_percent", cpu_percent, 0.0, 100.0):
-            tau = self.settings.cpu_smoothing_seconds
-            if self._cpu is None or self._cpu_at is None or tau <= 0:
-                self._cpu = float(cpu_percent)
-            else:
-                a = 1.0 - math.exp(-max(0.0, now - self._cpu_at) / tau)
-                self._cpu += a * (float(cpu_percent) - self._cpu)
-            self._cpu_at = now
+            self._cpu, self._cpu_at = self._smooth(self._cpu, self._cpu_at, float(cpu_percent), now)
+        if own_cpu_percent is not None and self._valid("own_cpu_percent", own_cpu_percent, 0.0, 1e5):
+            self._own, self._own_at = self._smooth(self._own, self._own_at, float(own_cpu_percent), now)
         if latency_ms is not None and self._valid("latency_ms", latency_ms, 0.0, 3.6e6):
             horizon = now - self.settings.latency_window_seconds
             while self._latency and self._latency[0][0] < horizon:
@@ -214,6 +245,13 @@ class Governor:
             self._latency.append((now, float(latency_ms)))
         if queue_depth is not None and self._valid("queue_depth", queue_depth, 0, 1 << 62):
             self._queue = int(queue_depth)
+
+    def _smooth(self, old: float | None, at: float | None, value: float, now: float) -> tuple[float, float]:
+        """EWMA with time constant `cpu_smoothing_seconds` (0: the raw sample)."""
+        tau = self.settings.cpu_smoothing_seconds
+        if old is None or at is None or tau <= 0:
+            return value, now
+        return old + (1.0 - math.exp(-max(0.0, now - at) / tau)) * (value - old), now
 
     # ---------------------------------------------------------------- signals
 
@@ -236,24 +274,61 @@ class Governor:
             return None
         return percentile(recent, 99.0)
 
+    def _cpu_costs_latency(self, p99: float | None) -> bool:
+        """Does the machine's load cost the agent latency? (always, with `cpu_latency_fraction: null`)"""
+        frac = self.settings.cpu_latency_fraction
+        if frac is None:
+            return True
+        return p99 is not None and not self._lat_futile and p99 > frac * self.latency_limit_ms()
+
     def _bad_signals(self, p99: float | None) -> dict[str, tuple[float, str]]:
         s = self.settings
         bad: dict[str, tuple[float, str]] = {}
-        if self._cpu is not None and self._cpu > s.cpu_down_percent:
-            bad["cpu"] = (self._cpu, f"system CPU {self._cpu:.1f}% > {s.cpu_down_percent:g}%")
         limit = self.latency_limit_ms()
         if p99 is not None and p99 > limit and not self._lat_futile:
-            bad["latency"] = (p99, f"decision latency p99 {p99:.2f} ms > {limit:.2f} ms")
+            bad["latency"] = (p99, f"decision latency p99 {p99:.2f} ms > budget {limit:.2f} ms")
         if self._queue is not None and self._queue > s.queue_down_depth:
             bad["queue"] = (float(self._queue), f"queue depth {self._queue} > {s.queue_down_depth}")
+        if self._own is not None and self._own > s.own_cpu_down_percent:
+            bad["own_cpu"] = (
+                self._own,
+                f"agent CPU {self._own:.1f}% of a core > {s.own_cpu_down_percent:g}%",
+            )
+        if self._cpu is not None and self._cpu > s.cpu_down_percent and self._cpu_costs_latency(p99):
+            cost = "" if s.cpu_latency_fraction is None else f" costing latency (p99 {p99:.2f} ms)"
+            bad["cpu"] = (self._cpu, f"system CPU {self._cpu:.1f}% > {s.cpu_down_percent:g}%{cost}")
         return bad
 
     def _all_good(self, p99: float | None) -> bool:
         s = self.settings
-        cpu_ok = self._cpu is None or self._cpu < s.cpu_up_percent
+        if s.cpu_latency_fraction is None:
+            cpu_ok = self._cpu is None or self._cpu < s.cpu_up_percent
+        else:  # the load is harmless while the agent's latency sits well inside the budget
+            cpu_ok = (
+                self._cpu is None
+                or self._cpu < s.cpu_up_percent
+                or p99 is None
+                or p99 < s.latency_up_fraction * s.cpu_latency_fraction * self.latency_limit_ms()
+            )
         lat_ok = p99 is None or self._lat_futile or p99 < s.latency_up_fraction * self.latency_limit_ms()
         queue_ok = self._queue is None or self._queue <= s.queue_up_depth
-        return cpu_ok and lat_ok and queue_ok
+        own_ok = self._own is None or self._own < s.own_cpu_up_percent
+        return cpu_ok and lat_ok and queue_ok and own_ok
+
+    def _holding_reason(self, p99: float | None, bad: dict[str, tuple[float, str]]) -> str:
+        """Why the tier stays what it is (for `state()`): the reason is recorded either way."""
+        s = self.settings
+        if self.frozen:
+            why = "pinned" if self._pinned else ("disabled" if not s.enabled else "a ladder of one tier")
+            return f"keeping {self.tier}: {why}"
+        if bad:
+            words = "; ".join(w for _, w in bad.values())
+            return f"keeping {self.tier} for now: {words} (steps down after {s.down_after_seconds:g}s)"
+        lat = "no decisions measured" if p99 is None else f"latency p99 {p99:.2f} ms"
+        lat += f", budget {self.latency_limit_ms():.2f} ms"
+        if self._cpu is not None and self._cpu > s.cpu_down_percent:
+            return f"keeping {self.tier}: system CPU {self._cpu:.1f}% but the agent keeps up ({lat})"
+        return f"keeping {self.tier}: the agent keeps up ({lat})"
 
     # ---------------------------------------------------------------- decision
 
@@ -277,6 +352,7 @@ class Governor:
         else:
             self._good_since = None
 
+        self._reason = self._holding_reason(p99, bad)
         if self.frozen:
             return None
         if self._changed_at is not None and now - self._changed_at < self.settings.min_seconds_per_tier:
@@ -294,14 +370,15 @@ class Governor:
                         and now - self._last_up_at < s.up_after_seconds * self._up_backoff
                     ):
                         self._up_backoff = min(s.max_up_backoff, self._up_backoff * 2.0)
-                    self._lat_ref = value if name == "latency" else None
+                    judged = name == "latency" or (name == "cpu" and s.cpu_latency_fraction is not None)
+                    self._lat_ref = p99 if judged else None
                     return self._change(self._index + 1, f"{words} for {held:.0f}s", name, value, now)
         # Step up: everything quiet for the (backed-off) quiet time on the current tier.
         if self._index > 0 and self._good_since is not None:
             quiet = now - max(self._good_since, self._since)
             if quiet >= s.up_after_seconds * self._up_backoff:
                 value = self._cpu if self._cpu is not None else 0.0
-                words = f"quiet for {quiet:.0f}s (CPU {value:.1f}% < {s.cpu_up_percent:g}%, latency and queue fine)"
+                words = f"quiet for {quiet:.0f}s (CPU {value:.1f}%, the agent's latency, queue and CPU fine)"
                 self._last_up_at = now
                 self._lat_ref = None
                 return self._change(self._index - 1, words, "quiet", value, now)
@@ -337,6 +414,7 @@ class Governor:
         self._since = now
         self._changed_at = now
         self._last_reason = reason
+        self._reason = f"{change.old} -> {change.new}: {reason}"
         self._latency.clear()  # samples belong to the tier they were measured on
         logger.info("tier %s -> %s: %s", change.old, change.new, reason)
         return change
@@ -350,9 +428,11 @@ class Governor:
             "ladder": list(self.tiers),
             "since": self._since,
             "last_reason": self._last_reason,
+            "reason": self._reason,
             "pinned": self._pinned,
             "enabled": self.settings.enabled,
             "cpu_percent": None if self._cpu is None else round(self._cpu, 2),
+            "own_cpu_percent": None if self._own is None else round(self._own, 2),
             "latency_p99_ms": None if p99 is None else round(p99, 3),
             "latency_limit_ms": round(self.latency_limit_ms(), 3),
             "latency_tier_bound": not self._lat_futile,

@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import ValidationError
 
-from edge_agent.features import normalize
+from edge_agent.features import event_rows, normalize
 from edge_agent.manifest import MANIFEST_NAME, Manifest, TierSpec, read_manifest, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,9 @@ class Bundle:
         self._sessions = sessions  # tier name -> session
         self.mean = np.array([c.mean for c in manifest.channels], dtype=np.float32)  # [C]
         self.std = np.array([c.std for c in manifest.channels], dtype=np.float32)  # [C]
-        self.tiers = [t.name for t in manifest.tiers]
+        self.event = event_rows([c.kind for c in manifest.channels])  # [C] bool: pooled by max
+        self.tiers = [t.name for t in manifest.tiers]  # every tier in the bundle (evaluation runs any)
+        self.ladder = manifest.ladder()  # the ones the governor may serve: offered (passed the event test)
 
     @property
     def version(self) -> str:

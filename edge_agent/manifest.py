@@ -18,7 +18,8 @@ Time axis: `window` steps of `step_seconds`, oldest first, newest last. A tier w
 `window // f` steps, each the mean of f consecutive fine steps, groups aligned at the newest step.
 A tier with `channel_budget` k is fed only the k channels chosen by the runtime (top by running attention).
 A tier with `every_n_ticks` n > 1 runs on every n-th periodic tick only (decisions held in between);
-fast-channel events still trigger it.
+fast-channel events still trigger it. A tier with `offered: false` (it failed the event-response test at
+export, `event_check`) is in the bundle but not on the runtime's ladder (`Manifest.ladder`).
 
 Channels of kind `calendar` are not sensors: both sides compute them in the home's time zone (`timezone`)
 with the formulas of `edge_agent.calendar_features`.
@@ -76,6 +77,26 @@ class DeviceSpec(_Strict):
     max_value: float | None = Field(default=None, description="setpoint: highest value the model may output")
 
 
+class EventCheck(_Strict):
+    """A tier's event response in the closed loop on the simulated home (training.tierevents): at every
+    event-triggered decision, the tier's target per device vs the full tier's on the same window."""
+
+    decisions: int = Field(ge=0, description="Event-triggered (decision, device) pairs checked")
+    relevant: int = Field(
+        default=0, ge=0, description="Of them, where the event changed the full tier's or this tier's answer"
+    )
+    full_commands: int = Field(ge=0, description="Of the relevant ones, where the full tier sends a command")
+    missed: int = Field(ge=0, description="The full tier commands, this tier does not follow (or differs)")
+    wrong: int = Field(
+        ge=0, description="This tier commands where the full tier does not (e.g. ON when motion stops)"
+    )
+    agreement: float = Field(ge=0, le=1, description="Fraction of all the pairs where the targets agree")
+    agreement_relevant: float = Field(
+        default=1.0, ge=0, le=1, description="Fraction of the relevant pairs where the targets agree"
+    )
+    passed: bool = Field(description="Met the event test (agreement and missed/wrong limits at export)")
+
+
 class TierSpec(_Strict):
     name: TierName = Field(
         description="Tier name on the ladder, best first: full, int8, coarse, focused, sparse"
@@ -90,6 +111,12 @@ class TierSpec(_Strict):
     every_n_ticks: int = Field(default=1, ge=1, description="Run on every n-th periodic tick only")
     latency_us_p50: float | None = Field(default=None, description="Measured at export, 1 thread, batch 1")
     latency_us_p99: float | None = Field(default=None, description="Measured at export, 1 thread, batch 1")
+    event_check: EventCheck | None = Field(
+        default=None, description="Event response at export (closed loop); None = not tested (offered)"
+    )
+    offered: bool = Field(
+        default=True, description="False: the tier failed the event test and the runtime's ladder skips it"
+    )
 
 
 class SplitPart(_Strict):
@@ -132,6 +159,11 @@ class Manifest(_Strict):
         default=None,
         description="Rule the binary thresholds were chosen by on validation (f1, cost:ON/OFF...)",
     )
+
+    def ladder(self) -> list[str]:
+        """The tiers the runtime may switch between, best first: the offered ones (the first tier, the
+        reference the others are tested against, always)."""
+        return [t.name for i, t in enumerate(self.tiers) if t.offered or i == 0]
 
     def channel_index(self) -> dict[str, int]:
         return {c.name: i for i, c in enumerate(self.channels)}

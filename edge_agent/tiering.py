@@ -30,6 +30,6 @@ def run_tier(
     mask: np.ndarray,
     ids: np.ndarray,
 ) -> ModelOutput:
-    """x [C, W] raw, mask [C]; feeds x[ids] pooled to [C_fed, W // time_factor]."""
-    xs = pool_time(x[ids], tier.time_factor)  # [C_fed, W // f]
+    """x [C, W] raw, mask [C]; feeds x[ids] pooled per kind to [C_fed, W // time_factor] (newest step whole)."""
+    xs = pool_time(x[ids], tier.time_factor, bundle.event[ids])  # [C_fed, W // f]
     return bundle.run(tier.name, xs, mask[ids], ids)

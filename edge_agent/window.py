@@ -57,6 +57,9 @@ class Window:
         self.last_time = np.full(c, -np.inf)  # [C] time of the last live report (clock time)
         self.last_seen = np.full(c, -np.inf)  # [C] the same on the steady clock: staleness is measured on it
         self.last_value = np.full(c, np.nan)  # [C]
+        self._cal_cache: tuple[int, np.ndarray] | None = (
+            None  # (step, calendar rows [C_cal, W]) of the last snapshot
+        )
 
     def update(
         self, ch: int, value: float, t: float, *, fresh: bool = True, seen: float | None = None
@@ -162,9 +165,11 @@ class Window:
         before = np.where(np.isnan(pre_val), first_val, pre_val)  # [C]
         x = np.where(pos >= 0, ffilled, before[:, None])  # [C, W]
         if self._calendar:
-            times = steps.astype(np.float64) * self.step
-            names = [self.names[i] for i in self._calendar]
-            x[self._calendar] = calendar_values(names, local_seconds(times, self.zone))
+            if self._cal_cache is None or self._cal_cache[0] != s_now:  # the same for every call in a step
+                times = steps.astype(np.float64) * self.step
+                names = [self.names[i] for i in self._calendar]
+                self._cal_cache = (s_now, calendar_values(names, local_seconds(times, self.zone)))
+            x[self._calendar] = self._cal_cache[1]
         live = self.live(now if seen_now is None else seen_now) & np.isfinite(
             x[:, -1]
         )  # never feed NaN as live

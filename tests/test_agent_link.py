@@ -83,6 +83,7 @@ def test_governor_step_down_is_recorded_and_used(
     gov = {
         "cpu_down_percent": 0.001,
         "cpu_up_percent": 0,
+        "cpu_latency_fraction": None,  # system CPU alone steps down
         "cpu_smoothing_seconds": 0,
         "down_after_seconds": 0,
         "min_seconds_per_tier": 0,

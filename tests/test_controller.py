@@ -173,7 +173,8 @@ def test_link_down_means_no_command_and_no_late_one(bundle: Bundle, tmp_path: Pa
 def test_cpu_load_steps_the_tier_down_and_later_decisions_use_it(bundle: Bundle, tmp_path: Path) -> None:
     """CPU above the limit for `down_after_seconds` on the fake clock -> one tier down, recorded; the next
     event decision runs on the new tier."""
-    c = make(bundle, tmp_path, governor={"down_after_seconds": 5, "min_seconds_per_tier": 1})
+    gov = {"down_after_seconds": 5, "min_seconds_per_tier": 1, "cpu_latency_fraction": None}  # CPU alone
+    c = make(bundle, tmp_path, governor=gov)
     initial_states(c)
     changes: list[TierChangeRecord] = []
     for i in range(12):  # one CPU sample a second
@@ -258,3 +259,22 @@ def test_a_wall_clock_step_back_does_not_make_silent_channels_live(bundle: Bundl
     assert heat.reason == "stale" and [x for x in fx.commands if x.device == "living.heating"] == []
     x, mask = c.window.snapshot(T0 - 3600, later)
     assert np.isfinite(x[mask > 0]).all()
+
+
+def test_deferred_explanations_leave_only_the_command_before_finish(bundle: Bundle, tmp_path: Path) -> None:
+    """The daemon's mode (`defer_explanations`): the event's command is ready with nothing else built; the
+    explanation (decision payloads, decision records, attention tracker) comes with `Effects.finish()`."""
+    c = make(bundle, tmp_path)
+    c.defer_explanations = True
+    initial_states(c)
+    assert c.focus is not None
+    updates = c.focus.updates
+    fx = c.handle([msg(MOTION, {"occupancy": True, "illuminance": 5})], T0 + 1)
+    assert [cmd.device for cmd in fx.commands] == ["living.light"]
+    assert fx.decisions == [] and fx.of(DecisionRecord) == [] and c.focus.updates == updates
+    assert c.counters.decisions >= 1 and c.latency.percentiles()[0] is not None  # latency: until the command
+    fx.finish()
+    dec = next(d for d in fx.decisions if d.device == "living.light")
+    assert dec.sent and dec.trigger == "event:living.motion" and c.focus.updates == updates + 1
+    assert [r.device for r in fx.of(DecisionRecord)] == [d.device for d in fx.decisions]
+    assert fx.finish().later == []  # idempotent

@@ -158,9 +158,10 @@ def test_normalize_and_coarsen():
         and z[0, 0, 0] == pytest.approx(-0.5)
         and z[1, 1, 0] == pytest.approx((24 - 2) / 4)
     )
-    c = coarsen_time(x, 3)  # 8 // 3 = 2 groups aligned at the newest step: steps 2-4 and 5-7
-    assert c.shape == (2, 2, 2) and c[0, 0].tolist() == [3.0, 6.0]
-    assert math.isclose(float(coarsen_time(x, 1).sum()), float(x.sum()))
+    ev = np.array([False, True])
+    c = coarsen_time(x, 3, ev)  # 8 // 3 = 2 steps: the group 4-6 (mean; max for the event row), newest 7
+    assert c.shape == (2, 2, 2) and c[0, 0].tolist() == [5.0, 7.0] and c[0, 1].tolist() == [14.0, 15.0]
+    assert math.isclose(float(coarsen_time(x, 1, ev).sum()), float(x.sum()))
 
 
 def test_sim_history_across_spring_forward(tmp_path):

@@ -138,11 +138,15 @@ def test_normalize_and_pooling_are_the_runtimes() -> None:
         np.testing.assert_array_equal(z[b], normalize(x[b], mask[b], mean, std))
     assert z[1, 2, 5] == 0.0 and np.all(z[0, 2] == 0.0) and np.all(z[2] == 0.0)
     np.testing.assert_allclose(z[0, 0], (x[0, 0] - 20) / 5, rtol=1e-6)
-    p = pool_time(x, 3)  # 16 // 3 = 5 groups aligned at the newest step: steps 1-3 ... 13-15
+    ev = np.array([True, False, False, False])  # channel 0 an event channel: max within a group
+    p = pool_time(x, 3, ev)  # 16 // 3 = 5 steps: groups 3-5, 6-8, 9-11, 12-14, then the newest step 15 alone
     assert p.shape == (3, 4, 5) and coarsen_time is pool_time
-    np.testing.assert_allclose(p[0, 0, -1], x[0, 0, 13:].mean(), rtol=1e-6)
-    np.testing.assert_allclose(p[0, 0, 0], x[0, 0, 1:4].mean(), rtol=1e-6)
-    np.testing.assert_allclose(torch_pool_time(torch.from_numpy(x), 4).numpy(), pool_time(x, 4), rtol=1e-6)
+    np.testing.assert_array_equal(p[:, :, -1], x[:, :, 15])
+    np.testing.assert_allclose(p[0, 1, 0], x[0, 1, 3:6].mean(), rtol=1e-6)
+    np.testing.assert_allclose(p[0, 0, 3], x[0, 0, 12:15].max(), rtol=1e-6)
+    np.testing.assert_allclose(
+        torch_pool_time(torch.from_numpy(x), 4, ev).numpy(), pool_time(x, 4, ev), rtol=1e-6
+    )
 
 
 def test_decisions_are_the_policy_rule() -> None:

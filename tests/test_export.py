@@ -101,7 +101,7 @@ def test_bundle_is_complete_and_loadable(full_model: CatVsn, tmp_path: Path) -> 
     full, coarse2, tf = load_models(out)
     assert tf == 4 and coarse2.cfg.window == 16
     # the coarse file really takes pooled input of the coarse length
-    xc = pool_time(torch.from_numpy(x), 4).numpy()
+    xc = pool_time(torch.from_numpy(x), 4, np.zeros(x.shape[1], bool)).numpy()
     dev, _, att = run_session(make_session(out / "coarse.onnx"), xc[:, :3], mask[:, :3], ids[:, :3])
     assert dev.shape == (32, 3) and att.shape == (32, 3, 3)
     # rewriting over an existing bundle replaces it atomically

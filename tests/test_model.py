@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from training.model import CatVsn, DeviceHead, ModelConfig, n_params, pool_time
@@ -95,5 +96,6 @@ def test_channel_order_does_not_matter() -> None:
 def test_pool_time_aligns_at_newest_step() -> None:
     """Pooling averages groups of f steps ending at the newest step, dropping the oldest remainder."""
     x = torch.arange(10, dtype=torch.float32).reshape(1, 1, 10)
-    assert pool_time(x, 4).tolist() == [[[3.5, 7.5]]]
-    assert pool_time(x, 1) is x
+    ev = np.array([False])
+    assert pool_time(x, 4, ev).tolist() == [[[6.5, 9.0]]]  # the runtime's rule: newest step whole
+    assert pool_time(x, 1, ev) is x

@@ -94,8 +94,23 @@ def test_calendar_is_computed_in_the_homes_zone(zone: str) -> None:
         assert abs(x[2, i] - math.sin(2 * math.pi * hour / 24)) < 1e-5
 
 
-def test_pool_time_aligned_at_newest() -> None:
-    """Coarse tiers get means of f steps, groups aligned at the newest step (oldest leftovers dropped)."""
+def test_pool_time_keeps_the_newest_step_whole_and_pools_per_kind() -> None:
+    """Coarse tiers: the newest step alone (never diluted), before it groups of f steps: events keep their
+    max, levels their mean; the oldest leftovers are dropped."""
     x = np.arange(10, dtype=np.float32)[None, :]
-    np.testing.assert_array_equal(pool_time(x, 4), [[3.5, 7.5]])
-    assert pool_time(x, 1) is x
+    np.testing.assert_array_equal(pool_time(x, 4, np.array([False])), [[6.5, 9.0]])  # mean(5..8), newest 9
+    np.testing.assert_array_equal(pool_time(x, 4, np.array([True])), [[8.0, 9.0]])  # max(5..8), newest 9
+    assert pool_time(x, 1, np.array([False])) is x
+    # motion that just started reaches the coarse tier at full size, motion that just stopped reads 0
+    motion = np.zeros((2, 16), np.float32)
+    motion[0, -1] = 1.0  # starts in the newest step
+    motion[1, :-1] = 1.0  # stopped in the newest step
+    p = pool_time(motion, 4, np.array([True, True]))
+    assert p.shape == (2, 4) and p[0].tolist() == [0, 0, 0, 1] and p[1].tolist() == [1, 1, 1, 0]
+    # a blip inside an older group is kept by an event channel, averaged by a level channel
+    blip = np.zeros((2, 16), np.float32)
+    blip[:, 8] = 1.0  # groups: steps 3-6, 7-10, 11-14, then 15
+    p = pool_time(blip, 4, np.array([True, False]))
+    assert p[0].tolist() == [0, 1, 0, 0] and p[1].tolist() == [0, 0.25, 0, 0]
+    with pytest.raises(ValueError, match="event flags"):
+        pool_time(x, 4, np.array([True, False]))

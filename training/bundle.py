@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge_agent.features import pool_time
+from edge_agent.features import event_rows, pool_time
 from edge_agent.manifest import (
     MANIFEST_NAME,
     ChannelSpec,
@@ -157,7 +157,9 @@ def _build(
     quantize_int8(coarse_fp32, tmp / "coarse.onnx")
     metrics = dict(spec.metrics)
     x, mask, ids = pool
-    xc = pool_time(x, time_factor)  # [N, C, T // f], the runtime's pooling
+    xc = pool_time(
+        x, time_factor, event_rows([c.kind for c in spec.channels])
+    )  # [N, C, T // f], the runtime's
     metrics["onnx_max_abs_error"] = max(
         parity(full, tmp / "full.onnx", real=pool), parity(coarse, coarse_fp32, real=(xc, mask, ids))
     )

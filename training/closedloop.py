@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,8 @@ from simhome.config import simhome_config
 from simhome.stream import Z2MStream, decode_command, device_state
 
 SUB_STEP_SECONDS = 10.0  # simulation step between message polls (events are decided at this resolution)
+# Called around every batch of sensor messages: before(ctrl, now) -> a value, after(ctrl, fx, value, now)
+Watch = tuple[Callable[[Controller, float], object], Callable[[Controller, Effects, object, float], None]]
 
 
 def closed_loop(
@@ -38,9 +41,11 @@ def closed_loop(
     seed: int = 101,
     start: str = "2023-01-16T06:00",
     timezone: str = "Europe/Brussels",
+    watch: Watch | None = None,
 ) -> dict[str, float]:
     """Agreement of the devices' state with the preference over `hours` of closed-loop simulation, the
-    `tier` pinned, decided by the runtime's Controller."""
+    `tier` pinned (offered on the ladder or not: an evaluation runs any tier), decided by the runtime's
+    Controller. `watch` (training.tierevents) sees each sensor batch's decisions before they are carried out."""
     home = SimHome(
         seed, dt.datetime.fromisoformat(start).replace(tzinfo=ZoneInfo(timezone)), timezone=timezone
     )
@@ -56,7 +61,9 @@ def closed_loop(
             governor={"pinned_tier": tier},
             echo_window_seconds=60.0,
         )
-    ctrl = Controller(cfg, Bundle.load(bundle), now=home.now, perf=time.perf_counter)
+    loaded = Bundle.load(bundle)
+    loaded.ladder = list(loaded.tiers)  # evaluation: every tier of the bundle may be pinned
+    ctrl = Controller(cfg, loaded, now=home.now, perf=time.perf_counter)
     stream = Z2MStream(topo, seed)
     devices = [d.name for d in man.devices]
 
@@ -83,7 +90,11 @@ def closed_loop(
         home.step(SUB_STEP_SECONDS)
         now = home.now
         msgs = [(m.topic, m.encode(), time.perf_counter(), False) for m in stream.poll(now, home.readings())]
-        carry_out(ctrl.handle(msgs, now))
+        before = watch[0](ctrl, now) if watch is not None else None
+        fx = ctrl.handle(msgs, now)
+        if watch is not None:
+            watch[1](ctrl, fx, before, now)
+        carry_out(fx)
         carry_out(ctrl.poll(now))
         m = int(now // 60)
         if now < warmup or m == minute:

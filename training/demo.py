@@ -6,7 +6,8 @@ not from `simhome.write_history` (labels = the state in effect): trained on the 
 that lamp light in the illuminance means "keep the lamp on" and never switched a light on in closed loop.
 After training, the int8 tier drives the simulated home for two winter and two summer days
 (`training.closedloop`) and the agreement with the person's preference is written into the manifest metrics
-(`closed_loop_<season>_agreement*`).
+(`closed_loop_<season>_agreement*`). Then every tier's event test (`training.tierevents`): the result is in each
+tier's `event_check`, and a tier that fails it is not offered on the runtime's ladder.
 `python -m training evaluate simhome/demo_bundle` regenerates the same history (dataset
 `simexplore:days=365,seed=7,start=2023-01-02` in training.json) and evaluates every tier on its test split.
 
@@ -23,6 +24,7 @@ import simhome
 from edge_agent.manifest import Manifest, write_manifest
 from training.closedloop import closed_loop
 from training.pipeline import DataSpec, simexplore_name, train_bundle
+from training.tierevents import event_report, mark_ladder, summary
 from training.train import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -82,4 +84,12 @@ def build_demo_bundle(
     logger.info("closed loop: %s", loop)
     man = man.model_copy(update={"metrics": man.metrics | loop})
     write_manifest(out, man)
-    return man
+    return event_ladder(out, man)
+
+
+def event_ladder(out: Path, man: Manifest) -> Manifest:
+    """Every tier's event test in closed loop (`training.tierevents`), recorded in the manifest: a tier that
+    fails it is not offered on the runtime's ladder."""
+    report = event_report(out, man)
+    logger.info("%s", summary(report))
+    return mark_ladder(out, report)

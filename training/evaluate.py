@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.features import normalize, pool_time
+from edge_agent.features import event_rows, normalize, pool_time
 from edge_agent.focus import AttentionTracker, runtime_tracker
 from edge_agent.inference import verify_bundle
 from edge_agent.manifest import Manifest, TierSpec
@@ -106,10 +106,13 @@ class Windows:
             yield self.get(e[i : i + CHUNK])
 
 
-def _tier_input(x: np.ndarray, mask: np.ndarray, ids: np.ndarray, tf: int, subset: np.ndarray | None):
+def _tier_input(
+    x: np.ndarray, mask: np.ndarray, ids: np.ndarray, tf: int, subset: np.ndarray | None, event: np.ndarray
+):
+    """The daemon's input of a tier: the channel subset, pooled per kind (`event` [C] over all channels)."""
     if subset is not None:
-        x, mask, ids = x[:, subset], mask[:, subset], ids[:, subset]
-    return pool_time(x, tf), mask, ids
+        x, mask, ids, event = x[:, subset], mask[:, subset], ids[:, subset], event[subset]
+    return pool_time(x, tf, event), mask, ids
 
 
 def focus_tracker(man: Manifest, bundle: Path, win: Windows) -> AttentionTracker:
@@ -155,10 +158,11 @@ def run_tiers(
     sessions = {k: make_session(bundle / t.file) for k, t in todo.items()}
     outs: dict[Any, list[np.ndarray]] = {k: [] for k in todo}
     labels, att = [], []
+    ev = event_rows([c.kind for c in man.channels])  # [C]
     for x, mask, ids, y in win.chunks():
         labels.append(y)
         for k, t in todo.items():
-            o, _, a = run_batched(sessions[k], *_tier_input(x, mask, ids, t.time_factor, chans[t.name]))
+            o, _, a = run_batched(sessions[k], *_tier_input(x, mask, ids, t.time_factor, chans[t.name], ev))
             outs[k].append(o)
             if k == keys["full"]:
                 att.append(a)
@@ -280,6 +284,9 @@ def evaluate_bundle(
     report["onnx_max_abs_error"] = max(
         man.metrics.get("onnx_max_abs_error", 0.0), _parity(bundle, wins[splits[0]])
     )
+    from training.tierevents import simhome_report  # every tier's event response (simulated-home bundles)
+
+    report["event_response"] = simhome_report(bundle, man)
     return report, extras
 
 
@@ -334,7 +341,9 @@ def _latency(
 
     x, mask, ids = _pool(win)
     for t in man.tiers:
-        xt, mt, it = _tier_input(x, mask, ids, t.time_factor, chans[t.name])
+        xt, mt, it = _tier_input(
+            x, mask, ids, t.time_factor, chans[t.name], event_rows([c.kind for c in man.channels])
+        )
         lat = ort_latency(make_session(bundle / t.file), xt, mt, it, n=n)
         report["tiers"][t.name]["latency_us"] = {"p50": lat["p50"], "p99": lat["p99"]}
     full, _, _ = load_models(bundle)

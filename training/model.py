@@ -17,10 +17,12 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from edge_agent import features
 from edge_agent.kinds import KIND_NAMES
 
 KINDS: tuple[str, ...] = KIND_NAMES  # kind-embedding index order (append-only table)
@@ -78,13 +80,12 @@ class ModelConfig:
         return cls(**d)
 
 
-def pool_time(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """Mean of groups of `factor` steps aligned at the newest step: [..., T] -> [..., T // factor]."""
+def pool_time(x: torch.Tensor, factor: int, event: np.ndarray) -> torch.Tensor:
+    """The runtime's pooling (`edge_agent.features.pool_time`: per kind, the newest step whole) on input
+    tensors [..., C, T] -> [..., C, T // factor]; event [C] bool. Inputs carry no gradient."""
     if factor == 1:
         return x
-    t = x.shape[-1] // factor * factor
-    x = x[..., x.shape[-1] - t :]  # drop the oldest remainder
-    return x.reshape(*x.shape[:-1], t // factor, factor).mean(-1)
+    return torch.from_numpy(features.pool_time(x.detach().cpu().numpy(), factor, event))
 
 
 class ChannelEncoder(nn.Module):

@@ -21,6 +21,26 @@ def _splits(report: dict[str, Any]) -> list[str]:
     return [k for k in first if k != "latency_us"]
 
 
+def _event_lines(ev: dict[str, Any] | None) -> list[str]:
+    """Every tier's event test in closed loop on the simulated home (training.tierevents), if it was run."""
+    if not ev:
+        return []
+    lines = [
+        "## Event response (closed loop on the simulated home, vs the full tier on the same window)",
+        "",
+        "| tier | event decisions | event-relevant | full's commands | missed | wrong | agree % (relevant) "
+        "| agree % (all) | passed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for tier, r in ev.items():
+        lines.append(
+            f"| {tier} | {r['decisions']} | {r['relevant']} | {r['full_commands']} | {r['missed']} | "
+            f"{r['wrong']} | {_pct(r['agreement_relevant'])} | {_pct(r['agreement'])} | "
+            f"{'yes' if r['passed'] else 'no (not offered)'} |"
+        )
+    return lines + [""]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """Report tables: tiers, per-device metrics, baselines, faithfulness, data."""
     splits = _splits(report)
@@ -54,6 +74,7 @@ def markdown(report: dict[str, Any]) -> str:
         + f" | {te['p50']:.0f} | {te['p99']:.0f} | 1.0 |",
         "",
     ]
+    lines += _event_lines(report.get("event_response"))
     lines += [
         "## Baselines (same windows)",
         "",

@@ -351,7 +351,8 @@ def train(
     moves = transitions(tr, train_log, heads)  # bool [M]
     recency = recency_weights(train_log, tr.ends, cfg.half_life_days)  # float [M] or None
     vx, vmask, vids, vlab = windows(va, strided(va.ends, cfg.max_val_windows), mean, std)
-    vxc = features.pool_time(vx, cfg.time_factor)  # the runtime's pooling (numpy)
+    ev = features.event_rows(kinds)  # [C]: event channels pool by max
+    vxc = features.pool_time(vx, cfg.time_factor, ev)  # the runtime's pooling (numpy)
 
     per_epoch = min(len(tr), cfg.max_windows_per_epoch)
     steps_per_epoch = math.ceil(per_epoch / cfg.batch)
@@ -385,7 +386,7 @@ def train(
                 m_full = channel_dropout(mask, cfg.channel_dropout, cfg.keep_all_frac, gen)
                 m_coarse = channel_dropout(mask, cfg.channel_dropout, cfg.keep_all_frac, gen)
                 out_f, att_f, _ = full.raw(x, m_full, ids)
-                out_c, att_c, _ = coarse.raw(pool_time(x, cfg.time_factor), m_coarse, ids)
+                out_c, att_c, _ = coarse.raw(pool_time(x, cfg.time_factor, ev), m_coarse, ids)
                 loss = loss_fn(out_f, labels) + loss_fn(out_c, labels)
                 if cfg.attn_entropy > 0:
                     loss = loss + cfg.attn_entropy * (entropy(att_f) + entropy(att_c))

@@ -32,7 +32,7 @@ from training.sensorlog import SensorLog
 __all__ = ["WindowSampler", "channel_moments", "coarsen_time", "normalize"]
 
 # The runtime's definitions (edge_agent.features), used as they are: training feeds what the daemon feeds.
-coarsen_time = pool_time  # [B, C, T] -> [B, C, T // f], groups aligned at the newest step
+coarsen_time = pool_time  # [B, C, T] -> [B, C, T // f] per kind (event [C]), the newest step whole
 
 _BLOCK = 1 << 18  # rows per block when scanning for valid ends (bounds transient memory)
 
