@@ -202,7 +202,7 @@ def phase(agent: Agent, stream: Stream, until: Any) -> dict[str, Any]:
     p50, p99 = agent.controller.latency.percentiles()
     return {
         "events": n,
-        "no_command": lost,
+        "no_decision": lost,
         "decision_ms_p50": p50,
         "decision_ms_p99": p99,
         "rtt_ms_p99": pct(rtt, 99),
