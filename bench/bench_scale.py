@@ -145,6 +145,8 @@ def table(report: dict) -> None:
                     for k in ("balanced_accuracy", "f1", "average_precision", "mae", "majority_rate")
                 },
             )
+    for dev, v in (report.get("faithfulness_top1_devices") or {}).items():  # per head, not only the mean
+        emit(bench="scale", what="faithfulness", device=dev, top1=round(v, 3))
     data = report.get("data", {}).get("test")
     if data:
         emit(bench="scale", what="test_data", **data)

@@ -36,6 +36,8 @@ def _row(r: dict, what: str, seed: int, train_s: float) -> dict:
     out["int8.speedup_vs_torch"] = round(r["speedup_vs_torch_p50"]["int8"], 2)
     out["cheapest.speedup_vs_torch"] = round(max(r["speedup_vs_torch_p50"].values()), 2)
     out["faithfulness_top1"] = round(r["faithfulness_top1"], 3)
+    for dev, v in r.get("faithfulness_top1_devices", {}).items():  # per head
+        out[f"faithfulness_top1.{dev}"] = round(v, 3)
     out["aopc_ratio"] = round(r["deletion_curve"]["aopc_ratio"], 2)
     out["onnx_max_abs_error"] = r["onnx_max_abs_error"]
     return out

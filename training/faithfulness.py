@@ -5,6 +5,9 @@ in-distribution way the contract removes a channel) moves that device's output m
 Deletion curve: mask channels cumulatively in attention order vs in a random order and record the mean
 output change (AOPC = area over the curve); attention order should destroy the output faster.
 Outputs are compared on one scale per device: probability (binary), levels / (L - 1), setpoint / range.
+Every figure is also given per device (head): `faithfulness_top1_devices`, `..._informative_devices`,
+`aopc_ratio_devices`, and the worst head `faithfulness_top1_min`, so a head that spreads its attention is not
+hidden by the average.
 """
 
 from __future__ import annotations
@@ -69,9 +72,17 @@ def faithfulness(
         "faithfulness_top1_devices": {
             dv.name: float(hit[:, k].mean()) if hit.size else float("nan") for k, dv in enumerate(devices)
         },
+        "faithfulness_top1_informative_devices": {
+            dv.name: float(hit[informative[:, k], k].mean()) if informative[:, k].any() else float("nan")
+            for k, dv in enumerate(devices)
+        },
     }
+    per_head = list(res["faithfulness_top1_devices"].values())  # type: ignore[attr-defined]
+    res["faithfulness_top1_min"] = float(min(per_head)) if hit.size else float("nan")
     # deletion curves: j = 1 .. C-1 channels removed; only windows with more than j live channels count
     att_curve, rnd_curve = [], []
+    att_dev: list[list[float]] = [[] for _ in range(d)]  # per device: mean change, attention order
+    rnd_dev: list[list[float]] = [[] for _ in range(d)]  # per device: mean change, random order
     noise = rng.random((n, c))
     rnd_order = np.argsort(np.where(live, noise, 2.0), axis=1)  # live channels first, random among them
     n_live = live.sum(1)
@@ -80,12 +91,15 @@ def faithfulness(
         if not rows.any():
             break
         out_r = run_batched(sess, x[rows], _masked_by_order(mask[rows], rnd_order[rows], j), ids[rows])[0]
-        rnd_curve.append(float((np.abs(out_r - base[rows]) / scale).mean()))
+        change_r = np.abs(out_r - base[rows]) / scale  # [R, D]
+        rnd_curve.append(float(change_r.mean()))
         per_dev = []
         for k in range(d):
             order = np.argsort(np.where(live[rows], -att[rows, k], np.inf), axis=1)
             out_a = run_batched(sess, x[rows], _masked_by_order(mask[rows], order, j), ids[rows])[0]
             per_dev.append(np.abs(out_a[:, k] - base[rows, k]) / scale[k])
+            att_dev[k].append(float(per_dev[-1].mean()))
+            rnd_dev[k].append(float(change_r[:, k].mean()))
         att_curve.append(float(np.mean(per_dev)))
     aopc_a = float(np.mean(att_curve)) if att_curve else float("nan")
     aopc_r = float(np.mean(rnd_curve)) if rnd_curve else float("nan")
@@ -95,5 +109,11 @@ def faithfulness(
         "aopc_attention": aopc_a,
         "aopc_random": aopc_r,
         "aopc_ratio": aopc_a / aopc_r if rnd_curve and aopc_r > 0 else float("nan"),
+        "aopc_ratio_devices": {
+            dv.name: float(np.mean(att_dev[k]) / np.mean(rnd_dev[k]))
+            if rnd_dev[k] and np.mean(rnd_dev[k]) > 0
+            else float("nan")
+            for k, dv in enumerate(devices)
+        },
     }
     return res
