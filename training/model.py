@@ -56,6 +56,10 @@ class ModelConfig:
     dropout: float = 0.05  # small: the model is tiny and channel dropout already regularizes
     time_factor: int = 1  # fine steps merged per input step (1 = full, 4 = coarse); informational
     level_free_kinds: list[str] = field(default_factory=list)  # kinds whose window level is withheld (drift)
+    # Extra per-token dynamics scalars (first differences of the newest step at DYN_LAGS, short-window mean
+    # and log std), computed inside the graph from x: same ONNX inputs/outputs, one token per channel.
+    # Off by default until it measures better over seeds (issue 20).
+    dynamics: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -88,6 +92,24 @@ def pool_time(x: torch.Tensor, factor: int, event: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(features.pool_time(x.detach().cpu().numpy(), factor, event))
 
 
+DYN_LAGS = (1, 4, 16)  # first differences x[t] - x[t - lag] of the newest step
+DYN_SHORT = 8  # steps of the short-scale summary beside the whole window
+
+
+def dynamics_scalars(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel dynamics of x [B, C, T]: lagged differences of the newest step and the short-window mean
+    minus the window mean, and the short-window log std: [B, C, len(DYN_LAGS) + 2]. Lags beyond T clip to T-1.
+    Level-free: built from differences only, so it is safe for drifting kinds too."""
+    t = x.shape[-1]
+    last = x[..., -1:]  # [B, C, 1]
+    diffs = [last - x[..., t - 1 - min(lag, t - 1) : t - min(lag, t - 1)] for lag in DYN_LAGS]
+    k = min(DYN_SHORT, t)
+    short = x[..., t - k :]  # [B, C, k]
+    s_mean = short.mean(-1, keepdim=True)
+    s_std = ((short - s_mean).pow(2).mean(-1, keepdim=True) + 1e-4).sqrt()
+    return torch.cat([*diffs, s_mean - x.mean(-1, keepdim=True), s_std.log()], -1)
+
+
 class ChannelEncoder(nn.Module):
     """Per-channel temporal encoder (shared weights): [B, C, T] -> [B, C, d]."""
 
@@ -99,6 +121,7 @@ class ChannelEncoder(nn.Module):
         self.pos = nn.Parameter(torch.zeros(n, d))
         self.mix = nn.Linear(n * d, d)
         self.stats = nn.Linear(3, d)  # scalars: newest value, window mean, log std (RevIN-style)
+        self.dynamics = nn.Linear(len(DYN_LAGS) + 2, d) if cfg.dynamics else None  # see dynamics_scalars
         self.out = nn.Linear(d, d)
         self.norm = nn.LayerNorm(d)
         self.drop = nn.Dropout(cfg.dropout)
@@ -114,6 +137,8 @@ class ChannelEncoder(nn.Module):
         e = self.mix(e.flatten(2))  # [B, C, d]
         level = torch.cat([x[..., -1:], mean], -1) * level_keep  # [B, C, 2] newest value, window mean
         s = self.stats(torch.cat([level, std.log()], -1))  # [B, C, d]
+        if self.dynamics is not None:
+            s = s + self.dynamics(dynamics_scalars(x))  # [B, C, d]
         z = self.out(self.drop(F.gelu(e + s)))  # [B, C, d]
         return self.norm(z) * mask.unsqueeze(-1)
 
