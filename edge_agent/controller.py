@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_agent.agent_commands import AgentCommands
 from edge_agent.attribution import Attributor
 from edge_agent.calendar_features import load_zone
 from edge_agent.catalog import CATALOG_KEY, build_catalog, channel_kinds
@@ -59,7 +60,7 @@ from edge_agent.kinds import stale_limit, state_channel
 from edge_agent.modes import RuntimeModes
 from edge_agent.readiness import Readiness, device_readiness
 from edge_agent.stats import Counters, LatencyStats
-from edge_agent.suggest import SuggestionBook, accept_problem, reason_text, value_text
+from edge_agent.suggest import SuggestionBook, reason_text, value_text
 from edge_agent.switches import PauseSwitches
 from edge_agent.tiering import run_tier, select_channels
 from edge_agent.window import Window
@@ -76,7 +77,7 @@ Message = tuple[str, bytes, float, bool]  # topic, payload, perf time received, 
 SUGGEST_PENDING = "suggest-pending"  # _act -> _explain: a change to offer, not to send
 
 
-class Controller:
+class Controller(AgentCommands):
     """Decides for one home with one bundle at a time (hot-swappable between two calls)."""
 
     def __init__(
@@ -396,77 +397,6 @@ class Controller:
                 self.unavailable.add(name)
                 if name in self.index:
                     self.window.mask(self.index[name])
-
-    # ---- the agent's own command topics: modes, answers to suggestions, HA's birth ----------------------
-    def _agent_command(self, topic: str, payload: bytes, now: float, fx: Effects, retained: bool) -> bool:
-        """Handles `topic` (True) if it is a mode command, an answer to a suggestion or HA's status. A retained
-        command is refused: it would be carried out again at every reconnect (an accept: on every suggestion)."""
-        key = self.modes.command_topics.get(topic)
-        answer = self.suggestions.answer_topics.get(topic)
-        if retained and (key is not None or answer is not None):
-            self.counters.invalid += 1
-            self._limiter.log(
-                logger,
-                logging.WARNING,
-                "retained-command",
-                now,
-                "retained command on %s ignored: publish commands without the retain flag (clear it with "
-                "mosquitto_pub -r -n -t '%s')",
-                safe_topic(topic),
-                safe_topic(topic),
-            )
-            return True
-        if key is not None:
-            self.modes.command(key, payload, now, fx)
-            return True
-        if answer is not None:
-            if answer[1] == "reject":
-                self.suggestions.reject(answer[0], now, fx)
-            else:
-                self._accept(answer[0], now, fx)
-            return True
-        if topic == self.cfg.homeassistant.status_topic:
-            if self.ha.is_online(payload):  # HA (re)started: the config, then every state it shows again
-                fx.extend(self.announce(now))
-                fx.publications += self.switches.publications()
-                fx.decisions += [d.last for d in self.devices if d.last is not None]
-            return True
-        return False
-
-    def announce(self, now: float) -> Effects:
-        """What the agent says about itself on every connect and when HA comes online: the modes' retained
-        states and (unless homeassistant.discovery is off) the HA device config."""
-        fx = Effects(publications=self.modes.publications())
-        if self.cfg.homeassistant.discovery:
-            pubs, rec = self.ha.announce(now)
-            fx.publications += pubs
-            fx.records.append(rec)
-        return fx
-
-    def _accept(self, name: str, now: float, fx: Effects) -> None:
-        """A person accepted the suggestion for `name`: one command if the basis is still fresh, else a line."""
-        d = next((x for x in self.devices if x.name == name), None)
-        why = self.suggestions.basis_problem(name, now)
-        if why is None and d is not None:
-            why = accept_problem(
-                held_for=d.tracker.held_until - now,
-                mode=self.device_mode(d),
-                paused=self.switches.control_paused,
-                sent_last_hour=d.policy.commands_last_hour(now),
-                max_per_hour=d.policy.cfg.max_commands_per_hour,
-                link_up=self._link_up,
-            )
-        if d is None or why is not None:
-            self.suggestions.refused(name, why or "not a configured device", now, fx)
-            return
-        s = self.suggestions.accepted(name, now, fx)
-        cmd = Command(d.name, d.tracker.command_topic, d.tracker.command_bytes(s.value), s.value, now)
-        fx.commands.append(cmd)
-        d.policy.note_sent(now)
-        d.tracker.note_command(s.value, now)
-        d.last_target = s.value
-        self.counters.commands += 1
-        logger.info("suggestion for %s accepted: %s sent", name, cmd.payload.decode())
 
     def _device_state(self, dev: DeviceRuntime, payload: bytes, now: float, fx: Effects) -> None:
         value = dev.tracker.parse_state(payload, self.cfg.max_payload_bytes)
