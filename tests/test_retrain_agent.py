@@ -84,9 +84,11 @@ def test_retrain_and_rollback_buttons_in_the_running_agent(
         versions = [d["model_version"] for d in observer.on(DECISION)]
         first_b = versions.index("chal-B")
         assert set(versions[:first_b]) == {"champ-A"} and set(versions[first_b:]) == {"chal-B"}
+        # a stats message computed between the promotion and the swap may still say champ-A: wait for the next
         wait_until(
             lambda: any(
-                (s.get("last_retrain") or {}).get("outcome") == "promoted" for s in observer.on(STATS)
+                (s.get("last_retrain") or {}).get("outcome") == "promoted" and s["model_version"] == "chal-B"
+                for s in observer.on(STATS)
             ),
             timeout=10,
         )

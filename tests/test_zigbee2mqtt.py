@@ -46,7 +46,7 @@ BY_HAND: dict[str, Any] = {
             "field": "local_temperature",
             "kind": "temperature",
         },
-        {"topic": Z + "bedroom fan", "channel": "bedroom.fan_pm25", "field": "pm25"},
+        {"topic": Z + "bedroom fan", "channel": "bedroom.fan_pm25", "field": "pm25", "kind": "pm25"},
     ],
     "devices": [
         {"name": "living.light", "state_topic": Z + "living light"},
