@@ -13,7 +13,6 @@ dropped with one line saying so.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from edge_agent.config import MODE_ORDER, AgentConfig, DeviceConfig
 from edge_agent.effects import Effects, Publication, StateRecord
 from edge_agent.ingest import PayloadError
+from edge_agent.switches import command_word
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +31,7 @@ GLOBAL = ""  # key of the global setting in the saved state
 
 def parse_mode(payload: bytes) -> str:
     """A mode command's payload -> the mode (PayloadError naming the accepted values otherwise)."""
-    if len(payload) > 256:
-        raise PayloadError(f"mode payload of {len(payload)} bytes; send one of {', '.join(MODES)}")
-    text = payload.decode("utf-8", errors="replace").strip()
-    if text.startswith("{"):
-        try:
-            obj = json.loads(text)
-        except ValueError:
-            obj = None
-        if isinstance(obj, dict) and "mode" in obj:
-            text = str(obj["mode"])
-    word = text.strip().lower()
+    word, text = command_word(payload, "mode", "mode", f"one of {', '.join(MODES)}")
     if word not in MODE_ORDER:
         raise PayloadError(f"mode {text[:40]!r} is not one of {', '.join(MODES)}")
     return word

@@ -22,19 +22,25 @@ _ON = {"on", "true", "1", "yes"}
 _OFF = {"off", "false", "0", "no"}
 
 
-def parse_switch(payload: bytes) -> bool:
-    """ON/OFF payload -> bool (PayloadError with the accepted forms otherwise)."""
+def command_word(payload: bytes, json_key: str, what: str, accepted: str) -> tuple[str, str]:
+    """A command payload -> (lower-case word, the text as sent): plain text, or JSON `{json_key: word}`.
+    PayloadError naming `accepted` if it is too big to be a command."""
     if len(payload) > 256:
-        raise PayloadError(f"switch payload of {len(payload)} bytes; send ON or OFF")
+        raise PayloadError(f"{what} payload of {len(payload)} bytes; send {accepted}")
     text = payload.decode("utf-8", errors="replace").strip()
     if text.startswith("{"):
         try:
             obj = json.loads(text)
         except ValueError:
             obj = None
-        if isinstance(obj, dict) and "state" in obj:
-            text = str(obj["state"])
-    word = text.strip().lower()
+        if isinstance(obj, dict) and json_key in obj:
+            text = str(obj[json_key])
+    return text.strip().lower(), text
+
+
+def parse_switch(payload: bytes) -> bool:
+    """ON/OFF payload -> bool (PayloadError with the accepted forms otherwise)."""
+    word, text = command_word(payload, "state", "switch", "ON or OFF")
     if word in _ON:
         return True
     if word in _OFF:
