@@ -34,6 +34,7 @@ from edge_agent.publish import Publisher
 from edge_agent.recorder import Recorder, retention_job
 from edge_agent.retrain_service import RetrainService, retrain_topics
 from edge_agent.scheduler import Scheduler
+from edge_agent.shadow_report import ShadowScoreJob
 from edge_agent.statelock import StateLock
 from edge_agent.stats import Counters, RateMeter, release_free_memory, rss_mb
 
@@ -129,6 +130,10 @@ class Agent:
         self.retrain = RetrainService(config, pickup=self._watch_bundle, clock=clock)  # retrain/rollback
         self.retrain.schedule(self.scheduler.cron)
         self.scheduler.every(WATCH_SECONDS, self.retrain.refresh, "retrain-status")
+        self.shadow_score = ShadowScoreJob(config, clock)  # shadow decisions beside the person's changes
+        self.scheduler.every(
+            config.learning.shadow_score.interval_seconds, self.shadow_score.run, "shadow-score", run_now=True
+        )
         self._lock = StateLock(config.state_dir)
         self.heartbeat_hooks: list[Callable[[], None]] = []  # called once per decider loop (e.g. a watchdog)
         self._rate = RateMeter()
@@ -394,6 +399,7 @@ class Agent:
             "reconnects": max(0, lc.connects - 1),
             **c,
             "last_retrain": self.retrain.status(),
+            "shadow_score": self.shadow_score.status(),
             "commands_disconnected": lc.commands_disconnected + c["commands_disconnected"],
         }
 

@@ -21,7 +21,15 @@ from typing import Any
 
 import yaml
 
-from edge_agent import cli_control, cli_discover, cli_explain, cli_import_ha, cli_model, cli_retrain
+from edge_agent import (
+    cli_control,
+    cli_discover,
+    cli_explain,
+    cli_import_ha,
+    cli_model,
+    cli_retrain,
+    cli_shadow,
+)
 from edge_agent.cli_history import add_parser as add_export_history_parser
 from edge_agent.cli_history import cmd_export_history
 from edge_agent.config import AgentConfig, ConfigError, load_config, redacted_dump
@@ -404,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     handlers.update(cli_import_ha.add_parsers(sub))  # import-ha (Home Assistant history)
     handlers.update(cli_control.add_parsers(sub))  # mode | suggest (what HA's entities send)
     handlers.update(cli_retrain.add_parser(sub))  # retrain now
+    handlers.update(cli_shadow.add_parser(sub))  # shadow-score: shadow decisions vs the person
     p.set_defaults(model_handlers=handlers)
     return p
 

@@ -4,7 +4,8 @@ A model must learn the person, not another automation and not a party: `automati
 sources that switch devices (a thermostat's own schedule, a Home Assistant automation), `quiet_spans` the
 hours whose changes are never labels, and `readiness` the thresholds a device must meet before it may leave
 `observe`. `train` bounds the training subprocess (time, memory, held-out days); `retrain` schedules the
-nightly retrain and sets its champion/challenger gate (edge_agent.retrain, edge_agent.promotion).
+nightly retrain and sets its champion/challenger gate (edge_agent.retrain, edge_agent.promotion);
+`shadow_score` sets shadow decisions beside what the person then did (edge_agent.shadow_score).
 """
 
 from __future__ import annotations
@@ -161,6 +162,19 @@ class RetrainSettings(_Strict):
         return v
 
 
+class ShadowScoreSettings(_Strict):
+    horizon_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="A shadow decision is compared with the person's next change within this long (and a "
+        "person's change with the shadow decision this long before it)",
+    )
+    days: float = Field(default=7.0, gt=0, description="Days of the log the shadow score covers")
+    interval_seconds: float = Field(
+        default=900.0, ge=60, description="How often the running agent recomputes it for the stats topic"
+    )
+
+
 class LearningSettings(_Strict):
     automations: list[AutomationSource] = Field(
         default_factory=list,
@@ -188,4 +202,8 @@ class LearningSettings(_Strict):
     train: TrainJobSettings = Field(default_factory=TrainJobSettings, description="The training subprocess")
     retrain: RetrainSettings = Field(
         default_factory=RetrainSettings, description="Nightly retrain: schedule and champion/challenger gate"
+    )
+    shadow_score: ShadowScoreSettings = Field(
+        default_factory=ShadowScoreSettings,
+        description="Shadow decisions set beside what the person then did (edge-agent shadow-score)",
     )
