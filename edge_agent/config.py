@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -26,10 +25,13 @@ from pydantic import (
 )
 
 from edge_agent.calendar_features import load_zone, system_zone_name
+from edge_agent.config_error import ConfigError
+from edge_agent.config_secrets import check_tls_files, credential_path
 from edge_agent.governor import GovernorSettings
 from edge_agent.ha_settings import HomeAssistantSettings, SuggestSettings
 from edge_agent.learning_config import LearningSettings
 from edge_agent.procprio import ProcessPrioritySettings
+from edge_agent.recorder_config import RecorderSettings
 from edge_agent.z2m_config import Zigbee2MqttSettings
 
 Mode = Literal["off", "observe", "shadow", "suggest", "auto"]
@@ -45,10 +47,6 @@ DEFAULT_FIELD_ALIASES: dict[str, list[str]] = {
     "presence": ["occupancy"],
     "temperature": ["local_temperature"],
 }
-
-
-class ConfigError(Exception):
-    """A configuration problem; the message names the key (dotted path) and the fix."""
 
 
 class _Strict(BaseModel):
@@ -227,68 +225,6 @@ class DeviceConfig(_Strict):
     @property
     def effective_command_topic(self) -> str:
         return self.command_topic or f"{self.state_topic}/set"
-
-
-class RecorderSettings(_Strict):
-    database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; None = sqlite:///<state_dir>/edge-agent.db"
-    )
-    flush_interval_seconds: float = Field(default=1.0, gt=0, description="Writer commits at least this often")
-    batch_rows: int = Field(default=500, ge=1, description="Writer commits when this many rows are queued")
-    queue_size: int = Field(
-        default=100_000, ge=100, description="Bounded write queue (rows beyond are dropped)"
-    )
-    retention_days: float = Field(default=30.0, gt=0, description="Readings older than this are deleted")
-    retention_interval_seconds: float = Field(default=3600.0, gt=0, description="How often retention runs")
-
-    @field_validator("database_url")
-    @classmethod
-    def _driver_installed(cls, v: str | None) -> str | None:
-        if v is not None:
-            check_database_driver(v)
-        return v
-
-
-# SQLAlchemy "backend+driver" -> the package that provides its default DBAPI driver
-DRIVER_PACKAGES: dict[str, str] = {
-    "postgresql+psycopg2": "psycopg2-binary",
-    "postgresql+psycopg": "'psycopg[binary]'",
-    "postgresql+pg8000": "pg8000",
-    "postgresql+asyncpg": "asyncpg",
-    "mysql+mysqldb": "mysqlclient",
-    "mysql+pymysql": "PyMySQL",
-    "mariadb+mariadbconnector": "mariadb",
-    "mssql+pyodbc": "pyodbc",
-    "oracle+oracledb": "oracledb",
-}
-
-
-def check_database_driver(url: str) -> None:
-    """ValueError naming the package to install when the URL's dialect or DBAPI driver is missing."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    try:
-        u = make_url(url)
-    except ArgumentError:
-        raise ValueError(
-            "not a valid SQLAlchemy URL; use e.g. sqlite:////var/lib/edge-agent/edge-agent.db or "
-            "postgresql://user@host/db"
-        ) from None
-    name = u.drivername
-    try:
-        dialect = u.get_dialect()
-    except NoSuchModuleError:
-        raise ValueError(f"unknown database dialect {name!r}; use sqlite:// or postgresql://") from None
-    try:
-        dialect.import_dbapi()
-    except ImportError as e:
-        full = f"{u.get_backend_name()}+{dialect.driver}"
-        pkg = DRIVER_PACKAGES.get(full) or e.name or "its DBAPI driver"
-        raise ValueError(
-            f"the driver for {name!r} ({full}) is not installed; install it into the agent's environment: "
-            f"pip install {pkg}"
-        ) from None
 
 
 class AgentConfig(_Strict):
@@ -483,7 +419,7 @@ def parse_config(
     env = os.environ if env is None else env
     credentials = env.get("CREDENTIALS_DIRECTORY") or None
     if cfg.broker.password_file is not None:
-        cfg.broker.password_file = _credential_path(str(cfg.broker.password_file), credentials, source)
+        cfg.broker.password_file = credential_path(str(cfg.broker.password_file), credentials, source)
     if base_dir is not None:
         cfg = _resolve_paths(cfg, base_dir)
     if cfg.broker.password_file is not None:
@@ -501,81 +437,8 @@ def parse_config(
             )
         cfg.broker.password = SecretStr(secret)
     if cfg.broker.tls is not None:
-        _check_tls_files(cfg.broker.tls, source)
+        check_tls_files(cfg.broker.tls, source)
     return cfg
-
-
-_CRED_VAR = re.compile(r"\$\{CREDENTIALS_DIRECTORY\}|\$CREDENTIALS_DIRECTORY(?![A-Za-z0-9_])")
-
-
-def _credential_path(raw: str, credentials: str | None, source: str) -> Path:
-    """Expand `${CREDENTIALS_DIRECTORY}`; a relative name goes under the credentials directory if there is one."""
-    if _CRED_VAR.search(raw):
-        if credentials is None:
-            raise ConfigError(
-                f"{source}: broker.password_file: {raw!r} refers to $CREDENTIALS_DIRECTORY, which is not set "
-                "(it is set by systemd's LoadCredential=); run the agent as the edge-agent service, or point "
-                "password_file at a readable file"
-            )
-        return Path(_CRED_VAR.sub(lambda _m: credentials, raw))
-    path = Path(raw)
-    if credentials is not None and not path.is_absolute():
-        return Path(credentials) / path
-    return path
-
-
-class _EncryptedKey(Exception):
-    pass
-
-
-def _no_passphrase() -> str:
-    raise _EncryptedKey
-
-
-def _check_tls_files(t: TlsSettings, source: str) -> None:
-    """Each TLS file exists, is readable and loads as PEM (what paho's tls_set will do at start)."""
-    for key in ("ca_file", "cert_file", "key_file"):
-        p: Path | None = getattr(t, key)
-        if p is None:
-            continue
-        if not p.is_file():
-            raise ConfigError(
-                f"{source}: broker.tls.{key}: {p} does not exist (or is not a file); fix the path"
-            )
-        if not os.access(p, os.R_OK):
-            raise ConfigError(
-                f"{source}: broker.tls.{key}: {p} is not readable by this user; fix its permissions"
-            )
-    if t.key_file is not None and t.cert_file is None:
-        raise ConfigError(
-            f"{source}: broker.tls.key_file: set broker.tls.cert_file too (the client certificate)"
-        )
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if t.ca_file is not None:
-        try:
-            ctx.load_verify_locations(cafile=str(t.ca_file))
-        except (ssl.SSLError, ValueError) as e:
-            raise ConfigError(
-                f"{source}: broker.tls.ca_file: {t.ca_file} is not a PEM CA certificate ({e}); give the CA "
-                "that signed the broker's certificate"
-            ) from None
-    if t.cert_file is not None:
-        try:
-            ctx.load_cert_chain(str(t.cert_file), _s(t.key_file), password=_no_passphrase)
-        except _EncryptedKey:
-            raise ConfigError(
-                f"{source}: broker.tls.key_file: {t.key_file or t.cert_file} is encrypted; the agent cannot "
-                "prompt for a passphrase: use an unencrypted key readable only by the service"
-            ) from None
-        except (ssl.SSLError, ValueError) as e:
-            raise ConfigError(
-                f"{source}: broker.tls.cert_file: {t.cert_file} / key_file {t.key_file} do not load as a PEM "
-                f"certificate and its private key ({e}); check that the key matches the certificate"
-            ) from None
-
-
-def _s(p: Path | None) -> str | None:
-    return None if p is None else str(p)
 
 
 def _resolve_paths(cfg: AgentConfig, base: Path) -> AgentConfig:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import edge_agent.config as config_mod
+import edge_agent.recorder_config as recorder_config
 from edge_agent.config import AgentConfig, ConfigError, load_config, parse_config, redacted_dump
 
 MIN = {"bundle": "bundle", "agent_id": "hub1"}
@@ -98,7 +98,7 @@ def test_device_mode_is_the_more_restrictive() -> None:
 
 def test_database_url_password_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     """A PostgreSQL URL's password does not leak into check-config output."""
-    monkeypatch.setattr(config_mod, "check_database_driver", lambda url: None)  # no PG driver here
+    monkeypatch.setattr(recorder_config, "check_database_driver", lambda url: None)  # no PG driver here
     cfg = parse_config(dict(MIN, recorder={"database_url": "postgresql://bob:pw@db/edge"}))
     assert "pw@" not in str(redacted_dump(cfg))
 
