@@ -9,7 +9,8 @@ keys of its platform only: HA refuses the whole device for one bad component. En
   commands on `edge-agent/<id>/mode[/<device>]/set`, state on `.../mode[/<device>]` (edge_agent.modes);
 * switches `pause_control`, `pause_learning` (edge_agent.switches);
 * per device: sensor `decision_<device>` (state: the decided value; attributes: the decision payload with the
-  top channels and their weights), sensor `labels_<device>` (labels collected, from stats), event
+  top channels and their weights), sensor `labels_<device>` (labels collected, from stats), sensor
+  `shadow_<device>` (the shadow score's precision, its counts as attributes: edge_agent.shadow_score), event
   `suggestion_<device>` and buttons `accept_<device>` / `reject_<device>` (edge_agent.suggest);
 * sensors from the stats topic: tier, decisions per minute, decision latency (p50), CPU, model version (with
   the last training as attributes) and the last training's outcome;
@@ -226,6 +227,23 @@ class Discovery:
                     + ", {}).get('labels_collected') }}",
                     entity_category="diagnostic",
                     icon="mdi:tag-multiple",
+                ),
+                self._c(
+                    "sensor",
+                    f"shadow_{s}",
+                    f"{d} shadow precision",
+                    state_topic=stats,
+                    value_template="{% set s = (value_json.get('shadow_score') or {}).get("
+                    + dn
+                    + ") %}{{ (s.precision * 100) | round(1) if s and s.precision is not none else none }}",
+                    json_attributes_topic=stats,
+                    json_attributes_template="{{ ((value_json.get('shadow_score') or {}).get("
+                    + dn
+                    + ") or {}) | tojson }}",
+                    unit_of_measurement="%",
+                    state_class="measurement",
+                    entity_category="diagnostic",
+                    icon="mdi:account-eye",
                 ),
                 self._c(
                     "event",

@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import INITIAL_STATES, Broker, EchoDevices, JumpClock, Observer, agent_config_dict, wait_until
+from ha_schema import check_state, render_attributes, render_state, validate_device_payload
 
 from edge_agent import cli
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
+from edge_agent.ha_discovery import Discovery
+from edge_agent.ha_settings import HomeAssistantSettings
 from edge_agent.shadow_score import ShadowDecision as D
 from edge_agent.shadow_score import StateChange as C
 from edge_agent.shadow_score import score_shadow
@@ -112,6 +115,18 @@ def test_agent_scores_its_shadow_decisions(
             lambda: [m for m in observer.on("edge-agent/t1/stats") if (m.get("shadow_score") or {}).get(L)]
         )
         assert published[-1]["shadow_score"][L]["confirmed"] == 1
+        # Home Assistant's shadow-precision sensor on that stats payload, and on one with no score yet
+        disco = Discovery("t1", [L], HomeAssistantSettings(), None).payload()
+        assert validate_device_payload(disco) == []
+        c = disco["components"]["shadow_living_light"]
+        raw = json.dumps(published[-1]).encode()
+        state = render_state(c["value_template"], raw)
+        expect = round(100 * published[-1]["shadow_score"][L]["precision"], 1)
+        assert check_state(c, state) == [] and float(state) == expect
+        assert render_attributes(c["json_attributes_template"], raw)["confirmed"] == 1
+        empty = json.dumps({"shadow_score": None}).encode()
+        assert render_state(c["value_template"], empty) == "None"
+        assert render_attributes(c["json_attributes_template"], empty) == {}
     finally:
         agent.stop()
     path = tmp_path / "agent.yaml"
