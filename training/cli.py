@@ -251,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--bundle", required=True, help="bundle directory, e.g. simhome/demo_bundle")
     q.add_argument("--runs", type=int, default=1500, help="interleaved timing rounds per candidate")
+    q.add_argument(
+        "--force", action="store_true", help="rewrite the records (fresh timings) even if nothing changed"
+    )
     return ap
 
 
@@ -404,7 +407,7 @@ def _requantize(args: argparse.Namespace) -> int:
 
     if args.runs < 100:
         raise DataError(f"--runs {args.runs}: too few to compare timings; use 100 or more (default 1500)")
-    res = requantize(Path(args.bundle), runs=args.runs)
+    res = requantize(Path(args.bundle), runs=args.runs, force=args.force)
     for f, q in res.records.items():
         print(
             f"{f}: {q.method}, {q.quantized_nodes}/{q.quantizable_nodes} MatMuls int8 "

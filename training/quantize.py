@@ -41,14 +41,18 @@ Agreement = Callable[[Path], float | None]  # candidate file -> agreement with f
 
 
 def graph_counts(fp32: Path, quantized: Path) -> tuple[int, int, int]:
-    """(int8 nodes in `quantized`, MatMul/Gemm nodes with a constant weight in `fp32`, all nodes in `fp32`)."""
+    """(int8 nodes in `quantized`, MatMul/Gemm nodes with a constant weight in `fp32`, all nodes in `fp32`).
+
+    int8 nodes: integer ops (QOperator/dynamic), and in QDQ format the MatMul/Gemm fed by DequantizeLinear."""
     import onnx
 
     g = onnx.load(str(fp32)).graph
     inits = {i.name for i in g.initializer}
     weighted = sum(1 for n in g.node if n.op_type in ("MatMul", "Gemm") and n.input[1] in inits)
     q = onnx.load(str(quantized)).graph
-    return sum(1 for n in q.node if n.op_type in INT8_OPS), weighted, len(g.node)
+    dq = {o for n in q.node if n.op_type == "DequantizeLinear" for o in n.output}
+    qdq = sum(1 for n in q.node if n.op_type in ("MatMul", "Gemm") and all(i in dq for i in n.input[:2]))
+    return sum(1 for n in q.node if n.op_type in INT8_OPS) + qdq, weighted, len(g.node)
 
 
 def make_candidate(method: str, src: Path, dst: Path) -> Path:
@@ -83,15 +87,16 @@ def interleaved_ratios(
     base: Path, others: list[Path], feeds: list[dict[str, np.ndarray]], runs: int = TIMING_RUNS
 ) -> tuple[float, list[float]]:
     """(p50 µs of `base`, per other file the median of t_other / t_base over rounds), each round running
-    every file once on the same window, so the machine's load hits all of them alike."""
+    every file once on the same window (in rotating order), so the machine's load hits all of them alike."""
     sessions = [make_session(p) for p in [base, *others]]
     times = np.zeros((len(sessions), runs))
-    warm = 50
+    warm, e = 50, len(sessions)
     for i in range(runs + warm):
         f = feeds[i % len(feeds)]
-        for k, s in enumerate(sessions):
+        for j in range(e):  # the order rotates each round: no file always runs first (cold caches)
+            k = (i + j) % e
             t0 = time.perf_counter_ns()
-            s.run(None, f)
+            sessions[k].run(None, f)
             if i >= warm:
                 times[k, i - warm] = (time.perf_counter_ns() - t0) / 1000.0
     ratios = [float(np.median(times[k] / times[0])) for k in range(1, len(sessions))]

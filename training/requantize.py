@@ -59,8 +59,9 @@ def validation_pool(bundle: Path, man: Manifest) -> Pool:
     return x, mask, ids
 
 
-def requantize(bundle: Path, runs: int = 1500, latency_runs: int = 1000) -> Outcome:
-    """Re-choose `int8.onnx` and the coarse file of `bundle` in place (see the module docstring)."""
+def requantize(bundle: Path, runs: int = 1500, latency_runs: int = 1000, force: bool = False) -> Outcome:
+    """Re-choose `int8.onnx` and the coarse file of `bundle` in place (see the module docstring); `force`
+    rewrites the quantization records (fresh timing ratios) even when nothing changed."""
     from training.bundle import load_models
 
     bundle = Path(bundle)
@@ -128,7 +129,7 @@ def requantize(bundle: Path, runs: int = 1500, latency_runs: int = 1000) -> Outc
 
         changed = [f for f in records if sha256_file(tmp / f) != _sha_of(man, f)]
         unrecorded = [t.name for t in man.tiers if t.file in records and t.quantization is None]
-        if not changed and not unrecorded:
+        if not changed and not unrecorded and not force:
             logger.info("%s: int8 files and their records are up to date; nothing written", bundle)
             return Outcome([], records, man)
         tiers = [_updated(t, tmp, records, changed, latency_runs, c, ev) for t in man.tiers]
