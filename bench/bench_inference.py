@@ -3,10 +3,12 @@
 Batch 1, 1 intra-op thread (the daemon's session options), a pool of 64 normalized windows. Every round runs
 each engine once on the same window (in rotating order), so the machine's load hits all alike: each JSON line
 gives p50/p99/mean µs and `ratio_vs_fp32`, the median per-round time ratio to `full` (< 1 = faster).
+`--profile` prints, per tier file, the node count after onnxruntime's fusions and the kernel µs per op type
+(onnxruntime's own profiler, which adds overhead per node: compare files, not absolute values).
 `--variants` adds quantization variants of full.onnx (training.quantize's candidates plus static QDQ with
 calibration, which is not a candidate) with their int8 node counts; `--torch` adds torch eager. Asserts nothing.
 
-    .venv/bin/python bench/bench_inference.py [--bundle DIR] [--runs 3000] [--variants] [--torch]
+    .venv/bin/python bench/bench_inference.py [--bundle DIR] [--runs 3000] [--variants] [--torch] [--profile]
 """
 
 from __future__ import annotations
@@ -54,6 +56,35 @@ def static_qdq(src: Path, dst: Path, calib: list[dict[str, np.ndarray]]) -> Path
     return dst
 
 
+def profile(path: Path, feeds: dict[str, np.ndarray], runs: int, prefix: str) -> dict[str, object]:
+    """Median kernel µs per node over `runs` calls, summed per op type; node count as executed."""
+    import collections
+    import os
+
+    import onnxruntime as ort
+
+    from edge_agent.inference import session_options
+
+    so = session_options(1)
+    so.enable_profiling = True
+    so.profile_file_prefix = prefix
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    for _ in range(runs):
+        sess.run(None, feeds)
+    trace = sess.end_profiling()
+    with open(trace, encoding="utf-8") as f:
+        events = json.load(f)
+    os.remove(trace)
+    per: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per[(e["args"]["op_name"], e["name"])].append(e["dur"])
+    by_op: collections.Counter[str] = collections.Counter()
+    for (op, _), d in per.items():
+        by_op[op] += float(np.median(d))
+    return {"nodes": len(per), "kernel_us_by_op": {k: round(v, 1) for k, v in by_op.most_common()}}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", type=Path, default=ROOT / "simhome" / "demo_bundle")
@@ -61,6 +92,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--variants", action="store_true", help="also time quantization variants of full.onnx")
     ap.add_argument("--torch", action="store_true", help="also time torch eager (the full model)")
+    ap.add_argument("--profile", action="store_true", help="per-op-type kernel time of each tier file")
     args = ap.parse_args()
 
     from edge_agent.features import event_rows, pool_time
@@ -152,6 +184,14 @@ def main() -> int:
             **info,
         }
         print(json.dumps(line), flush=True)
+    if args.profile:
+        for t in man.tiers:
+            if t.name in ("focused", "sparse"):
+                continue  # the coarse file again
+            xt = pool_time(x[:1], t.time_factor, ev)
+            feeds = {"x": xt, "mask": mask[:1], "channel_ids": ids[:1]}
+            prof = profile(args.bundle / t.file, feeds, min(args.runs, 2000), str(Path(tmp.name) / t.name))
+            print(json.dumps({"bench": "inference_profile", "what": f"ort_{t.name}", **prof}), flush=True)
     tmp.cleanup()
     return 0
 
