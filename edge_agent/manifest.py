@@ -145,6 +145,11 @@ class TierSpec(_Strict):
         default=None, description="What of the file is int8 and how it was chosen; None = not recorded"
     )
 
+    @property
+    def unpaid_int8(self) -> bool:
+        """The int8 tier where no int8 variant paid: an fp32 copy of `full`, never on the ladder."""
+        return self.name == "int8" and self.quantization is not None and self.quantization.method == "none"
+
     @model_validator(mode="after")
     def _honest_precision(self) -> TierSpec:
         q = self.quantization
@@ -199,8 +204,8 @@ class Manifest(_Strict):
 
     def ladder(self) -> list[str]:
         """The tiers the runtime may switch between, best first: the offered ones (the first tier, the
-        reference the others are tested against, always)."""
-        return [t.name for i, t in enumerate(self.tiers) if t.offered or i == 0]
+        reference the others are tested against, always); never an int8 tier whose int8 did not pay."""
+        return [t.name for i, t in enumerate(self.tiers) if (t.offered and not t.unpaid_int8) or i == 0]
 
     def channel_index(self) -> dict[str, int]:
         return {c.name: i for i, c in enumerate(self.channels)}

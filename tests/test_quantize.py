@@ -21,8 +21,20 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "simhome" / "demo_bundle"
 
 
-def _q(nodes: int) -> Quantization:
-    return Quantization(method="dynamic", quantized_nodes=nodes, quantizable_nodes=9, total_nodes=100)
+def _q(nodes: int, method: str = "dynamic") -> Quantization:
+    return Quantization(method=method, quantized_nodes=nodes, quantizable_nodes=9, total_nodes=100)
+
+
+def test_an_unpaid_int8_tier_is_never_on_the_ladder() -> None:
+    """Quantization found nothing that pays: the int8 tier is fp32 and the ladder skips it, offered or not."""
+    man = read_manifest(DEMO)
+    unpaid = man.tier("int8").model_copy(
+        update={"precision": "fp32", "quantization": _q(0, "none"), "offered": True}
+    )
+    tiers = [unpaid if t.name == "int8" else t for t in man.tiers]
+    ladder = man.model_copy(update={"tiers": tiers}).ladder()
+    assert "int8" not in ladder and ladder[0] == "full"
+    assert "int8" in man.ladder()  # the demo bundle's dynamic int8 pays
 
 
 def test_precision_must_match_the_int8_nodes() -> None:

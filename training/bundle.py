@@ -225,7 +225,9 @@ def _build(
                 latency_us_p50=round(lat["p50"], 1),
                 latency_us_p99=round(lat["p99"], 1),
                 quantization=quant.get(file),
-                offered=not (name == "int8" and quant["int8.onnx"].method == "none"),  # no cheaper than full
+                offered=not (
+                    name == "int8" and quant["int8.onnx"].method == "none"
+                ),  # = TierSpec.unpaid_int8
             )
         )
     if evaluate is not None:
