@@ -6,16 +6,18 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pydantic
 import pytest
 
 from edge_agent.inference import Bundle
-from edge_agent.manifest import Quantization, TierSpec, read_manifest
+from edge_agent.manifest import Quantization, TierSpec, read_manifest, sha256_file, write_manifest
 from tests.test_export import _trained
 from training.cli import main
 from training.export import export_onnx
 from training.quantize import choose, graph_counts, timing_inputs
+from training.requantize import requantize
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "simhome" / "demo_bundle"
@@ -108,3 +110,36 @@ def test_requantize_bad_bundle_is_one_line(tmp_path: Path, capsys: pytest.Captur
     assert main(["requantize", "--bundle", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no such bundle directory" in err and len(err.splitlines()) == 1
+
+
+def test_requantize_replaces_a_float_graph_called_int8(tmp_path: Path) -> None:
+    """A bundle whose int8 file is the fp32 graph: requantize rewrites it, re-checks agreement on the given
+    windows, drops the stale event check, and the tier's precision says what the new file is."""
+    b = tmp_path / "bundle"
+    shutil.copytree(DEMO, b)
+    shutil.copyfile(b / "full.onnx", b / "int8.onnx")
+    man = read_manifest(b)
+    tiers = [
+        t.model_copy(update={"sha256": sha256_file(b / "int8.onnx")}) if t.name == "int8" else t
+        for t in man.tiers
+    ]
+    write_manifest(b, man.model_copy(update={"tiers": tiers}))
+    rng = np.random.default_rng(3)
+    c = len(man.channels)
+    pool = (
+        rng.standard_normal((256, c, man.window)).astype(np.float32),
+        np.ones((256, c), np.float32),
+        np.broadcast_to(np.arange(c, dtype=np.int64), (256, c)).copy(),
+    )
+    res = requantize(b, runs=200, latency_runs=50, pool=pool)
+    new = read_manifest(b)
+    i8 = new.tier("int8")
+    q = i8.quantization
+    assert q is not None and "int8.onnx" in res.changed
+    assert q.quantized_nodes == graph_counts(b / "full.onnx", b / "int8.onnx")[0]
+    assert (i8.precision == "int8") == (q.method != "none") == (q.quantized_nodes > 0)
+    assert i8.event_check is None and i8.sha256 == sha256_file(b / "int8.onnx")
+    if q.method != "none":
+        assert q.agreement_vs_fp32 is not None and q.agreement_vs_fp32 >= 0.995
+        assert new.metrics["int8_agreement_val"] == pytest.approx(q.agreement_vs_fp32, abs=1e-5)
+    Bundle.load(b)

@@ -59,9 +59,12 @@ def validation_pool(bundle: Path, man: Manifest) -> Pool:
     return x, mask, ids
 
 
-def requantize(bundle: Path, runs: int = 1500, latency_runs: int = 1000, force: bool = False) -> Outcome:
+def requantize(
+    bundle: Path, runs: int = 1500, latency_runs: int = 1000, force: bool = False, pool: Pool | None = None
+) -> Outcome:
     """Re-choose `int8.onnx` and the coarse file of `bundle` in place (see the module docstring); `force`
-    rewrites the quantization records (fresh timing ratios) even when nothing changed."""
+    rewrites the quantization records (fresh timing ratios) even when nothing changed; `pool`: the windows to
+    check agreement on (None: the bundle's validation windows, rebuilt only if needed)."""
     from training.bundle import load_models
 
     bundle = Path(bundle)
@@ -69,12 +72,12 @@ def requantize(bundle: Path, runs: int = 1500, latency_runs: int = 1000, force: 
     _, coarse_model, factor = load_models(bundle)
     c = len(man.channels)
     ev = event_rows([ch.kind for ch in man.channels])  # [C]
-    pool: list[Pool] = []
+    pools: list[Pool] = [] if pool is None else [pool]
 
     def val() -> Pool:
-        if not pool:
-            pool.append(validation_pool(bundle, man))
-        return pool[0]
+        if not pools:
+            pools.append(validation_pool(bundle, man))
+        return pools[0]
 
     with tempfile.TemporaryDirectory(prefix=".requant-", dir=bundle.parent) as tmp_s:
         tmp = Path(tmp_s)
@@ -108,9 +111,9 @@ def requantize(bundle: Path, runs: int = 1500, latency_runs: int = 1000, force: 
         if coarse_tier is not None:
 
             def agree_coarse(cand: Path) -> float | None:
-                if not pool:  # only measured when the validation windows are at hand anyway
+                if not pools:  # only measured when the validation windows are at hand anyway
                     return None
-                x, mask, ids = pool[0]
+                x, mask, ids = pools[0]
                 xc = pool_time(x, factor, ev)  # [N, C, T // f], the runtime's pooling
                 ref = run_batched(make_session(coarse_fp32), xc, mask, ids)[0]
                 return agreement(ref, run_batched(make_session(cand), xc, mask, ids)[0], man.devices)
