@@ -123,6 +123,9 @@ def choose(
         _, ratios = interleaved_ratios(src, cands, feeds, runs)
         rejected: dict[str, str] = {}
         for method, path, ratio in zip(METHODS, cands, ratios, strict=True):
+            if graph_counts(src, path)[0] == 0:  # e.g. dynamic-large on a model with no weight that large
+                rejected[method] = "quantizes no node of this graph"
+                continue
             limit = max_ratio * (INCUMBENT_SLACK if sha256_file(path) == incumbent else 1.0)
             if ratio > limit:
                 rejected[method] = f"{ratio:.3f}x the fp32 time (limit {limit:.3f})"
