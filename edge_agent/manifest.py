@@ -34,7 +34,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge_agent.kinds import FAST_KINDS, ChannelKind
 
@@ -97,6 +97,28 @@ class EventCheck(_Strict):
     passed: bool = Field(description="Met the event test (agreement and missed/wrong limits at export)")
 
 
+class Quantization(_Strict):
+    """What of a tier's file is really int8 (training.quantize): a tier is never a float graph called int8."""
+
+    method: str = Field(
+        description="How the file was made from its fp32 export: 'dynamic' (int8 weights, each MatMul's "
+        "input quantized per call), 'dynamic-large' (only the large MatMuls), 'none' (fp32 kept)"
+    )
+    quantized_nodes: int = Field(ge=0, description="Nodes of the fp32 graph that run in int8 in this file")
+    quantizable_nodes: int = Field(ge=0, description="MatMul/Gemm nodes of the fp32 graph with a weight")
+    total_nodes: int = Field(ge=1, description="Nodes of the fp32 graph (before onnxruntime's fusions)")
+    latency_ratio_vs_fp32: float | None = Field(
+        default=None,
+        description="Median per-call time ratio to the fp32 file, interleaved in the same run at quantization",
+    )
+    agreement_vs_fp32: float | None = Field(
+        default=None, ge=0, le=1, description="Decision agreement with the fp32 file on validation windows"
+    )
+    rejected: dict[str, str] = Field(
+        default_factory=dict, description="Other methods tried and why they were not chosen"
+    )
+
+
 class TierSpec(_Strict):
     name: TierName = Field(
         description="Tier name on the ladder, best first: full, int8, coarse, focused, sparse"
@@ -115,8 +137,28 @@ class TierSpec(_Strict):
         default=None, description="Event response at export (closed loop); None = not tested (offered)"
     )
     offered: bool = Field(
-        default=True, description="False: the tier failed the event test and the runtime's ladder skips it"
+        default=True,
+        description="False: the tier failed the event test (or its int8 did not pay) and the runtime's "
+        "ladder skips it",
     )
+    quantization: Quantization | None = Field(
+        default=None, description="What of the file is int8 and how it was chosen; None = not recorded"
+    )
+
+    @property
+    def unpaid_int8(self) -> bool:
+        """The int8 tier where no int8 variant paid: an fp32 copy of `full`, never on the ladder."""
+        return self.name == "int8" and self.quantization is not None and self.quantization.method == "none"
+
+    @model_validator(mode="after")
+    def _honest_precision(self) -> TierSpec:
+        q = self.quantization
+        if q is not None and (self.precision == "int8") != (q.quantized_nodes > 0):
+            raise ValueError(
+                f"tier {self.name!r}: precision {self.precision} but {q.quantized_nodes} int8 nodes "
+                f"(method {q.method!r}); precision must say int8 exactly when nodes are quantized"
+            )
+        return self
 
 
 class SplitPart(_Strict):
@@ -162,8 +204,8 @@ class Manifest(_Strict):
 
     def ladder(self) -> list[str]:
         """The tiers the runtime may switch between, best first: the offered ones (the first tier, the
-        reference the others are tested against, always)."""
-        return [t.name for i, t in enumerate(self.tiers) if t.offered or i == 0]
+        reference the others are tested against, always); never an int8 tier whose int8 did not pay."""
+        return [t.name for i, t in enumerate(self.tiers) if (t.offered and not t.unpaid_int8) or i == 0]
 
     def channel_index(self) -> dict[str, int]:
         return {c.name: i for i, c in enumerate(self.channels)}

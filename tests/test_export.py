@@ -96,6 +96,11 @@ def test_bundle_is_complete_and_loadable(full_model: CatVsn, tmp_path: Path) -> 
         assert sha256_file(out / t.file) == t.sha256
         assert t.latency_us_p50 is not None and t.latency_us_p50 > 0
     assert man.tier("focused").channel_budget == 3 and man.tier("sparse").every_n_ticks == 5
+    for t in man.tiers[1:]:  # what of each quantized file is int8, whichever variant paid on this machine
+        q = t.quantization
+        assert q is not None and q.agreement_vs_fp32 is not None and q.latency_ratio_vs_fp32 is not None
+        assert (t.precision == "int8") == (q.quantized_nodes > 0) and q.total_nodes > q.quantizable_nodes > 0
+    assert man.tier("int8").offered == (man.tier("int8").quantization.method != "none")  # type: ignore[union-attr]
     assert man.metrics["onnx_max_abs_error"] < 1e-4
     assert not list(tmp_path.glob(".bundle.tmp-*"))
     full, coarse2, tf = load_models(out)

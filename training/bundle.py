@@ -1,7 +1,8 @@
 """Write a model bundle (the tier ladder + manifest.json + model.pt) atomically; load its torch models back.
 
 Tiers (see DESIGN.md): `full` fp32 full.onnx; `int8` = full quantized; `coarse` = the coarse model (time
-factor 4, trained at the pooled resolution) quantized; `focused` = the coarse file fed only the top-k channels
+factor 4, trained at the pooled resolution) quantized (each file's int8 variant chosen by measurement in
+`training.quantize`, recorded per tier; an int8 tier where nothing pays is fp32 and not offered); `focused` = the coarse file fed only the top-k channels
 (`channel_budget`); `sparse` = the focused setup run every 5th periodic tick. `model.pt` carries both torch
 models (state dict + config) for evaluation and retraining; the runtime reads only the manifest's files.
 """
@@ -26,15 +27,18 @@ from edge_agent.manifest import (
     ChannelSpec,
     DeviceSpec,
     Manifest,
+    Precision,
+    Quantization,
     SplitRecord,
     TierSpec,
     sha256_file,
     write_manifest,
 )
 from training.decisions import agreement
-from training.export import export_onnx, fsync_dir, parity, quantize_int8
+from training.export import export_onnx, fsync_dir, parity
 from training.model import CatVsn, ModelConfig
 from training.ortrun import make_session, ort_latency, run_batched
+from training.quantize import choose, timing_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +82,23 @@ def save_models(path: Path, full: CatVsn, coarse: CatVsn, time_factor: int) -> N
         },
         path,
     )
+
+
+def _choose(
+    src: Path, dst: Path, pool: tuple[np.ndarray, np.ndarray, np.ndarray], devices: list[DeviceSpec]
+) -> Quantization:
+    """The int8 variant of `src` that pays (`training.quantize.choose`), its agreement on `pool`."""
+    x, mask, ids = pool
+    ref = run_batched(make_session(src), x, mask, ids)[0]
+
+    def agree(cand: Path) -> float:
+        return agreement(ref, run_batched(make_session(cand), x, mask, ids)[0], devices)
+
+    return choose(src, dst, agree, timing_inputs(src, x.shape[1]))
+
+
+def _precision(q: Quantization) -> Precision:
+    return "int8" if q.quantized_nodes > 0 else "fp32"
 
 
 def load_models(bundle_dir: Path) -> tuple[CatVsn, CatVsn, int]:
@@ -151,15 +172,17 @@ def _build(
 ) -> Manifest:
     full, coarse = full.eval(), coarse.eval()
     export_onnx(full, tmp / "full.onnx")
-    quantize_int8(tmp / "full.onnx", tmp / "int8.onnx")
     coarse_fp32 = tmp / "coarse-fp32.onnx"
     export_onnx(coarse, coarse_fp32)
-    quantize_int8(coarse_fp32, tmp / "coarse.onnx")
     metrics = dict(spec.metrics)
     x, mask, ids = pool
     xc = pool_time(
         x, time_factor, event_rows([c.kind for c in spec.channels])
     )  # [N, C, T // f], the runtime's
+    quant = {  # tier file -> the int8 variant that pays, or none (training.quantize)
+        "int8.onnx": _choose(tmp / "full.onnx", tmp / "int8.onnx", (x, mask, ids), spec.devices),
+        "coarse.onnx": _choose(coarse_fp32, tmp / "coarse.onnx", (xc, mask, ids), spec.devices),
+    }
     metrics["onnx_max_abs_error"] = max(
         parity(full, tmp / "full.onnx", real=pool), parity(coarse, coarse_fp32, real=(xc, mask, ids))
     )
@@ -176,10 +199,10 @@ def _build(
     tiers: list[TierSpec] = []
     for name, file, prec, tf, budget, every in [
         ("full", files["full"], "fp32", 1, None, 1),
-        ("int8", files["int8"], "int8", 1, None, 1),
-        ("coarse", files["coarse"], "int8", time_factor, None, 1),
-        ("focused", files["coarse"], "int8", time_factor, k, 1),
-        ("sparse", files["coarse"], "int8", time_factor, k, SPARSE_EVERY),
+        ("int8", files["int8"], _precision(quant["int8.onnx"]), 1, None, 1),
+        ("coarse", files["coarse"], _precision(quant["coarse.onnx"]), time_factor, None, 1),
+        ("focused", files["coarse"], _precision(quant["coarse.onnx"]), time_factor, k, 1),
+        ("sparse", files["coarse"], _precision(quant["coarse.onnx"]), time_factor, k, SPARSE_EVERY),
     ]:
         xt = xc if tf > 1 else x
         c = budget or x.shape[1]
@@ -201,6 +224,10 @@ def _build(
                 every_n_ticks=every,
                 latency_us_p50=round(lat["p50"], 1),
                 latency_us_p99=round(lat["p99"], 1),
+                quantization=quant.get(file),
+                offered=not (
+                    name == "int8" and quant["int8.onnx"].method == "none"
+                ),  # = TierSpec.unpaid_int8
             )
         )
     if evaluate is not None:

@@ -1,4 +1,4 @@
-"""`python -m training {train, evaluate, build-demo-bundle}`: argument parsing and the bad-input edge.
+"""`python -m training {train, evaluate, build-demo-bundle, requantize}`: argument parsing and the bad-input edge.
 
 Every expected failure (bad dataset, column, cell, split, bundle path) is printed as ONE line on stderr,
 `error: <what> (<where>); <fix>`, and exits 2; a traceback is never shown for bad input. The error types are
@@ -243,6 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=None, help="simulation seed (None = the demo's)")
     d.add_argument("--budget-seconds", type=float, default=None, help="wall-clock safety stop of training")
     d.add_argument("--no-progress", action="store_true", help="no progress output")
+
+    q = sub.add_parser(
+        "requantize",
+        help="re-choose a bundle's int8 files by measurement (no retraining) and update the manifest",
+        formatter_class=fmt,
+    )
+    q.add_argument("--bundle", required=True, help="bundle directory, e.g. simhome/demo_bundle")
+    q.add_argument("--runs", type=int, default=1500, help="interleaved timing rounds per candidate")
+    q.add_argument(
+        "--force", action="store_true", help="rewrite the records (fresh timings) even if nothing changed"
+    )
     return ap
 
 
@@ -391,6 +402,22 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _requantize(args: argparse.Namespace) -> int:
+    from training.requantize import requantize
+
+    if args.runs < 100:
+        raise DataError(f"--runs {args.runs}: too few to compare timings; use 100 or more (default 1500)")
+    res = requantize(Path(args.bundle), runs=args.runs, force=args.force)
+    for f, q in res.records.items():
+        print(
+            f"{f}: {q.method}, {q.quantized_nodes}/{q.quantizable_nodes} MatMuls int8 "
+            f"({q.total_nodes} nodes), {q.latency_ratio_vs_fp32}x fp32, agreement {q.agreement_vs_fp32}"
+            + (f"; rejected {q.rejected}" if q.rejected else "")
+        )
+    print(f"{args.bundle}: " + (f"rewrote {', '.join(res.changed)}" if res.changed else "files unchanged"))
+    return 0
+
+
 def _one_line(err: BaseException) -> str:
     if isinstance(err, pydantic.ValidationError):
         first = err.errors()[0]
@@ -406,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    handlers = {"train": _train, "evaluate": _evaluate, "build-demo-bundle": _demo}
+    handlers = {"train": _train, "evaluate": _evaluate, "build-demo-bundle": _demo, "requantize": _requantize}
     try:
         return handlers[args.command](args)
     except (DataError, OutputError, BundleError, pydantic.ValidationError, FileExistsError) as err:

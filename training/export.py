@@ -4,6 +4,7 @@ Export uses the dynamo exporter (opset 20, one self-contained file) with dynamic
 tier can be fed any subset of channels; the time axis is fixed per file (full: window, coarse: window // 4).
 Quantization: `quant_pre_process(skip_symbolic_shape=True)` then `quantize_dynamic(QInt8)` on MatMul/Gemm
 only (LayerNorm/Softmax/masking stay in float): measured the fastest and most faithful int8 variant here.
+Which variant a tier keeps (or none) is chosen by measurement in `training.quantize`.
 """
 
 from __future__ import annotations
@@ -132,8 +133,11 @@ def parity(
     return worst
 
 
-def quantize_int8(src: Path, dst: Path) -> Path:
-    """Dynamic int8 (QInt8 weights) on MatMul/Gemm after pre-processing `src`; writes `dst`."""
+def quantize_int8(src: Path, dst: Path, min_weight_elements: int = 0) -> Path:
+    """Dynamic int8 (QInt8 weights) on MatMul/Gemm after pre-processing `src`; writes `dst`.
+
+    MatMuls with a small inner dimension stay float (`_small_matmuls`), and so do those whose weight has
+    fewer than `min_weight_elements` elements (training.quantize's `dynamic-large` candidate)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -147,13 +151,14 @@ def quantize_int8(src: Path, dst: Path) -> Path:
                 str(dst),
                 weight_type=QuantType.QInt8,
                 op_types_to_quantize=["MatMul", "Gemm"],
-                nodes_to_exclude=_small_matmuls(pre),
+                nodes_to_exclude=_small_matmuls(pre, min_weight_elements),
             )
     return dst
 
 
-def _small_matmuls(path: Path) -> list[str]:
-    """MatMul/Gemm nodes with a tiny inner dimension (the patch embedding K=patch, the stats K=2).
+def _small_matmuls(path: Path, min_weight_elements: int = 0) -> list[str]:
+    """MatMul/Gemm nodes with a tiny inner dimension (the patch embedding K=patch, the stats K=2), or with
+    fewer than `min_weight_elements` weight elements.
 
     Their input is the raw window, whose per-tensor dynamic int8 range is set by the widest channel; keeping
     them in float halved the int8 output error at no measurable latency cost (they are ~1% of the FLOPs).
@@ -168,7 +173,10 @@ def _small_matmuls(path: Path) -> list[str]:
         if n.op_type in ("MatMul", "Gemm")
         and n.input[1] in inits
         and len(inits[n.input[1]].dims) == 2
-        and inits[n.input[1]].dims[0] <= SMALL_K
+        and (
+            inits[n.input[1]].dims[0] <= SMALL_K
+            or inits[n.input[1]].dims[0] * inits[n.input[1]].dims[1] < min_weight_elements
+        )
     ]
 
 

@@ -238,7 +238,7 @@ def mark_ladder(bundle: Path, report: dict[str, dict[str, Any]]) -> Manifest:
             tiers.append(t)
             continue
         check = EventCheck.model_validate({k: v for k, v in r.items() if k != "devices"})
-        offered = check.passed or i == 0  # the reference tier stays
+        offered = (check.passed and not t.unpaid_int8) or i == 0  # the reference tier stays
         tiers.append(t.model_copy(update={"event_check": check, "offered": offered}))
     man = man.model_copy(update={"tiers": tiers})
     write_manifest(bundle, man)
