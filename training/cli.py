@@ -1,5 +1,8 @@
 """`python -m training {train, evaluate, build-demo-bundle, requantize}`: argument parsing and the bad-input edge.
 
+`train --seeds 0,1,2` / `evaluate DIR --seeds 0,1,2`: a bundle per seed and one report over them
+(training.seeds).
+
 Every expected failure (bad dataset, column, cell, split, bundle path) is printed as ONE line on stderr,
 `error: <what> (<where>); <fix>`, and exits 2; a traceback is never shown for bad input. The error types are
 those of `training.errors` (DataError, OutputError, and the runtime's own BundleError).
@@ -12,6 +15,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pydantic
 
@@ -173,7 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="wall-clock SAFETY stop of the training loop (the budget is --epochs/--steps; a run cut by it "
         "says so: stop_reason wall_clock)",
     )
-    t.add_argument("--seed", type=int, default=0, help="random seed")
+    t.add_argument("--seed", type=int, default=None, help="random seed (None = 0)")
+    t.add_argument(
+        "--seeds",
+        default=None,
+        help="train one bundle per seed, one after the other, e.g. 0,1,2: --out DIR gets DIR/seed-N and "
+        "seeds.json (evaluate DIR then reports mean ± std over them); replaces --seed",
+    )
     t.add_argument("--d", type=int, default=32, help="token width of the full model")
     t.add_argument("--batch", type=int, default=128, help="windows per optimizer step")
     t.add_argument("--max-windows-per-epoch", type=int, default=200_000, help="windows sampled per epoch")
@@ -213,7 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate a bundle per tier and split against baselines (fitted on the manifest's training split)",
         formatter_class=fmt,
     )
-    e.add_argument("bundle", help="bundle directory (with manifest.json)")
+    e.add_argument(
+        "bundle",
+        help="bundle directory (with manifest.json), or a `train --seeds` directory (seed-N bundles)",
+    )
+    e.add_argument(
+        "--seeds",
+        default=None,
+        help="evaluate BUNDLE/seed-N for these seeds (e.g. 0,1,2) and write ONE report: every figure as mean "
+        "± std (and min/max) over them, per-seed reports beside --json; None = every seed of a --seeds "
+        "directory, else the one bundle",
+    )
     _add_data_args(e, required=False)
     e.add_argument(
         "--whole",
@@ -321,12 +341,13 @@ def _train(args: argparse.Namespace) -> int:
         calendar=_calendar(args.calendar),
         **_db_args(args),  # type: ignore[arg-type]
     )
+    seeds = _train_seeds(args)
     cfg = TrainConfig(
         window=args.window,
         epochs=args.epochs,
         steps=args.steps,
         budget_seconds=args.budget_seconds,
-        seed=args.seed,
+        seed=seeds[0] if seeds else (args.seed or 0),
         d=args.d,
         batch=args.batch,
         max_windows_per_epoch=args.max_windows_per_epoch,
@@ -337,13 +358,54 @@ def _train(args: argparse.Namespace) -> int:
         level_free_kinds=_kinds(args.level_free_kinds),
         half_life_days=_half_life(args.half_life_days),
     )
-    _check_out(Path(args.out))
     champion = _champion(args)
+    if seeds:
+        return _train_each_seed(data, Path(args.out), cfg, seeds, args.latency_runs, champion)
+    _check_out(Path(args.out))
     man = train_bundle(data, Path(args.out), cfg, latency_runs=args.latency_runs, champion=champion)
+    _print_trained(Path(args.out), man)
+    return 0
+
+
+def _print_trained(out: Path, man: Any) -> None:
     tiers = ", ".join(f"{t.name} {t.latency_us_p50:.0f}us" for t in man.tiers)
     print(
-        f"wrote {args.out}: {man.version}; {tiers}; "
+        f"wrote {out}: {man.version}; {tiers}; "
         f"trained {man.metrics['train_seconds']:.1f}s, onnx max err {man.metrics['onnx_max_abs_error']:.1e}"
+    )
+
+
+def _train_seeds(args: argparse.Namespace) -> list[int] | None:
+    from training.seeds import parse_seeds
+
+    if args.seeds is None:
+        return None
+    if args.seed is not None:
+        raise DataError("--seed and --seeds: give one of them (--seeds 0,1,2 trains a bundle per seed)")
+    return parse_seeds(args.seeds)
+
+
+def _train_each_seed(
+    data: Any, out: Path, cfg: Any, seeds: list[int], latency_runs: int, champion: Path | None
+) -> int:
+    """`train --seeds`: one bundle per seed in out/seed-N (sequentially), then out/seeds.json."""
+    from dataclasses import replace
+
+    from training.pipeline import train_bundle
+    from training.seeds import check_seeds_out, seed_dir, write_seeds_file
+
+    check_seeds_out(out)
+    out.mkdir(parents=True, exist_ok=True)
+    versions: dict[int, str] = {}
+    for s in seeds:
+        d = seed_dir(out, s)
+        _check_out(d)
+        man = train_bundle(data, d, replace(cfg, seed=s), latency_runs=latency_runs, champion=champion)
+        versions[s] = man.version
+        _print_trained(d, man)
+    write_seeds_file(out, seeds, versions)
+    print(
+        f"wrote {out / 'seeds.json'}: seeds {','.join(str(s) for s in seeds)}; evaluate {out} reports over them"
     )
     return 0
 
@@ -380,8 +442,13 @@ def _check_out(out: Path) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate_cli
+    from training.seeds import evaluate_seeds_cli, is_seeds_dir, parse_seeds
 
-    return evaluate_cli(args, _csv_list(args.drop_channels), _calendar(args.calendar))
+    drop, cal = _csv_list(args.drop_channels), _calendar(args.calendar)
+    if args.seeds is not None or is_seeds_dir(Path(args.bundle)):
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+        return evaluate_seeds_cli(args, drop, cal, seeds)
+    return evaluate_cli(args, drop, cal)
 
 
 def _demo(args: argparse.Namespace) -> int:

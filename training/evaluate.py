@@ -381,11 +381,12 @@ def _faith(
     return faithfulness(sess, np.concatenate(xs), np.concatenate(ms), np.concatenate(ids), man.devices)
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """The report with NaN/inf as None and numpy scalars as Python numbers (JSON as written)."""
     if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
+        return {k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, float | np.floating):
         return None if not math.isfinite(float(obj)) else float(obj)
     if isinstance(obj, np.integer):
@@ -393,10 +394,10 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def evaluate_cli(args: argparse.Namespace, eval_drop: list[str], calendar: list[str] | None) -> int:
-    from training.report import markdown, plot
-
-    bundle = Path(args.bundle)
+def evaluate_report(
+    bundle: Path, args: argparse.Namespace, eval_drop: list[str], calendar: list[str] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(report, extras) of one bundle as the `evaluate` command's arguments say (DataError on bad ones)."""
     man = open_bundle(bundle)
     if args.threshold_windows is not None and args.threshold_windows < 1:
         raise DataError(
@@ -409,7 +410,7 @@ def evaluate_cli(args: argparse.Namespace, eval_drop: list[str], calendar: list[
     if bad:
         raise DataError(f"--baselines: unknown {', '.join(bad)}; known: {', '.join(BASELINES)}")
     data = resolve(man, bundle, args, calendar)
-    report, extras = evaluate_bundle(
+    return evaluate_bundle(
         bundle,
         data,
         eval_drop,
@@ -419,7 +420,13 @@ def evaluate_cli(args: argparse.Namespace, eval_drop: list[str], calendar: list[
         threshold_windows=args.threshold_windows,
         baselines=names,
     )
-    report = _jsonable(report)
+
+
+def evaluate_cli(args: argparse.Namespace, eval_drop: list[str], calendar: list[str] | None) -> int:
+    from training.report import markdown, plot
+
+    report, extras = evaluate_report(Path(args.bundle), args, eval_drop, calendar)
+    report = jsonable(report)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2), encoding="utf-8")
     if args.markdown:

@@ -1,4 +1,8 @@
-"""The evaluation report as Markdown tables and a PNG (accuracy vs latency per tier; attention over a day)."""
+"""The evaluation report as Markdown tables and a PNG (accuracy vs latency per tier; attention over a day).
+
+One `markdown` for a single bundle's report and for the report over seeds (training.seeds), whose figures are
+`{mean, std, min, max, n}`: each cell then reads "mean ± std".
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,27 @@ from typing import Any
 import numpy as np
 
 
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v * 100:.2f}"
+def _fmt(v: Any, fmt: str, scale: float = 1.0) -> str:
+    """A figure, or its statistics over seeds (training.seeds: mean ± sample std), or – when absent."""
+    if v is None:
+        return "–"
+    if isinstance(v, dict) and "mean" in v and "std" in v:
+        if v["mean"] is None:
+            return "–"
+        return f"{fmt.format(v['mean'] * scale)} ± {fmt.format(v['std'] * scale)}"
+    if isinstance(v, list):  # a value that differs between seeds (e.g. a stop reason): every seed's
+        return " / ".join(_fmt(x, fmt, scale) for x in v)
+    if isinstance(v, str):
+        return v
+    return fmt.format(v * scale)
 
 
-def _num(v: float | None, fmt: str = "{:.3f}") -> str:
-    return "–" if v is None else fmt.format(v)
+def _pct(v: Any) -> str:
+    return _fmt(v, "{:.2f}", 100.0)
+
+
+def _num(v: Any, fmt: str = "{:.3f}") -> str:
+    return _fmt(v, fmt)
 
 
 def _splits(report: dict[str, Any]) -> list[str]:
@@ -34,22 +53,100 @@ def _event_lines(ev: dict[str, Any] | None) -> list[str]:
     ]
     for tier, r in ev.items():
         lines.append(
-            f"| {tier} | {r['decisions']} | {r['relevant']} | {r['full_commands']} | {r['missed']} | "
-            f"{r['wrong']} | {_pct(r['agreement_relevant'])} | {_pct(r['agreement'])} | "
-            f"{'yes' if r['passed'] else 'no (not offered)'} |"
+            f"| {tier} | {_num(r['decisions'], '{:.0f}')} | {_num(r['relevant'], '{:.0f}')} | "
+            f"{_num(r['full_commands'], '{:.0f}')} | {_num(r['missed'], '{:.0f}')} | "
+            f"{_num(r['wrong'], '{:.0f}')} | {_pct(r['agreement_relevant'])} | {_pct(r['agreement'])} | "
+            f"{_passed(r['passed'])} |"
         )
     return lines + [""]
 
 
+def _names(v: list[Any]) -> str:
+    """Channel names; per seed (`seed i: ...; ...`) when they differ between seeds."""
+    if v and all(isinstance(x, list) for x in v):
+        return "; ".join(f"seed {i}: {', '.join(x)}" for i, x in enumerate(v))
+    return ", ".join(str(x) for x in v)
+
+
+def _passed(v: Any) -> str:
+    if isinstance(v, list):
+        return f"{sum(bool(x) for x in v)} of {len(v)} seeds"
+    return "yes" if v else "no (not offered)"
+
+
+def _title(report: dict[str, Any]) -> list[str]:
+    if "seeds" not in report:
+        return [f"# Evaluation of `{report['version']}` on {report['dataset']}", ""]
+    seeds = ", ".join(str(s) for s in report["seeds"])
+    return [
+        f"# Evaluation over seeds {seeds} on {report['dataset']}",
+        "",
+        f"Every figure is the mean ± {report.get('spread', 'spread')} ({len(report['seeds'])} bundles, "
+        "one per seed, trained and evaluated alike).",
+        "",
+    ]
+
+
+def seed_lines(report: dict[str, Any]) -> list[str]:
+    """Per seed: its version and the headline accuracies (tiers and baselines per split); the training time."""
+    per = report.get("per_seed")
+    if not per:
+        return []
+    cols = [k for k in next(iter(per.values())) if k not in ("version", "faithfulness_top1_min")]
+    lines = [
+        "## Per seed (accuracy %, mean over devices)",
+        "",
+        "| seed | version | " + " | ".join(cols) + " | worst head top-1 |",
+        "|" + "---|" * (3 + len(cols)),
+    ]
+    for s, h in per.items():
+        lines.append(
+            f"| {s} | {h.get('version')} | "
+            + " | ".join(_pct(h.get(c)) for c in cols)
+            + f" | {_num(h.get('faithfulness_top1_min'))} |"
+        )
+    tr = report.get("training") or {}
+    if tr:
+        lines += [
+            "",
+            f"Training: {_num(tr.get('train_seconds'), '{:.1f}')} s per seed, "
+            f"{_num(tr.get('epochs_run'), '{:.1f}')} epochs (best {_num(tr.get('best_epoch_full'), '{:.1f}')}), "
+            f"{_num(tr.get('steps_run'), '{:.0f}')} steps; stop: "
+            + ", ".join(f"seed {k} {v}" for k, v in (tr.get("stop_reason") or {}).items())
+            + ".",
+        ]
+    return lines + [""]
+
+
+def faith_lines(report: dict[str, Any]) -> list[str]:
+    """Faithfulness per head (device): top-1, top-1 where a deletion moves the output, AOPC ratio; worst head."""
+    top = report.get("faithfulness_top1_devices") or {}
+    if not top:
+        return []
+    inf = report.get("faithfulness_top1_informative_devices") or {}
+    aopc = (report.get("deletion_curve") or {}).get("aopc_ratio_devices") or {}
+    lines = [
+        "### Per head",
+        "",
+        "| device (head) | top-1 | top-1 (informative windows) | AOPC ratio (attention / random) |",
+        "|---|---|---|---|",
+    ]
+    for dev, v in top.items():
+        lines.append(f"| {dev} | {_num(v)} | {_num(inf.get(dev))} | {_num(aopc.get(dev), '{:.2f}')} |")
+    return lines + ["", f"Worst head top-1: **{_num(report.get('faithfulness_top1_min'))}**.", ""]
+
+
 def markdown(report: dict[str, Any]) -> str:
-    """Report tables: tiers, per-device metrics, baselines, faithfulness, data."""
+    """Report tables: tiers, per-device metrics (with threshold and rule), baselines, faithfulness per head,
+    data; for a report over seeds (training.seeds) every figure as mean ± std and a per-seed table."""
     splits = _splits(report)
-    lines = [f"# Evaluation of `{report['version']}` on {report['dataset']}", ""]
+    lines = _title(report)
     lines += split_lines(report)
+    lines += seed_lines(report)
     if report.get("drop_channels"):
-        lines += [f"Channels masked (dead sensor): {', '.join(report['drop_channels'])}.", ""]
+        lines += [f"Channels masked (dead sensor): {_names(report['drop_channels'])}.", ""]
     lines += [
-        f"Focused tier channels (top by training attention): {', '.join(report['focused_channels'])}.",
+        f"Focused tier channels (top by training attention): {_names(report['focused_channels'])}.",
         "",
     ]
     head = (
@@ -71,7 +168,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "| torch eager (full) | "
         + " | ".join("– | –" for _ in splits)
-        + f" | {te['p50']:.0f} | {te['p99']:.0f} | 1.0 |",
+        + f" | {_num(te['p50'], '{:.0f}')} | {_num(te['p99'], '{:.0f}')} | 1.0 |",
         "",
     ]
     lines += _event_lines(report.get("event_response"))
@@ -87,10 +184,11 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Per device",
         "",
-        "| model | split | device | accuracy % | balanced acc % | F1 | AP | threshold | majority % | MAE |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | split | device | accuracy % | balanced acc % | F1 | AP | threshold | rule | majority % | MAE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     thr = report.get("thresholds", {})
+    rule = thr.get("rule", "?")
     thr_of = {"tier " + t: thr.get("per_device", {}) for t in report["tiers"]}
     thr_of.update(thr.get("baseline_values", {}))
     rows = [("tier " + t, r) for t, r in report["tiers"].items() if t in ("full", "int8", "coarse")]
@@ -102,6 +200,7 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {model} | {s} | {dev} | {_pct(m.get('accuracy'))} | {_pct(m.get('balanced_accuracy'))} | "
                     f"{_num(m.get('f1'))} | {_num(m.get('average_precision'))} | "
                     f"{_num(thr_of.get(model, {}).get(dev), '{:.2f}')} | "
+                    f"{rule if thr_of.get(model, {}).get(dev) is not None else '–'} | "
                     f"{_pct(m.get('majority_rate'))} | {_num(m.get('mae'))} |"
                 )
     dc = report["deletion_curve"]
@@ -110,21 +209,25 @@ def markdown(report: dict[str, Any]) -> str:
         "## Faithfulness of the attention",
         "",
         f"- top-1 agreement (top-attention channel = channel whose masking moves the output most): "
-        f"**{_num(report['faithfulness_top1'])}** over {report['faithfulness_windows']} windows "
+        f"**{_num(report['faithfulness_top1'])}** over {_num(report['faithfulness_windows'], '{:.0f}')} windows "
         f"(on windows where some deletion moves the output: {_num(report['faithfulness_top1_informative'])})",
         "- per device: "
         + ", ".join(f"{k} {_num(v)}" for k, v in report["faithfulness_top1_devices"].items()),
         f"- deletion AOPC: attention order {_num(dc['aopc_attention'])} vs random order "
         f"{_num(dc['aopc_random'])} (ratio {_num(dc['aopc_ratio'], '{:.2f}')})",
-        f"- ONNX vs torch max abs error: {report['onnx_max_abs_error']:.2e}",
+        f"- ONNX vs torch max abs error: {_num(report['onnx_max_abs_error'], '{:.2e}')}",
         "",
+        *faith_lines(report),
         "## Data",
         "",
         "| split | rows | masked rows | windows |",
         "|---|---|---|---|",
     ]
     for s, d in report["data"].items():
-        lines.append(f"| {s} | {d['rows']} | {d['masked_rows']} | {d['windows']} |")
+        lines.append(
+            f"| {s} | {_num(d['rows'], '{:.0f}')} | {_num(d['masked_rows'], '{:.0f}')} | "
+            f"{_num(d['windows'], '{:.0f}')} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -190,7 +293,7 @@ def split_lines(report: dict[str, Any]) -> list[str]:
             for name, p in sp.get(key, {}).items():
                 whole = " (whole file)" if p.get("whole_file") else ""
                 lines.append(
-                    f"- {title}: {name} {p['first']} .. {p['last']}, {p['rows']} rows"
+                    f"- {title}: {name} {p['first']} .. {p['last']}, {_num(p['rows'], '{:.0f}')} rows"
                     f"{', ' + p['source'] if p.get('source') else ''}{whole}"
                 )
         lines.append("")
