@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from edge_agent import features
 from edge_agent.kinds import KIND_NAMES
+from training.heads import decode_level, decode_setpoint_classes
 
 KINDS: tuple[str, ...] = KIND_NAMES  # kind-embedding index order (append-only table)
 NEG = -1e9  # masked attention logit: finite, so an all-masked row stays finite (no NaN)
@@ -38,10 +39,17 @@ class DeviceHead:
     std: float = 1.0
     min_value: float | None = None  # setpoint clamp
     max_value: float | None = None
+    # training.heads: level softmax | ordinal; setpoint regression | classes ("" = the kind's first mode)
+    mode: str = ""
+    values: list[float] = field(default_factory=list)  # setpoint classes: the class values (device units)
 
     @property
     def n_out(self) -> int:
-        return self.levels if self.kind == "level" else 1
+        if self.kind == "level":
+            return self.levels - 1 if self.mode == "ordinal" else self.levels
+        if self.kind == "setpoint" and self.mode == "classes":
+            return len(self.values)
+        return 1
 
 
 @dataclass
@@ -249,10 +257,13 @@ class CatVsn(nn.Module):
         for k, o in self.others:
             head = self.cfg.devices[k]
             if head.kind == "level":
-                probs = torch.softmax(out[:, o : o + head.n_out], -1)  # [B, L]
-                levels = torch.arange(head.n_out, dtype=probs.dtype)
-                devs.append((probs * levels).sum(-1, keepdim=True))
-                confs.append(probs.max(-1, keepdim=True).values)
+                lv, cf = decode_level(out[:, o : o + head.n_out], head.mode)  # [B, 1] levels, confidence
+                devs.append(lv)
+                confs.append(cf)
+            elif head.mode == "classes":
+                sp, cf = decode_setpoint_classes(out[:, o : o + head.n_out], head.values)  # [B, 1] unit
+                devs.append(sp)
+                confs.append(cf)
             else:
                 r = out[:, o : o + 1]  # [B, 1] normalized setpoint
                 lo = head.min_value if head.min_value is not None else -1e9

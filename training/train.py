@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from edge_agent import features
 from edge_agent.kinds import state_channel
 from edge_agent.manifest import ChannelSpec, DeviceSpec
 from training.data import WindowSampler, channel_moments, normalize
 from training.decisions import SETPOINT_AGREE
+from training.losses import DeviceLoss, build_heads
 from training.model import CatVsn, DeviceHead, ModelConfig, n_params, pool_time
 from training.progress import TrainProgress
 from training.sensorlog import SensorLog
@@ -84,6 +84,11 @@ class TrainConfig:
     progress: bool = True
     half_life_days: float | None = None  # recency: a window this many days older is drawn half as often
     init_from: str | None = None  # a model.pt to warm-start from (the champion's; same channels and devices)
+    # output heads and token inputs (training.heads, issue 20)
+    level_head: str = "softmax"  # softmax (expected level) | ordinal (cumulative logits -> median level)
+    setpoint_head: str = "regression"  # regression (Huber, normalized) | classes (CE over the label values)
+    level_balance: float = 0.5  # level/setpoint-class weights ~ (N / count) ** this (1 = fully balanced)
+    dynamics: bool = False  # per-token lagged differences + short-window summary (ModelConfig.dynamics)
 
 
 @dataclass
@@ -98,28 +103,10 @@ class TrainResult:
     stop_reason: str = "epochs"  # epochs | steps | early_stop | wall_clock (the safety stop)
 
 
-def device_heads(log: SensorLog) -> list[DeviceHead]:
-    """Output heads from the log's devices; setpoint heads get the training-label mean/std and range."""
-    heads = []
-    for k, dev in enumerate(log.devices):
-        if dev.kind == "setpoint":
-            y = log.labels[:, k]
-            y = y[~np.isnan(y)]
-            if y.size == 0:
-                raise ValueError(f"device {dev.name!r} has no labels in the training span")
-            heads.append(
-                DeviceHead(
-                    dev.name,
-                    "setpoint",
-                    mean=float(y.mean()),
-                    std=float(max(y.std(), 0.1)),
-                    min_value=float(y.min()),
-                    max_value=float(y.max()),
-                )
-            )
-        else:
-            heads.append(DeviceHead(dev.name, dev.kind, levels=dev.levels if dev.kind == "level" else 2))
-    return heads
+def device_heads(log: SensorLog, cfg: TrainConfig | None = None) -> list[DeviceHead]:
+    """Output heads from the log's devices in the head modes of `cfg` (training.losses.build_heads)."""
+    cfg = cfg or TrainConfig()
+    return build_heads(log, cfg.level_head, cfg.setpoint_head)
 
 
 def channel_dropout(mask: torch.Tensor, p: float, keep_all_frac: float, gen: torch.Generator) -> torch.Tensor:
@@ -137,60 +124,6 @@ def channel_dropout(mask: torch.Tensor, p: float, keep_all_frac: float, gen: tor
 def entropy(att: torch.Tensor) -> torch.Tensor:
     """Mean entropy of the readout attention rows [B, D, C] (masked entries are 0 and contribute 0)."""
     return -(att * torch.log(att.clamp_min(1e-9))).sum(-1).mean()
-
-
-class DeviceLoss:
-    """Sum over devices of BCE (binary), CE (level), Huber on the normalized target (setpoint); NaN = no label.
-
-    `seen_only=True` (validation) leaves out labels of a class the training span never showed (a fan level
-    used only in summer when training ended in spring): no model can learn them from this data, and their
-    growing loss would stop training after the first epoch.
-    """
-
-    def __init__(self, heads: list[DeviceHead], labels: np.ndarray) -> None:
-        self.heads = heads
-        self.pos_weight: dict[int, torch.Tensor] = {}
-        self.class_weight: dict[int, torch.Tensor] = {}
-        self.seen: dict[int, torch.Tensor] = {}  # class -> present in training (binary, level)
-        for k, h in enumerate(heads):
-            y = labels[:, k]
-            y = y[~np.isnan(y)]
-            if h.kind != "setpoint":
-                self.seen[k] = torch.from_numpy(
-                    np.bincount(y.astype(int), minlength=h.n_out if h.kind == "level" else 2) > 0
-                )
-            if h.kind == "binary" and y.size:
-                rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
-                # tempered (sqrt) weighting: balanced sampling already lifted rare positives
-                self.pos_weight[k] = torch.tensor(min(math.sqrt((1 - rate) / rate), 10.0))
-            elif h.kind == "level" and y.size:
-                counts = np.bincount(y.astype(int), minlength=h.levels).astype(np.float64) + 1.0
-                w = np.sqrt(counts.sum() / counts)
-                self.class_weight[k] = torch.tensor(w / w.mean(), dtype=torch.float32)
-
-    def __call__(self, raw: torch.Tensor, labels: torch.Tensor, seen_only: bool = False) -> torch.Tensor:
-        total = raw.new_zeros(())
-        o = 0
-        for k, h in enumerate(self.heads):
-            y = labels[:, k]
-            known = ~torch.isnan(y)
-            if seen_only and k in self.seen:
-                known &= self.seen[k][torch.nan_to_num(y).long().clamp(0, len(self.seen[k]) - 1)]
-            if known.any():
-                r = raw[known]
-                yk = y[known]
-                if h.kind == "binary":
-                    total = total + F.binary_cross_entropy_with_logits(
-                        r[:, o], yk, pos_weight=self.pos_weight.get(k)
-                    )
-                elif h.kind == "level":
-                    total = total + F.cross_entropy(
-                        r[:, o : o + h.n_out], yk.long(), weight=self.class_weight.get(k)
-                    )
-                else:
-                    total = total + F.huber_loss(r[:, o], (yk - h.mean) / h.std, delta=1.0)
-            o += h.n_out
-        return total
 
 
 def transitions(sampler: WindowSampler, log: SensorLog, heads: list[DeviceHead]) -> np.ndarray:
@@ -317,7 +250,7 @@ def train(
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     mean, std = channel_moments(train_log)
-    heads = device_heads(train_log)
+    heads = device_heads(train_log, cfg)
     kinds = [c.kind for c in train_log.channels]
     tr = WindowSampler(train_log, cfg.window)
     va = WindowSampler(val_log, cfg.window)
@@ -328,7 +261,15 @@ def train(
         )
     free = list(cfg.level_free_kinds)
     full = CatVsn(
-        ModelConfig(kinds, heads, window=cfg.window, patch=cfg.patch, d=cfg.d, level_free_kinds=free)
+        ModelConfig(
+            kinds,
+            heads,
+            window=cfg.window,
+            patch=cfg.patch,
+            d=cfg.d,
+            level_free_kinds=free,
+            dynamics=cfg.dynamics,
+        )
     )
     cw = cfg.window // cfg.time_factor
     coarse = CatVsn(
@@ -341,13 +282,14 @@ def train(
             heads=cfg.coarse_heads,
             time_factor=cfg.time_factor,
             level_free_kinds=free,
+            dynamics=cfg.dynamics,
         )
     )
     warm_start(cfg.init_from, full, coarse)
     params = list(full.parameters()) + list(coarse.parameters())
     ema = {n: _ema(m, cfg.ema) for n, m in (("full", full), ("coarse", coarse))}
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = DeviceLoss(heads, train_log.labels[tr.ends])
+    loss_fn = DeviceLoss(heads, train_log.labels[tr.ends], cfg.level_balance)
     moves = transitions(tr, train_log, heads)  # bool [M]
     recency = recency_weights(train_log, tr.ends, cfg.half_life_days)  # float [M] or None
     vx, vmask, vids, vlab = windows(va, strided(va.ends, cfg.max_val_windows), mean, std)
