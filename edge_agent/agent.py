@@ -4,8 +4,9 @@ pure `Controller`, and carries out the effects it returns.
 Threads: paho's network thread (fills the inbox; while the decider is idle it decides a sensor event itself,
 through `edge_agent.eventpath.EventGate`, and leaves the explanation to the decider), the decider (drains the
 inbox into the controller, runs its tick, samples CPU for the governor, publishes stats, pumps commands), the
-recorder's writer and the scheduler. The controller is touched only under the gate's lock. The controller's time is the injected `clock` (the demo shares a scaled simulation clock);
-latency, CPU sampling and the stats cadence use real time. No error path sleeps the decider.
+recorder's writer and the scheduler. The controller is touched only under the gate's lock. The controller's
+time is the injected `clock` (the demo shares a scaled simulation clock); latency, CPU sampling and the stats
+cadence use real time. No error path sleeps the decider.
 """
 
 from __future__ import annotations
@@ -263,9 +264,8 @@ class Agent:
                 self.inbox.wait(POLL_SECONDS)  # a message, an inline decision's remainder, or the poll
                 done: list[Carried] = []
                 stats: dict[str, Any] | None = None
-                with (
-                    self.gate.lock
-                ):  # pops and handles together: an event decided inline never jumps the queue
+                # pops and handles together, holding the controller: an event decided inline never jumps the queue
+                with self.gate.lock:
                     done += [self._finish(c) for c in self.gate.take()]
                     batch = self._drain()
                     now, mono = self.clock(), self.steady()
