@@ -55,6 +55,7 @@ AUTH_REFUSED = ("Bad user name or password", "Not authorized")
 _UNTRUSTED = {2, 18, 19, 20, 21, 24, 27}
 _EXPIRED = {9, 10}
 _NAME_MISMATCH = {62, 64}  # host name / IP address mismatch
+_DISCONNECT = 0xE0  # MQTT packet type of a DISCONNECT (paho's `_out_packet` entries carry it in "command")
 
 
 @dataclass
@@ -289,7 +290,18 @@ class MqttLink:
         next turn of paho's loop. Elsewhere a no-op (paho's writes are not thread-safe): False."""
         if self._net_thread is None or threading.get_ident() != self._net_thread:
             return False
-        self.client.loop_write()
+        c = self.client
+        out = getattr(c, "_out_packet", ())
+        if any(p.get("command", 0) & 0xF0 == _DISCONNECT for p in list(out)):
+            return False  # paho would call on_disconnect under the callback mutex on_message holds
+        # paho calls on_publish of a written QoS0 packet under its callback mutex, which on_message holds (a
+        # deadlock of the network thread): without it for this write (it only notes QoS0 mids, see _on_publish)
+        cb = c.on_publish
+        c.on_publish = None
+        try:
+            c.loop_write()
+        finally:
+            c.on_publish = cb
         return True
 
     def inflight(self) -> int:
