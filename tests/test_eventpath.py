@@ -199,3 +199,22 @@ def test_agent_decides_an_event_on_the_mqtt_thread_and_explains_it_after(
         assert stats[-1]["errors"] == 0
     finally:
         agent.stop()
+
+
+def test_write_now_only_on_pahos_thread_and_never_under_on_publish() -> None:
+    """Inside on_message paho holds its callback mutex; a QoS0 packet's on_publish would take it again."""
+    from test_mqtt_link_unit import FakeClient, Msg
+
+    from edge_agent.config import BrokerSettings
+    from edge_agent.mqtt import MqttLink
+
+    link = MqttLink(
+        BrokerSettings(host="127.0.0.1", port=1), "c", "w", ByteBoundedInbox(10), client_factory=FakeClient
+    )
+    seen: list[Any] = []
+    link.client.loop_write = lambda: seen.append(link.client.on_publish)
+    assert link.write_now() is False and seen == []  # not paho's thread: paho's writes are not thread-safe
+    link.inline = lambda it: link.write_now()
+    link._on_message(None, None, Msg(MOTION, b"{}"))  # type: ignore[arg-type]
+    assert seen == [None] and link.client.on_publish is not None  # off for the write, back after
+    assert link.inbox.qsize() == 0  # decided there: not queued
