@@ -1,15 +1,16 @@
 """Where the event path's time goes: bench_latency's configuration with the agent in this process, its stages
-stamped on the monotonic clock, and a cProfile of the decider thread.
+stamped on the monotonic clock, and a cProfile of the agent's threads (`PROFILE=1`).
 
 Stages of one motion event (probe publish -> `/set` received by the probe):
-  inbox   paho's network thread put the message in the inbox (`received` stamp) -> the decider took it
-  decide  the controller's `handle` (ingest, window, tier, policy, decision payloads) -> the command's effects
-  send    `_carry_out` start -> the command handed to paho (publish returns)
-  write   the command handed to paho -> its bytes written to the socket (paho's network thread)
-  after   the command handed to paho -> `_carry_out` done (records, explanations published)
-  wire    probe publish -> inbox, plus paho publish -> probe receives (the rest of the total)
-Baseline in the same run: the bare paho relay of bench_latency (same broker, same probe). JSON lines; p50/p99
-in ms. `PROFILE=1` prints the decider's top functions by cumulative time (stderr).
+  inbox   paho's network thread stamped the message (`received`) -> the controller's `handle` starts (the
+          inbox hand-off and the decider's wake-up; ~0 when decided inline on paho's thread)
+  decide  `handle` (ingest, window, tier, model, policy) -> the command's effects
+  send    the effects -> the command handed to paho (publish returns)
+  write   the command handed to paho -> its bytes written to the socket
+  wire    the rest of the total (probe -> broker -> agent, agent -> broker -> probe)
+Rows, same run, same broker and probe: the bare paho relay of bench_latency (baseline), the agent with the event
+decided on paho's thread when the decider is idle (`inline_events`, the default), and the agent with every
+message through the decider's queue (`inline_events: false`, the path before). JSON lines; p50/p99 in ms.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import os
 import pstats
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from bench_latency import MOTION, SET, measure, relay
 ITER = int(os.environ.get("ITER", 200))
 
 
-def agent_config(bundle: Path, port: int, state: Path) -> dict[str, Any]:
+def agent_config(bundle: Path, port: int, state: Path, inline: bool = True) -> dict[str, Any]:
     dev = {"min_dwell_seconds": 0, "max_commands_per_hour": 1_000_000}
     return {
         "agent_id": "bench",
@@ -40,6 +40,7 @@ def agent_config(bundle: Path, port: int, state: Path) -> dict[str, Any]:
         "bundle": str(bundle),
         "state_dir": str(state),
         "log_level": "WARNING",
+        "inline_events": inline,
         "broker": {"host": "127.0.0.1", "port": port},
         "channels": [
             {"topic": MOTION, "channel": "living.motion", "field": "occupancy"},
@@ -49,105 +50,145 @@ def agent_config(bundle: Path, port: int, state: Path) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    from testbundle import home_bundle
-
+def run_agent(port: int, bundle: Path, state: Path, inline: bool) -> dict[str, Any]:
     from edge_agent.agent import Agent
     from edge_agent.config import parse_config
+
+    agent = Agent(parse_config(agent_config(bundle, port, state, inline)))
+    stamps: dict[str, list[float]] = {k: [] for k in ("inbox", "decide", "send", "write")}
+    cur: dict[str, float] = {}
+    ctrl, link = agent.controller, agent.link
+    handle, send = ctrl.handle, link.send_command
+
+    def handle_(batch, now, **kw):  # type: ignore[no-untyped-def]
+        t = time.monotonic()
+        fx = handle(batch, now, **kw)
+        if batch and fx.commands:
+            cur["recv"], cur["start"], cur["decided"] = batch[0][2], t, time.monotonic()
+        return fx
+
+    def send_(*a, **kw):  # type: ignore[no-untyped-def]
+        cur["sent_at"] = time.monotonic()  # before publish: a write from this thread lands inside the call
+        r = send(*a, **kw)
+        if "decided" in cur:
+            stamps["inbox"].append((cur["start"] - cur["recv"]) * 1e3)
+            stamps["decide"].append((cur["decided"] - cur["start"]) * 1e3)
+            stamps["send"].append((time.monotonic() - cur.pop("decided")) * 1e3)
+        return r
+
+    ctrl.handle, link.send_command = handle_, send_  # type: ignore[method-assign]
+    set_topic = SET.encode()
+
+    def wrap_sock(real):  # type: ignore[no-untyped-def]
+        def sock_send(buf):  # type: ignore[no-untyped-def]
+            n = real(buf)
+            if set_topic in bytes(buf[:64]) and "sent_at" in cur:
+                stamps["write"].append((time.monotonic() - cur.pop("sent_at")) * 1e3)
+            return n
+
+        return sock_send
+
+    link.client._sock_send = wrap_sock(link.client._sock_send)  # type: ignore[method-assign]
+    agent.start()
+    agent.ready.wait(10)
+    time.sleep(0.5)
+    lat = measure(port, ITER)
+    st = agent.stats()
+    agent.stop()
+    out = {
+        "path": "edge-agent-inline" if inline else "edge-agent-queued",
+        "n": len(lat),
+        "p50_ms": pct(lat, 50),
+        "p99_ms": pct(lat, 99),
+        "stages_p50_ms": {k: pct(v, 50) for k, v in stamps.items() if v},
+        "stages_p99_ms": {k: pct(v, 99) for k, v in stamps.items() if v},
+        "commands": len(stamps["send"]),
+        "events_inline": st["events_inline"],
+        "events_queued": st["events_queued"],
+    }
+    return out
+
+
+def handle_stages(bundle: Path, state: Path, n: int = 2000) -> dict[str, Any]:
+    """µs per stage of the controller's `handle` for one motion event (no broker: the pure decision path),
+    on perf_counter stamps around its parts; `PROFILE=1` adds a cProfile by own time (stderr)."""
+    from edge_agent import controller as ctl
+    from edge_agent.config import parse_config
+    from edge_agent.inference import Bundle
+
+    b = Bundle.load(bundle)
+    now, mono = 1_700_000_000.0, 100.0
+    c = ctl.Controller(parse_config(agent_config(bundle, 1, state)), b, now=now, mono=mono)
+    c.defer_explanations = True
+    c.handle([("zigbee2mqtt/living_light", b'{"state":"OFF"}', 0.0, False)], now, mono=mono)
+    st: dict[str, list[float]] = {}
+
+    def stamp(obj: Any, name: str, key: str) -> None:
+        f = getattr(obj, name)
+
+        def g(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            r = f(*a, **k)
+            st.setdefault(key, []).append((time.perf_counter() - t) * 1e6)
+            return r
+
+        setattr(obj, name, g)
+
+    for obj, name, key in (
+        (c, "_message", "ingest+window_update"),
+        (c.window, "snapshot", "window_snapshot"),
+        (ctl, "select_channels", "select_channels"),
+        (ctl, "run_tier", "pool+normalize+onnxruntime"),
+        (c, "_act", "policy+command"),
+    ):
+        stamp(obj, name, key)
+    prof = cProfile.Profile() if os.environ.get("PROFILE") else None
+    t = 0.0
+    for i in range(n):
+        t += 0.3
+        payload = (b'{"occupancy": true, "illuminance": 5}', b'{"occupancy": false, "illuminance": 5}')[i % 2]
+        item = ("zigbee2mqtt/living_motion", payload, time.monotonic(), False)
+        if prof is not None:
+            prof.enable()
+        t0 = time.perf_counter()
+        fx = c.handle([item], now + t, mono=mono + t)
+        t1 = time.perf_counter()
+        fx.finish()
+        t2 = time.perf_counter()
+        if prof is not None:
+            prof.disable()
+        st.setdefault("handle_total", []).append((t1 - t0) * 1e6)
+        st.setdefault("explanation_deferred", []).append((t2 - t1) * 1e6)
+    if prof is not None:
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(20)
+        print(buf.getvalue(), file=sys.stderr)
+    return {k: {"p50_us": pct(v, 50), "p99_us": pct(v, 99)} for k, v in st.items()}
+
+
+def main() -> None:
+    from testbundle import home_bundle
 
     broker = Mosquitto()
     try:
         with tempfile.TemporaryDirectory() as d:
+            load0 = os.getloadavg()[0]
             p = mp.get_context("spawn").Process(target=relay, args=(broker.port,), daemon=True)
             p.start()
             time.sleep(0.5)
-            lat = measure(broker.port)
+            lat = measure(broker.port, ITER)
             p.terminate()
-            emit(
-                bench="event_path",
-                path="bare-paho-relay",
-                n=len(lat),
-                p50_ms=pct(lat, 50),
-                p99_ms=pct(lat, 99),
-            )
-
+            base = {"p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99)}
+            emit(bench="event_path", path="bare-paho-relay", n=len(lat), **base, loadavg_1m=round(load0, 2))
             bundle = home_bundle(Path(d) / "bundle", step_seconds=0.1)
-            agent = Agent(parse_config(agent_config(bundle, broker.port, Path(d) / "s")))
-            stamps: dict[str, list[float]] = {k: [] for k in ("inbox", "decide", "send", "write", "after")}
-            cur: dict[str, float] = {}
-            ctrl, link = agent.controller, agent.link
-            handle, carry, send = ctrl.handle, agent._carry_out, link.send_command
-
-            def handle_(batch, now, **kw):  # type: ignore[no-untyped-def]
-                t = time.monotonic()
-                if batch:
-                    cur["recv"], cur["drained"] = batch[0][2], t
-                fx = handle(batch, now, **kw)
-                cur["decided"] = time.monotonic()
-                return fx
-
-            def carry_(fx):  # type: ignore[no-untyped-def]
-                cur["carry"] = time.monotonic()
-                carry(fx)
-                if fx.commands and "sent" in cur:
-                    end = time.monotonic()
-                    stamps["inbox"].append((cur["drained"] - cur["recv"]) * 1e3)
-                    stamps["decide"].append((cur["decided"] - cur["drained"]) * 1e3)
-                    stamps["send"].append((cur["sent"] - cur["carry"]) * 1e3)
-                    stamps["after"].append((end - cur["sent"]) * 1e3)
-                    cur.pop("sent")
-
-            def send_(*a, **kw):  # type: ignore[no-untyped-def]
-                t = time.monotonic()
-                cur["sent_at"] = t  # before publish: a write from this thread lands inside the call
-                r = send(*a, **kw)
-                cur["sent"] = time.monotonic()
-                return r
-
-            ctrl.handle, agent._carry_out, link.send_command = handle_, carry_, send_  # type: ignore[method-assign]
-            set_topic = SET.encode()
-
-            def wrap_sock(real):  # type: ignore[no-untyped-def]
-                def sock_send(buf):  # type: ignore[no-untyped-def]
-                    n = real(buf)
-                    if set_topic in bytes(buf[:64]) and "sent_at" in cur:
-                        stamps["write"].append((time.monotonic() - cur.pop("sent_at")) * 1e3)
-                    return n
-
-                return sock_send
-
-            link.client._sock_send = wrap_sock(link.client._sock_send)  # type: ignore[method-assign]
-            prof = cProfile.Profile() if os.environ.get("PROFILE") else None
-            if prof is not None:
-                loop = agent._loop
-
-                def profiled() -> None:
-                    prof.enable()
-                    try:
-                        loop()
-                    finally:
-                        prof.disable()
-
-                agent._thread = threading.Thread(target=profiled, name="decider", daemon=True)
-            agent.start()
-            agent.ready.wait(10)
-            time.sleep(0.5)
-            lat = measure(broker.port)
-            agent.stop()
-            emit(
-                bench="event_path",
-                path="edge-agent-in-process",
-                n=len(lat),
-                p50_ms=pct(lat, 50),
-                p99_ms=pct(lat, 99),
-                stages_p50_ms={k: pct(v, 50) for k, v in stamps.items() if v},
-                stages_p99_ms={k: pct(v, 99) for k, v in stamps.items() if v},
-                commands=len(stamps["send"]),
-            )
-            if prof is not None:
-                out = io.StringIO()
-                pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(30)
-                print(out.getvalue(), file=sys.stderr)
+            emit(bench="event_path", path="controller-handle-stages", **handle_stages(bundle, Path(d) / "h"))
+            for i, inline in enumerate((True, False)):
+                r = run_agent(broker.port, bundle, Path(d) / f"s{i}", inline)
+                over = {
+                    "p50_over_relay_ms": round(r["p50_ms"] - base["p50_ms"], 3),
+                    "p99_over_relay_ms": round(r["p99_ms"] - base["p99_ms"], 3),
+                }
+                emit(bench="event_path", **r, **over, loadavg_1m=round(os.getloadavg()[0], 2))
     finally:
         broker.stop()
 

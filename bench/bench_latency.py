@@ -6,7 +6,9 @@ Baseline in the same run: a bare paho relay (parse, publish the command) in its 
 with the same probe. The daemon runs as `edge-agent run` in its own process on the test home bundle (`auto`, no
 dwell, default hysteresis). Loads: `quiet`, and `busy` = `--hogs` busy processes (`while True: pass`) at normal
 priority for the whole row (as a hub often is). Rows per load: the relay, the agent with the default governor,
-and with `--tiers` the agent pinned to each tier (missed/wrong per tier). JSON lines, p50/p99 in ms.
+with `--queued` the same agent with every message through the decider's queue (`inline_events: false`, the
+event path before issue 21's inline decision), and with `--tiers` the agent pinned to each tier (missed/wrong
+per tier). JSON lines, p50/p99 in ms, and the 1-minute load average when the row ended.
 
     python bench/bench_latency.py                      # quiet: relay, governed agent
     python bench/bench_latency.py --load both --tiers  # the issue's table (ITER=150 for the busy rows)
@@ -107,7 +109,9 @@ def measure(port: int, iters: int | None = None, seed: int = 1) -> list[float]:
     return probe(port, iters, seed)[0]
 
 
-def agent_config(bundle: Path, port: int, state: Path, governor: dict[str, Any]) -> dict[str, Any]:
+def agent_config(
+    bundle: Path, port: int, state: Path, governor: dict[str, Any], inline: bool = True
+) -> dict[str, Any]:
     dev = {"min_dwell_seconds": 0, "max_commands_per_hour": 1_000_000}
     return {
         "agent_id": "bench",
@@ -115,6 +119,7 @@ def agent_config(bundle: Path, port: int, state: Path, governor: dict[str, Any])
         "bundle": str(bundle),
         "state_dir": str(state),
         "log_level": "WARNING",
+        "inline_events": inline,
         "broker": {"host": "127.0.0.1", "port": port},
         "governor": governor,
         "channels": [
@@ -131,6 +136,7 @@ class Stats:
     def __init__(self, port: int) -> None:
         self.tiers: dict[str, int] = {}
         self.reasons: list[str] = []
+        self.last: dict[str, Any] = {}
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
         self.c.on_message = self._on
         self.c.on_connect = lambda cl, *a: cl.subscribe("edge-agent/bench/stats")
@@ -139,6 +145,7 @@ class Stats:
 
     def _on(self, _c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
         s = json.loads(m.payload)
+        self.last = s
         self.tiers[s.get("tier", "?")] = self.tiers.get(s.get("tier", "?"), 0) + 1
         gov = s.get("governor") or {}
         if gov.get("reason"):
@@ -155,14 +162,14 @@ def run_relay(port: int, iters: int) -> dict[str, Any]:
     time.sleep(0.5)
     lat, missed, wrong = probe(port, iters)
     p.terminate()
-    return {"path": "bare-paho-relay", **row(lat, missed, wrong)}
+    return {"path": "bare-paho-relay", **row(lat, missed, wrong), "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
 def run_agent(
-    port: int, d: Path, bundle: Path, iters: int, governor: dict[str, Any], name: str
+    port: int, d: Path, bundle: Path, iters: int, governor: dict[str, Any], name: str, inline: bool = True
 ) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(dir=d))
-    (state / "c.yaml").write_text(yaml.safe_dump(agent_config(bundle, port, state / "s", governor)))
+    (state / "c.yaml").write_text(yaml.safe_dump(agent_config(bundle, port, state / "s", governor, inline)))
     agent = subprocess.Popen(
         [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(state / "c.yaml")], cwd=ROOT
     )
@@ -175,6 +182,9 @@ def run_agent(
         agent.wait(10)
         stats.close()
     out = {"path": name, **row(lat, missed, wrong), "tiers_seen": stats.tiers}
+    out["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    out["events_inline"] = stats.last.get("events_inline")  # decided on paho's thread
+    out["events_queued"] = stats.last.get("events_queued")
     if stats.reasons:
         out["governor_reason"] = stats.reasons[-1]
     return out
@@ -196,6 +206,7 @@ def main() -> None:
     ap.add_argument("--load", choices=("quiet", "busy", "both"), default="quiet")
     ap.add_argument("--tiers", action="store_true", help="also the agent pinned to each tier")
     ap.add_argument("--hogs", type=int, default=2, help="busy processes at normal priority for `busy`")
+    ap.add_argument("--queued", action="store_true", help="also the agent with inline_events: false")
     args = ap.parse_args()
     from testbundle import home_bundle
 
@@ -216,6 +227,12 @@ def main() -> None:
                     rows.append(
                         run_agent(broker.port, Path(d), bundle, ITER, {}, "edge-agent-default-governor")
                     )
+                    if args.queued:
+                        rows.append(
+                            run_agent(
+                                broker.port, Path(d), bundle, ITER, {}, "edge-agent-queued", inline=False
+                            )
+                        )
                     for t in TIERS if args.tiers else ():
                         rows.append(
                             run_agent(

@@ -1,10 +1,12 @@
 """The runtime: owns the threads, the MQTT link, the recorder, the publisher and the scheduler around the
 pure `Controller`, and carries out the effects it returns.
 
-Threads: paho's network thread (fills the inbox), the decider (drains the inbox into the controller, runs
-its tick, samples CPU for the governor, publishes stats, pumps commands), the recorder's writer and the
-scheduler. The controller's time is the injected `clock` (the demo shares a scaled simulation clock);
-latency, CPU sampling and the stats cadence use real time. No error path sleeps the decider.
+Threads: paho's network thread (fills the inbox; while the decider is idle it decides a sensor event itself,
+through `edge_agent.eventpath.EventGate`, and leaves the explanation to the decider), the decider (drains the
+inbox into the controller, runs its tick, samples CPU for the governor, publishes stats, pumps commands), the
+recorder's writer and the scheduler. The controller is touched only under the gate's lock. The controller's
+time is the injected `clock` (the demo shares a scaled simulation clock); latency, CPU sampling and the stats
+cadence use real time. No error path sleeps the decider.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from edge_agent.config import AgentConfig
 from edge_agent.controller import Controller, Message, command_record
 from edge_agent.devices import DeviceRuntime, build_devices
 from edge_agent.effects import Command, CommandRecord, Effects, StateRecord
+from edge_agent.eventpath import EventGate
 from edge_agent.focus import AttentionTracker
 from edge_agent.governor import Governor
-from edge_agent.inbox import ByteBoundedInbox
+from edge_agent.inbox import ByteBoundedInbox, Item
 from edge_agent.inference import Bundle
 from edge_agent.ingest import LogLimiter
 from edge_agent.mqtt import MqttLink, subscriptions
@@ -47,6 +50,7 @@ DURABLE_WAIT_SECONDS = 2.0
 BURST_MESSAGES = 500  # a batch this big means a flood: trim the heap once it is over
 TRIM_EVERY_SECONDS = 5.0  # longest wait for a person's hold to be committed before going on
 WATCH_SECONDS = 5.0  # how often the store's `current` is checked for a new bundle (no bundle: in config)
+Carried = tuple[Effects, int]  # effects whose commands are out, and how many of their records are written
 
 
 def merge_holds(saved: dict[str, Any], from_overrides: dict[str, float]) -> dict[str, Any]:
@@ -99,6 +103,11 @@ class Agent:
         self.controller = Controller(config, bundle, now=clock(), mono=self.steady(), state=state)
         self.controller.defer_explanations = True  # commands first (`_carry_out`), explanations after
         self.inbox = ByteBoundedInbox(config.queue_size)  # bounded by count and by bytes
+        self._limiter = LogLimiter(60.0)
+        # the controller's one owner at a time; while the decider is idle, paho's thread decides an event
+        self.gate: EventGate[Carried] = EventGate(
+            self.inbox, self._decide_inline, self._inline_error, enabled=config.inline_events
+        )
         self.topics = config.topics()
         self.link = MqttLink(
             config.broker,
@@ -109,6 +118,7 @@ class Agent:
             command_expiry=config.command_expiry_seconds,
             max_payload_bytes=config.max_payload_bytes,
         )
+        self.link.inline = self.gate.offer
         self._subscribe()
         self.publisher = Publisher(self.link, config.agent_id)
         self.link.on_connect_hooks.append(self.publisher.announce)
@@ -138,7 +148,6 @@ class Agent:
         self.heartbeat_hooks: list[Callable[[], None]] = []  # called once per decider loop (e.g. a watchdog)
         self._rate = RateMeter()
         self._decision_rate = RateMeter(span=60.0)
-        self._limiter = LogLimiter(60.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="decider", daemon=True)
         self._started_at = time.monotonic()
@@ -188,6 +197,7 @@ class Agent:
             self.cfg.broker.extra_subscriptions,
         )
         self.link.payload_limits = c.z2m.payload_limits()  # Zigbee2MQTT's device list may be large
+        self.gate.topics = c.event_topics() - set(retrain_topics(self.cfg))  # decided on paho's thread
         # Service hooks (wired by cli.cmd_run): `ready` is set on the first broker connect (sd_notify READY)
         self.ready = threading.Event()
         self.link.on_connect_hooks.append(self.ready.set)
@@ -224,6 +234,11 @@ class Agent:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        left = self.gate.close()  # no inline decision from here on; the last remainders carried out
+        with self.gate.lock:
+            carried = [self._finish(c) for c in left]
+        for c in carried:
+            self._write_out(c)
         self._carry_out(self.controller.close(self.clock()))
         self.scheduler.stop()
         self.retrain.stop()
@@ -251,43 +266,67 @@ class Agent:
         next_sample = next_stats = next_persist = time.monotonic()
         while not self._stop.is_set():
             try:
-                batch = self._drain()
-                now, mono = self.clock(), self.steady()
-                up = self.link.connected.is_set()
-                self._maybe_swap(now)
-                if batch:  # the retrain/rollback buttons go to the retrain worker, not the controller
-                    batch = [m for m in batch if not self.retrain.offer(m[0], m[1])]
-                if batch:
-                    self._carry_out(self.controller.handle(batch, now, mono=mono, link_up=up))
-                self._after_burst(len(batch))
-                self._carry_out(self.controller.poll(now, mono=mono, link_up=up))
-                real = time.monotonic()
-                if real >= next_sample:
-                    next_sample = real + self.cfg.governor.sample_seconds
-                    self._cpu = psutil.cpu_percent(None)
-                    fx = self.controller.observe_load(
-                        now,
-                        cpu_percent=self._cpu,
-                        queue_depth=self.inbox.qsize(),
-                        mono=mono,
-                        own_cpu_percent=self._proc.cpu_percent(None),  # % of one core since the last sample
-                    )
-                    self._carry_out(fx)
-                    if fx.records:
-                        self.publisher.stats(self.stats())
-                if real >= next_stats:
-                    next_stats = real + self.cfg.stats_interval_seconds
-                    self.publisher.stats(self.stats())
-                if real >= next_persist:
-                    next_persist = real + PERSIST_SECONDS
-                    self._carry_out(self.controller.persist(now))
-                self.link.pump()
+                self.inbox.wait(POLL_SECONDS)  # a message, an inline decision's remainder, or the poll
+                done: list[Carried] = []
+                stats: dict[str, Any] | None = None
+                # pops and handles together, holding the controller: an event decided inline never jumps the queue
+                with self.gate.lock:
+                    done += [self._finish(c) for c in self.gate.take()]
+                    batch = self._drain()
+                    now, mono = self.clock(), self.steady()
+                    up = self.link.connected.is_set()
+                    self._maybe_swap(now)
+                    if batch:  # the retrain/rollback buttons go to the retrain worker, not the controller
+                        batch = [m for m in batch if not self.retrain.offer(m[0], m[1])]
+                    if batch:
+                        done.append(self._first(self.controller.handle(batch, now, mono=mono, link_up=up)))
+                    self._after_burst(len(batch))
+                    done.append(self._first(self.controller.poll(now, mono=mono, link_up=up)))
+                    real = time.monotonic()
+                    if real >= next_sample:
+                        next_sample = real + self.cfg.governor.sample_seconds
+                        self._cpu = psutil.cpu_percent(None)
+                        fx = self.controller.observe_load(
+                            now,
+                            cpu_percent=self._cpu,
+                            queue_depth=self.inbox.qsize(),
+                            mono=mono,
+                            own_cpu_percent=self._proc.cpu_percent(None),  # % of one core since the last
+                        )
+                        done.append(self._first(fx))
+                        if fx.records:
+                            stats = self.stats()
+                    if real >= next_stats:
+                        next_stats = real + self.cfg.stats_interval_seconds
+                        stats = self.stats()
+                    if real >= next_persist:
+                        next_persist = real + PERSIST_SECONDS
+                        done.append(self._first(self.controller.persist(now)))
+                    self.link.pump()
+                for c in done:  # records, publications, decision payloads: outside the lock
+                    self._write_out(c)
+                if stats is not None:
+                    self.publisher.stats(stats)
                 for hook in self.heartbeat_hooks:  # the systemd watchdog ping: a stuck loop stops pinging
                     hook()
             except Exception:  # thread boundary: count, log (rate-limited), keep deciding; never sleep here
                 self.counters.errors += 1
                 if self._limiter.allow("loop", time.monotonic()):
                     logger.exception("decider: unexpected error (loop goes on; logged once a minute)")
+
+    def _decide_inline(self, item: Item) -> Carried:
+        """On paho's thread, holding the gate (`EventGate.offer`): decide one sensor event and send its
+        commands; the explanation is left for the decider."""
+        now, mono = self.clock(), self.steady()
+        fx = self.controller.handle([item], now, mono=mono, link_up=self.link.connected.is_set())
+        return fx, self._send_first(fx)
+
+    def _inline_error(self) -> None:
+        self.counters.errors += 1
+        if self._limiter.allow("inline", time.monotonic()):
+            logger.exception(
+                "event path: unexpected error deciding on the MQTT thread (logged once a minute)"
+            )
 
     def _after_burst(self, n: int) -> None:
         """Once a flood is over (big batches, then an idle inbox), give the freed heap back to the OS."""
@@ -299,10 +338,8 @@ class Agent:
             release_free_memory()
 
     def _drain(self) -> list[Message]:
-        try:
-            batch = [self.inbox.get(timeout=POLL_SECONDS)]
-        except queue.Empty:
-            return []
+        """Up to DRAIN_MAX queued messages, never waiting (the loop waited in `inbox.wait`, without the lock)."""
+        batch: list[Message] = []
         while len(batch) < DRAIN_MAX:
             try:
                 batch.append(self.inbox.get_nowait())
@@ -320,6 +357,15 @@ class Agent:
     def _carry_out(self, fx: Effects) -> None:
         """Send the commands first (the event path: nothing else runs before them), then record the rows and
         publish the explanations; with a person's hold among the records, the hold is durable first."""
+        self._write_out(self._first(fx))
+
+    def _first(self, fx: Effects) -> Carried:
+        """Holding the gate: the commands out (`_send_first`), then the explanations built (`_finish`)."""
+        return self._finish((fx, self._send_first(fx)))
+
+    def _send_first(self, fx: Effects) -> int:
+        """A person's hold durable first (urgent records written and committed), then the commands sent;
+        returns how many of the records are written already."""
         if any(isinstance(rec, StateRecord) and rec.urgent for rec in fx.records):
             for rec in fx.records:
                 self.recorder.write(rec)
@@ -328,11 +374,18 @@ class Agent:
                     "recorder: a person's hold was not committed within %.0fs", DURABLE_WAIT_SECONDS
                 )
             done = len(fx.records)
-            self._send_all(fx.commands)
         else:
             done = 0
-            self._send_all(fx.commands)
-        fx.finish()  # the explanations: decisions and their records
+        fx.records += self._send_all(fx.commands)
+        return done
+
+    def _finish(self, carried: Carried) -> Carried:
+        carried[0].finish()  # the explanations (they read and update the controller: under the gate's lock)
+        return carried
+
+    def _write_out(self, carried: Carried) -> None:
+        """The rest, after the commands: records, publications, decision payloads (no lock needed)."""
+        fx, done = carried
         for rec in fx.records[done:]:
             self.recorder.write(rec)
         for pub in fx.publications:
@@ -343,27 +396,36 @@ class Agent:
 
     def _announce(self) -> None:
         """On every connect (paho's thread): the modes' retained states and the HA device config."""
-        self._carry_out(self.controller.announce(self.clock()))
+        with self.gate.lock:
+            carried = self._first(self.controller.announce(self.clock()))
+        self._write_out(carried)
 
     def _publish_switches(self) -> None:
         """On every connect: the pause switches' retained states (paho's thread; the state is a dict read)."""
         for pub in self.controller.switches.publications():
             self.link.publish(pub.topic, pub.payload, qos=1, retain=True)
 
-    def _send_all(self, commands: list[Command]) -> None:
-        """Hand the commands to paho, then let its network thread write them before the decider goes on to
-        records and explanations (it would otherwise wait for the GIL behind them: up to a switch interval)."""
+    def _send_all(self, commands: list[Command]) -> list[CommandRecord]:
+        """Hand the commands to paho and have them written before anything else runs; returns their records
+        (written by the caller after the explanations: no recorder wake-up on the event path). On paho's
+        thread (an inline decision) the socket is written at once; on the decider, the GIL is released so the
+        network thread, woken by paho, writes them now (it would otherwise wait behind the explanations)."""
         if not commands:
-            return
-        self._held_back = []  # the command records of this hand-off: written after it (no recorder wake-up)
+            return []
+        held: list[CommandRecord] = []
+        self._held_back = held  # the command records of this hand-off
         try:
             for cmd in commands:
                 self._send(cmd)
-            time.sleep(0)  # releases the GIL: the network thread, woken by paho, writes the command now
-        finally:
-            held, self._held_back = self._held_back, None
-            for rec in held or ():
+            if not self.link.write_now():
+                time.sleep(0)
+        except Exception:
+            for rec in held:  # what was sent is recorded even so
                 self.recorder.write(rec)
+            raise
+        finally:
+            self._held_back = None
+        return held
 
     def _send(self, cmd: Command) -> None:
         def done(status: str, _cmd: Command = cmd) -> None:
@@ -392,6 +454,8 @@ class Agent:
             "cpu_percent": self._cpu,
             "rss_mb": rss_mb(),
             "commands_sent": lc.commands_sent,
+            "events_inline": self.gate.inline,  # decided on paho's thread (no hand-off)
+            "events_queued": self.gate.queued,  # event topics that went through the inbox (decider busy)
             "commands_expired": lc.commands_expired,
             "oversized": lc.oversized,
             "connect_failures": lc.connect_failures,

@@ -258,6 +258,11 @@ class AgentConfig(_Strict):
     queue_size: int = Field(default=10_000, ge=10, description="Bounded queue between MQTT and the decider")
     max_payload_bytes: int = Field(default=65536, ge=64, description="Larger payloads are rejected")
     publish_decisions: bool = Field(default=True, description="Publish each decision on the decision topic")
+    inline_events: bool = Field(
+        default=True,
+        description="Decide a sensor event on the MQTT thread that received it while the decider is idle (no "
+        "thread hand-off before the command); false: every message goes through the decider's queue",
+    )
     recorder: RecorderSettings = Field(default_factory=RecorderSettings, description="Database writer")
     governor: GovernorSettings = Field(default_factory=GovernorSettings, description="Tier governor")
     process: ProcessPrioritySettings = Field(

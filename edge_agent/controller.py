@@ -237,6 +237,25 @@ class Controller(AgentCommands):
         )
         return Effects(records=self.start_records(now))
 
+    def event_topics(self) -> frozenset[str]:
+        """Sensor topics that feed a fast channel of the bundle and carry nothing else the controller reads
+        (no device state, switch, mode, suggestion, automation or Zigbee2MQTT topic): a message on one yields
+        readings and at most a decision, never a person's change (`edge_agent.eventpath` decides them inline)."""
+        if self.bundle is None:
+            return frozenset()
+        fast = {self.names[i] for i in self.fast}
+        other = (
+            set(self.by_state_topic)
+            | set(self.switches.command_topics)
+            | set(self.modes.command_topics)
+            | set(self.suggestions.answer_topics)
+            | self.attributor.topics()
+            | self.z2m.topics()
+            | self._own_state_topics
+            | {self.cfg.homeassistant.status_topic}
+        )
+        return frozenset(r.topic for r in self.cfg.channels if r.channel in fast and r.topic not in other)
+
     # ---- inputs ----------------------------------------------------------------------------------------
     def _clock(self, now: float, mono: float | None) -> float:
         self._now = now

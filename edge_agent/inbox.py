@@ -5,7 +5,9 @@ drop-in for `queue.Queue[tuple[str, bytes, float, bool]]` (`put/put_nowait/get/g
 full`, raising `queue.Full` / `queue.Empty`) that also refuses an item while the queued payloads would exceed
 `max_bytes`. A blocking `put` (the link's QoS1 back-pressure) waits until both bounds have room or its timeout
 passes, exactly as `queue.Queue.put` does; an item larger than `max_bytes` on its own can never fit and is
-refused at once (`queue.Full`), never waited on.
+refused at once (`queue.Full`), never waited on. `wait` lets the consumer block until there is work without
+taking an item (the decider pops only while it holds the controller, see `edge_agent.eventpath`); `wake` ends
+that wait with no item (work left by another thread).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class ByteBoundedInbox:
         self._items: deque[Item] = deque()
         self._bytes = 0
         self._waiting = 0  # producers blocked in put (QoS1 back-pressure in action)
+        self._woken = False  # `wake()` called since the last `wait()` returned
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
@@ -95,6 +98,22 @@ class ByteBoundedInbox:
 
     def get_nowait(self) -> Item:
         return self.get(block=False)
+
+    def wait(self, timeout: float) -> bool:
+        """Block until an item is queued or `wake()` is called, at most `timeout` seconds; takes nothing.
+        True unless it timed out (a spurious wake-up also returns True: the caller just looks)."""
+        with self._not_empty:
+            if not self._items and not self._woken:
+                self._not_empty.wait(timeout)
+            ready = bool(self._items) or self._woken
+            self._woken = False
+            return ready
+
+    def wake(self) -> None:
+        """End the consumer's `wait` now, with no item (another thread left it work)."""
+        with self._not_empty:
+            self._woken = True
+            self._not_empty.notify()
 
     # ---- introspection -----------------------------------------------------------------------------------
     def qsize(self) -> int:

@@ -13,6 +13,8 @@ Connection failures give one clear line per cause (refused port, unknown host, t
 signed by `broker.tls.ca_file`, a certificate for another host, ...) naming host, port or file and the fix,
 rate-limited, while paho retries with its exponential backoff. Refused credentials stop the retrying: one
 line, the link stays disconnected (`auth_refused`) until `retry()` (e.g. after the config changed).
+`inline` (set by the agent: `edge_agent.eventpath.EventGate.offer`) may take a message on paho's thread before
+the inbox; `write_now` writes what was published to the socket at once when called on that thread.
 The paho client comes from `client_factory` (default: the real `paho.mqtt.client.Client`), so the unit tests
 drive the link with a fake client and a fake clock.
 """
@@ -53,6 +55,7 @@ AUTH_REFUSED = ("Bad user name or password", "Not authorized")
 _UNTRUSTED = {2, 18, 19, 20, 21, 24, 27}
 _EXPIRED = {9, 10}
 _NAME_MISMATCH = {62, 64}  # host name / IP address mismatch
+_DISCONNECT = 0xE0  # MQTT packet type of a DISCONNECT (paho's `_out_packet` entries carry it in "command")
 
 
 @dataclass
@@ -116,6 +119,9 @@ class MqttLink:
         )  # set when the broker refused our credentials; cleared by retry()
         self.subscriptions: list[str] = []
         self.on_connect_hooks: list[Callable[[], None]] = []
+        # called on paho's thread with each message before the inbox; True = handled there (the event path)
+        self.inline: Callable[[tuple[str, bytes, float, bool]], bool] | None = None
+        self._net_thread: int | None = None  # ident of paho's network thread (seen in on_message)
         self._limiter = LogLimiter(60.0)
         self._lock = threading.Lock()
         self._inflight: set[int] = set()
@@ -279,6 +285,25 @@ class MqttLink:
             if p.on_done:
                 p.on_done(status)
 
+    def write_now(self) -> bool:
+        """On paho's network thread (inside a callback): write the queued packets to the socket now, not at the
+        next turn of paho's loop. Elsewhere a no-op (paho's writes are not thread-safe): False."""
+        if self._net_thread is None or threading.get_ident() != self._net_thread:
+            return False
+        c = self.client
+        out = getattr(c, "_out_packet", ())
+        if any(p.get("command", 0) & 0xF0 == _DISCONNECT for p in list(out)):
+            return False  # paho would call on_disconnect under the callback mutex on_message holds
+        # paho calls on_publish of a written QoS0 packet under its callback mutex, which on_message holds (a
+        # deadlock of the network thread): without it for this write (it only notes QoS0 mids, see _on_publish)
+        cb = c.on_publish
+        c.on_publish = None
+        try:
+            c.loop_write()
+        finally:
+            c.on_publish = cb
+        return True
+
     def inflight(self) -> int:
         return len(self._inflight)
 
@@ -439,6 +464,10 @@ class MqttLink:
                 )
                 return
             item = (msg.topic, bytes(payload), time.monotonic(), bool(msg.retain))
+            if self.inline is not None:
+                self._net_thread = threading.get_ident()
+                if self.inline(item):  # decided here (never raises: the gate counts its errors)
+                    return
             if msg.qos > 0:
                 self.inbox.put(item, timeout=self.qos1_block_seconds)
             else:
