@@ -84,6 +84,9 @@ class TrainConfig:
     progress: bool = True
     half_life_days: float | None = None  # recency: a window this many days older is drawn half as often
     init_from: str | None = None  # a model.pt to warm-start from (the champion's; same channels and devices)
+    # steps distilling the coarse model (coarse/focused/sparse tiers) from the full one after training
+    # (training.distill); None = DISTILL_SHARE of the training steps run, 0 = off
+    distill_steps: int | None = None
 
 
 @dataclass
