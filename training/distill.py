@@ -13,12 +13,14 @@ outputs on the same windows:
 * event windows (`event_ends`: an event channel changed at the newest step, the decisions the event test counts)
   make up `event_frac` of each batch, and a `counterfactual` share of them has the newest event values put back
   to the step before (the window without the event, which the test compares with);
-* loss per head (`distill_loss`): binary: squared error of the logits clipped to +-LOGIT_CLIP (the threshold
-  decision needs the logit right near the threshold, where a probability loss is flat); level: KL of the class
-  distributions; setpoint: squared error of the normalized value, times `setpoint_weight`.
+* loss per head (`distill_loss`): binary: squared error of the logits clipped to the device's threshold logit
+  +- LOGIT_BAND (the threshold decision needs the logit right near the threshold, where a probability loss is
+  flat, and does not care how sure a far-away answer is); level: KL of the class distributions; setpoint:
+  squared error of the normalized value, times `setpoint_weight`.
 
-The distilled model is kept only if its distillation loss on validation windows (the same mix, fixed) is lower
-than before (`metrics`: distill_val_before / distill_val_after / distill_steps). Bounded by steps, seeded.
+The distilled model is kept only if its decisions (`training.decisions.agreement`, the manifest's rules) agree
+with the full model's on the validation event windows (the same mix, fixed) at least as often as before
+(`metrics`: distill_event_agreement_before / _after, distill_kept). Bounded by steps, seeded.
 """
 
 from __future__ import annotations
@@ -33,21 +35,23 @@ from torch.nn import functional as F
 
 from edge_agent import features
 from edge_agent.focus import fast_channels
+from edge_agent.manifest import DeviceSpec
 from training.data import WindowSampler
+from training.decisions import agreement
 from training.model import CatVsn, DeviceHead, pool_time
 from training.sensorlog import SensorLog
 from training.train import TrainConfig, TrainResult, windows  # the loop's normalized windows
 
 logger = logging.getLogger(__name__)
 
-LOGIT_CLIP = 8.0  # binary logits beyond this are "certainly on/off" for every threshold in use
+LOGIT_BAND = 4.0  # binary logits further than this from the threshold's logit are all "certainly on/off"
 
 
 @dataclass
 class DistillConfig:
     steps: int = 800  # optimizer steps (0 = no distillation)
     batch: int = 256
-    lr: float = 1e-3
+    lr: float = 5e-4
     event_frac: float = 0.5  # share of each batch drawn from event windows
     counterfactual: float = 0.4  # share of the event windows fed without their event (the step before)
     all_frac: float = 0.35  # samples fed every live channel (coarse tier)
@@ -111,17 +115,22 @@ def random_masks(mask: torch.Tensor, p: float, gen: torch.Generator) -> torch.Te
 
 
 def distill_loss(
-    student: torch.Tensor, teacher: torch.Tensor, heads: list[DeviceHead], setpoint_weight: float
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    heads: list[DeviceHead],
+    setpoint_weight: float,
+    thresholds: list[float] | None = None,
 ) -> torch.Tensor:
-    """Per-sample loss [B] between raw outputs [B, O] (columns in head order, `DeviceHead.n_out` each)."""
+    """Per-sample loss [B] between raw outputs [B, O] (columns in head order, `DeviceHead.n_out` each);
+    `thresholds` [D]: each binary device's decision threshold (probability; None = 0.5)."""
     total = student.new_zeros(student.shape[0])
     o = 0
-    for h in heads:
+    for k, h in enumerate(heads):
         s, t = student[:, o : o + h.n_out], teacher[:, o : o + h.n_out]
         if h.kind == "binary":
-            total = total + (s.clamp(-LOGIT_CLIP, LOGIT_CLIP) - t.clamp(-LOGIT_CLIP, LOGIT_CLIP)).pow(2).sum(
-                1
-            )
+            p = min(max(thresholds[k] if thresholds is not None else 0.5, 1e-4), 1 - 1e-4)
+            lo, hi = math.log(p / (1 - p)) - LOGIT_BAND, math.log(p / (1 - p)) + LOGIT_BAND
+            total = total + (s.clamp(lo, hi) - t.clamp(lo, hi)).pow(2).sum(1)
         elif h.kind == "level":
             total = total + F.kl_div(
                 F.log_softmax(s, 1), F.log_softmax(t, 1), log_target=True, reduction="none"
@@ -186,14 +195,18 @@ def distill_coarse(
     std: np.ndarray,
     budget: int,
     dc: DistillConfig,
+    devices: list[DeviceSpec] | None = None,
 ) -> dict[str, float]:
-    """Fine-tune `coarse` (in place) towards `full`'s outputs; see the module docstring. Returns metrics."""
+    """Fine-tune `coarse` (in place) towards `full`'s outputs; see the module docstring. `devices`: the
+    manifest's decision rules (binary thresholds), None = threshold 0.5. Returns metrics."""
     if dc.steps <= 0 or len(train) == 0:
         return {"distill_steps": 0.0}
     gen = torch.Generator().manual_seed(dc.seed)
     rng = np.random.default_rng(dc.seed)
     kinds = list(full.cfg.channel_kinds)
     heads = list(full.cfg.devices)
+    specs = devices or [DeviceSpec(name=h.name, kind=h.kind, levels=max(2, h.levels)) for h in heads]  # type: ignore[arg-type]
+    thresholds = [float(d.threshold) for d in specs]
     tf = int(coarse.cfg.time_factor)
     mix_t = _Mix(train, mean, std, kinds, tf, budget, dc, gen)
     mix_v = _Mix(val, mean, std, kinds, tf, budget, dc, torch.Generator().manual_seed(dc.seed + 1))
@@ -204,17 +217,20 @@ def distill_coarse(
         score = full.raw(x, mask, ids)[1].max(1).values.mean(0)  # [C]
     v_ends, v_ev = mix_v.ends(dc.val_windows, np.random.default_rng(dc.seed + 1)) if len(val) else (None, 0)
     val_batch = mix_v.batch(v_ends, v_ev, score) if v_ends is not None else None
+    ref = full(*val_batch[2:])[0].detach().numpy() if val_batch is not None else None  # [V, D]
 
     @torch.no_grad()
-    def val_loss() -> float:
-        if val_batch is None:
-            return math.nan
+    def val_agreement() -> tuple[float, float]:
+        """(agreement of decisions with the full model on the validation event windows, on all of them)."""
+        if val_batch is None or ref is None:
+            return math.nan, math.nan
         coarse.eval()
-        xs, m_s, x, mask, ids = val_batch
-        t = full.raw(x, mask, ids)[0]
-        return float(distill_loss(coarse.raw(xs, m_s, ids)[0], t, heads, dc.setpoint_weight).mean())
+        xs, m_s, _, _, ids = val_batch
+        own = coarse(xs, m_s, ids)[0].numpy()
+        ev = agreement(ref[:v_ev], own[:v_ev], specs) if v_ev else math.nan
+        return ev, agreement(ref, own, specs)
 
-    before = val_loss()
+    before = val_agreement()
     saved = {k: v.clone() for k, v in coarse.state_dict().items()}
     opt = torch.optim.AdamW(coarse.parameters(), lr=dc.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=dc.lr, total_steps=dc.steps, pct_start=0.05)
@@ -229,29 +245,39 @@ def distill_coarse(
         with torch.no_grad():
             t = full.raw(x, mask, ids)[0]  # [B, O] the reference: every live channel, full resolution
         coarse.train()
-        loss = distill_loss(coarse.raw(xs, m_s, ids)[0], t, heads, dc.setpoint_weight).mean()
+        out = coarse.raw(xs, m_s, ids)[0]
+        loss = distill_loss(out, t, heads, dc.setpoint_weight, thresholds).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(coarse.parameters(), 1.0)
         opt.step()
         sched.step()
-    after = val_loss()
-    kept = after < before or math.isnan(before)
+    after = val_agreement()
+    kept = math.isnan(before[0]) or after[0] >= before[0]
     if not kept:
         coarse.load_state_dict(saved)
     coarse.eval()
-    logger.info("distillation: val loss %.4f -> %.4f (%s)", before, after, "kept" if kept else "reverted")
+    logger.info(
+        "distillation: validation event-window agreement with full %.4f -> %.4f, all windows %.4f -> %.4f (%s)",
+        *before[:1],
+        after[0],
+        before[1],
+        after[1],
+        "kept" if kept else "reverted",
+    )
     return {
         "distill_steps": float(dc.steps),
-        "distill_val_before": before,
-        "distill_val_after": after,
+        "distill_event_agreement_before": before[0],
+        "distill_event_agreement_after": after[0],
+        "distill_agreement_before": before[1],
+        "distill_agreement_after": after[1],
         "distill_kept": float(kept),
         "distill_event_windows": float(mix_t.events.size),
     }
 
 
 DISTILL_SHARE = (
-    0.4  # distillation steps as a share of the training steps run (TrainConfig.distill_steps None)
+    0.25  # distillation steps as a share of the training steps run (TrainConfig.distill_steps None)
 )
 
 
@@ -274,4 +300,5 @@ def distill_tiers(
     mean = np.array([c.mean for c in res.channels], dtype=np.float32)
     std = np.array([c.std for c in res.channels], dtype=np.float32)
     tr, va = WindowSampler(train_log, cfg.window), WindowSampler(val_log, cfg.window)
-    return distill_coarse(res.full, res.coarse, tr, va, mean, std, default_budget(len(res.channels)), dc)
+    budget = default_budget(len(res.channels))
+    return distill_coarse(res.full, res.coarse, tr, va, mean, std, budget, dc, res.devices)
