@@ -17,8 +17,13 @@ near-equal channels do not swap the input set on every call.
 The agent persists it (`to_json` / `from_json`) in its `agent_state` table across restarts; a corrupt or
 mismatched value logs one line and starts fresh.
 
+`free` channels (the calendar: computed from the clock, never stale, no sensor behind them) are fed on top of
+the budget by `edge_agent.tiering.select_channels`, never ranked out: without the time of day a budgeted tier
+answered the heating's setpoint from the daytime pattern at night (the demo bundle's event test: most of
+focused's wrong setpoints).
+
 `runtime_tracker(manifest)` is THE tracker the daemon keeps for a bundle (always = the fast-kind channels,
-`edge_agent.kinds`; default alpha and stickiness); training's evaluation builds the same one to choose the
+free = the calendar channels, `edge_agent.kinds`; default alpha and stickiness); training's evaluation builds the same one to choose the
 focused tier's channel set, so the reported focused/sparse figures are for channels the daemon feeds.
 """
 
@@ -51,6 +56,7 @@ class AttentionTracker:
         always: Sequence[int] = (),
         names: Sequence[str] | None = None,
         stickiness: float = 0.1,
+        free: Sequence[int] = (),
     ) -> None:
         if n_channels < 1:
             raise ValueError(f"n_channels must be >= 1, got {n_channels}")
@@ -64,6 +70,10 @@ class AttentionTracker:
         self.n_channels = n_channels
         self.alpha = float(alpha)
         self.always = sorted({int(c) for c in always})
+        bad = [c for c in free if not 0 <= int(c) < n_channels]
+        if bad:
+            raise ValueError(f"free channels {bad} out of range 0..{n_channels - 1}")
+        self.free = sorted({int(c) for c in free})  # fed on top of the budget (select_channels)
         self.names = list(names) if names is not None else None
         self.stickiness = float(stickiness)
         self.mean = np.full(n_channels, 1.0 / n_channels, dtype=np.float64)
@@ -189,9 +199,15 @@ def fast_channels(kinds: Sequence[str]) -> list[int]:
     return [i for i, k in enumerate(kinds) if k in FAST_KINDS]
 
 
+def free_channels(kinds: Sequence[str]) -> list[int]:
+    """Sorted indices of the calendar channels (from the clock: fed to every budgeted tier, on top of k)."""
+    return [i for i, k in enumerate(kinds) if k == "calendar"]
+
+
 def runtime_tracker(manifest: Manifest, state: str | None = None) -> AttentionTracker:
     """The tracker the daemon keeps for `manifest`'s channels, restored from `state` (`to_json`) if usable."""
     names = [c.name for c in manifest.channels]
+    kinds = [c.kind for c in manifest.channels]
     return AttentionTracker.from_json(
-        state, len(names), always=fast_channels([c.kind for c in manifest.channels]), names=names
+        state, len(names), always=fast_channels(kinds), names=names, free=free_channels(kinds)
     )

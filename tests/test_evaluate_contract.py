@@ -67,7 +67,8 @@ def _daemon_channels(path: Path, log: SensorLog) -> tuple[AttentionTracker, Bund
     bundle = Bundle.load(path)
     names = [c.name for c in bundle.manifest.channels]
     fast = {i for i, c in enumerate(bundle.manifest.channels) if c.kind in FAST_KINDS}
-    tracker = AttentionTracker(len(names), always=sorted(fast), names=names)
+    free = [i for i, c in enumerate(bundle.manifest.channels) if c.kind == "calendar"]
+    tracker = AttentionTracker(len(names), always=sorted(fast), names=names, free=free)
     sampler = WindowSampler(log, bundle.manifest.window)
     full = bundle.tier("full")
     for e in sampler.ends:
