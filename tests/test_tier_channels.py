@@ -43,3 +43,25 @@ def test_runtime_tracker_of_the_demo_bundle_frees_its_calendar() -> None:
     assert cal and tr.free == cal
     ids = select_channels(man.tier("focused"), len(man.channels), tr, ()).tolist()
     assert set(cal) <= set(ids)
+
+
+def test_per_device_top_channel_is_kept_though_the_max_ranks_it_last() -> None:
+    """Device 0 leans on channel 3 a little; device 1 strongly on 1 and 2: ranked by the max alone the budget of 3
+    would be [0, 1, 2]; per device, device 0's own top channel (beyond the always-fed 0) gets a slot."""
+    n = 6
+    att = np.zeros((2, n))
+    att[0, 0], att[0, 3] = 0.7, 0.3  # device 0: motion (always fed) then channel 3
+    att[1, 1], att[1, 2] = 0.5, 0.5
+    plain = AttentionTracker(n, always=[0])
+    per = AttentionTracker(n, always=[0], per_device=True)
+    for _ in range(60):
+        plain.update(att, np.arange(n))
+        per.update(att, np.arange(n))
+    assert plain.top_k(3) == [0, 1, 2]
+    assert per.top_k(3) == [0, 1, 3]
+    # persisted and restored: the same picks
+    back = AttentionTracker.from_json(per.to_json(), n, always=[0], per_device=True)
+    assert back.dev_mean is not None and back.top_k(3) == [0, 1, 3]
+    # a corrupt per-device part is dropped alone (the max-over-devices mean stays)
+    state = per.to_json().replace('"dev_mean": [[', '"dev_mean": [["x", ')
+    assert AttentionTracker.from_json(state, n, always=[0], per_device=True).dev_mean is None
