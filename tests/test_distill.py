@@ -108,7 +108,7 @@ def test_distill_loss_per_head() -> None:
 
 
 def test_distill_steps_default_share_and_override() -> None:
-    assert distill_steps(TrainConfig(), 100.0) == 25
+    assert distill_steps(TrainConfig(), 100.0) == 0  # off by default (see DISTILL_SHARE)
     assert distill_steps(TrainConfig(distill_steps=0), 100.0) == 0
     assert distill_steps(TrainConfig(distill_steps=7), 100.0) == 7
 
