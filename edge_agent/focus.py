@@ -17,8 +17,19 @@ near-equal channels do not swap the input set on every call.
 The agent persists it (`to_json` / `from_json`) in its `agent_state` table across restarts; a corrupt or
 mismatched value logs one line and starts fresh.
 
+With `per_device` (the daemon's tracker) a running mean per device is kept too, and after the `always` channels
+each device's own top channel beyond the always and free ones comes first (devices in order, one each, while the budget lasts), then the highest
+max-over-devices means: a ranking by the max alone let the temperatures and CO2 fill the budget and dropped
+every illuminance, and a light decided without its room's light level turned on in daylight (the demo
+bundle's event test). A channel not fed keeps its means, so a device's top channel, always fed, stays current.
+
+`free` channels (the calendar: computed from the clock, never stale, no sensor behind them) are fed on top of
+the budget by `edge_agent.tiering.select_channels`, never ranked out: without the time of day a budgeted tier
+answered the heating's setpoint from the daytime pattern at night (the demo bundle's event test: most of
+focused's wrong setpoints).
+
 `runtime_tracker(manifest)` is THE tracker the daemon keeps for a bundle (always = the fast-kind channels,
-`edge_agent.kinds`; default alpha and stickiness); training's evaluation builds the same one to choose the
+free = the calendar channels, `edge_agent.kinds`; default alpha and stickiness); training's evaluation builds the same one to choose the
 focused tier's channel set, so the reported focused/sparse figures are for channels the daemon feeds.
 """
 
@@ -51,6 +62,8 @@ class AttentionTracker:
         always: Sequence[int] = (),
         names: Sequence[str] | None = None,
         stickiness: float = 0.1,
+        free: Sequence[int] = (),
+        per_device: bool = False,
     ) -> None:
         if n_channels < 1:
             raise ValueError(f"n_channels must be >= 1, got {n_channels}")
@@ -64,6 +77,12 @@ class AttentionTracker:
         self.n_channels = n_channels
         self.alpha = float(alpha)
         self.always = sorted({int(c) for c in always})
+        bad = [c for c in free if not 0 <= int(c) < n_channels]
+        if bad:
+            raise ValueError(f"free channels {bad} out of range 0..{n_channels - 1}")
+        self.free = sorted({int(c) for c in free})  # fed on top of the budget (select_channels)
+        self.per_device = bool(per_device)
+        self.dev_mean: np.ndarray | None = None  # [D, C] per-device running means (per_device), lazily sized
         self.names = list(names) if names is not None else None
         self.stickiness = float(stickiness)
         self.mean = np.full(n_channels, 1.0 / n_channels, dtype=np.float64)
@@ -103,6 +122,11 @@ class AttentionTracker:
         a = self.alpha
         ids = ids.astype(np.int64)
         self.mean[ids] = (1.0 - a) * self.mean[ids] + a * score
+        if self.per_device:
+            if self.dev_mean is None or self.dev_mean.shape[0] != att.shape[0]:
+                self.dev_mean = np.full((att.shape[0], self.n_channels), 1.0 / self.n_channels)
+            scaled = att * (ids.shape[0] / self.n_channels)  # [D, C_fed]
+            self.dev_mean[:, ids] = (1.0 - a) * self.dev_mean[:, ids] + a * scaled
         self.updates += 1
 
     def top_k(self, k: int) -> list[int]:
@@ -123,6 +147,20 @@ class AttentionTracker:
                 k,
             )
         chosen = always[:k]
+        if self.per_device and self.dev_mean is not None:
+            free = set(self.free)  # fed anyway: not worth a slot
+            for d in range(self.dev_mean.shape[0]):
+                if len(chosen) >= k:
+                    break
+                dm = self.dev_mean[d] * np.array(
+                    [1.0 + self.stickiness if c in prev else 1.0 for c in range(self.n_channels)]
+                )
+                for c in sorted(range(self.n_channels), key=lambda c: (-dm[c], c)):
+                    if c not in free and c not in always_set:  # its top channel beyond the always-fed ones
+                        if c not in chosen:
+                            chosen.append(c)
+                        break
+            ranked = [c for c in ranked if c not in free] + [c for c in ranked if c in free]
         for c in ranked:
             if len(chosen) >= k:
                 break
@@ -140,6 +178,7 @@ class AttentionTracker:
                 "updates": self.updates,
                 "mean": [float(v) for v in self.mean],
                 "selected": self._selected,
+                "dev_mean": None if self.dev_mean is None else [[float(v) for v in r] for r in self.dev_mean],
             }
         )
 
@@ -178,10 +217,21 @@ class AttentionTracker:
         except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
             logger.warning("attention tracker: persisted state unusable (%s); starting fresh", e)
             return fresh
+        fresh.dev_mean = _dev_mean(d.get("dev_mean"), n_channels) if fresh.per_device else None
         fresh.mean = np.asarray(mean, dtype=np.float64)
         fresh.updates = updates
         fresh._selected = sorted(set(selected))
         return fresh
+
+
+def _dev_mean(v: Any, n_channels: int) -> np.ndarray | None:
+    """The persisted per-device means [D, C], or None (absent, or not a list of rows of C values in 0..1)."""
+    try:
+        arr = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    ok = arr.ndim == 2 and arr.shape[0] > 0 and arr.shape[1] == n_channels and np.all(np.isfinite(arr))
+    return arr if ok and np.all((arr >= 0) & (arr <= 1)) else None
 
 
 def fast_channels(kinds: Sequence[str]) -> list[int]:
@@ -189,9 +239,20 @@ def fast_channels(kinds: Sequence[str]) -> list[int]:
     return [i for i, k in enumerate(kinds) if k in FAST_KINDS]
 
 
+def free_channels(kinds: Sequence[str]) -> list[int]:
+    """Sorted indices of the calendar channels (from the clock: fed to every budgeted tier, on top of k)."""
+    return [i for i, k in enumerate(kinds) if k == "calendar"]
+
+
 def runtime_tracker(manifest: Manifest, state: str | None = None) -> AttentionTracker:
     """The tracker the daemon keeps for `manifest`'s channels, restored from `state` (`to_json`) if usable."""
     names = [c.name for c in manifest.channels]
+    kinds = [c.kind for c in manifest.channels]
     return AttentionTracker.from_json(
-        state, len(names), always=fast_channels([c.kind for c in manifest.channels]), names=names
+        state,
+        len(names),
+        always=fast_channels(kinds),
+        names=names,
+        free=free_channels(kinds),
+        per_device=True,
     )

@@ -67,7 +67,8 @@ def _daemon_channels(path: Path, log: SensorLog) -> tuple[AttentionTracker, Bund
     bundle = Bundle.load(path)
     names = [c.name for c in bundle.manifest.channels]
     fast = {i for i, c in enumerate(bundle.manifest.channels) if c.kind in FAST_KINDS}
-    tracker = AttentionTracker(len(names), always=sorted(fast), names=names)
+    free = [i for i, c in enumerate(bundle.manifest.channels) if c.kind == "calendar"]
+    tracker = AttentionTracker(len(names), always=sorted(fast), names=names, free=free, per_device=True)
     sampler = WindowSampler(log, bundle.manifest.window)
     full = bundle.tier("full")
     for e in sampler.ends:
@@ -80,7 +81,7 @@ def _daemon_channels(path: Path, log: SensorLog) -> tuple[AttentionTracker, Bund
 
 def test_focused_and_sparse_channels_are_the_daemons(home: Path) -> None:
     """Evaluation's channel set for focused/sparse == the runtime's select_channels after the same windows;
-    the fast channels are in it even with no attention (hall.door), and the order of the windows matters."""
+    the fast channels are in it even with no attention (hall.door), each device's own top channel too."""
     log = _log()
     man = read_manifest(home)
     win = Windows(man, log, np.ones(len(man.channels), np.float32))
@@ -95,11 +96,20 @@ def test_focused_and_sparse_channels_are_the_daemons(home: Path) -> None:
     assert focus_channels(man, home, win).tolist() == want["focused"]
     names = [man.channels[i].name for i in want["focused"]]
     # motion and door always; humidity (fan) and illuminance (light, in the dark) lead the rest; the
-    # temperature, at its mean for the last third of the log, has decayed out of the running mean
-    assert names == ["living.motion", "living.illuminance", "hall.door", "bedroom.humidity"]
+    # temperature, at its mean for the last third of the log, has decayed out of the running mean; the calendar
+    # is fed on top of the budget (free)
+    assert names == [
+        "living.motion",
+        "living.illuminance",
+        "hall.door",
+        "bedroom.humidity",
+        "calendar.tod_sin",
+    ]
     reversed_win = Windows(man, log, np.ones(len(man.channels), np.float32))
     reversed_win.ends = reversed_win.ends[::-1].copy()
-    assert "living.temperature" in [man.channels[i].name for i in focus_channels(man, home, reversed_win)]
+    # each device's own top channel (light: illuminance, fan: humidity) fills the budget after the always ones,
+    # whatever the order of the windows (a ranking by the max alone let the temperature in on the reversed order)
+    assert focus_channels(man, home, reversed_win).tolist() == want["focused"]
 
 
 def test_every_tier_output_is_the_daemons_run(home: Path) -> None:

@@ -32,6 +32,7 @@ from training.data import (
 )
 from training.data.dblog import DB_PREFIX, DbDataset, is_db, load_db
 from training.data.uci import NAME as UCI_NAME
+from training.distill import distill_tiers
 from training.holdout import holdout_metrics
 from training.sensorlog import SensorLog
 from training.splitfiles import load_file_splits, split_record, split_rule_text
@@ -226,6 +227,7 @@ def train_bundle(
     if init is not None:
         cfg = replace(cfg, init_from=str(init))
     res = train(tr, va, cfg)
+    res.metrics.update(distill_tiers(res, tr, va, cfg))
     rule = split_rule_text(data.dataset, data.split, data.val_dataset, data.test_dataset, data.holdout_days)
     label = _dataset_label(data.dataset)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

@@ -89,6 +89,9 @@ class TrainConfig:
     setpoint_head: str = "regression"  # regression (Huber, normalized) | classes (CE over the label values)
     level_balance: float = 0.5  # level/setpoint-class weights ~ (N / count) ** this (1 = fully balanced)
     dynamics: bool = False  # per-token lagged differences + short-window summary (ModelConfig.dynamics)
+    # steps distilling the coarse model (coarse/focused/sparse tiers) from the full one after training
+    # (training.distill); None = DISTILL_SHARE of the training steps run, 0 = off
+    distill_steps: int | None = None
 
 
 @dataclass
