@@ -209,3 +209,11 @@ def agent_config_dict(bundle: Path, port: int, state_dir: Path, **over: Any) -> 
     }
     data.update(over)
     return data
+
+
+@pytest.fixture()
+def devices(broker: Broker) -> Iterator[EchoDevices]:
+    """The test home's devices (echoing commands as Zigbee2MQTT does), starting in INITIAL_STATES."""
+    d = EchoDevices(broker.port, INITIAL_STATES)
+    yield d
+    d.close()

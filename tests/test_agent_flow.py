@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import INITIAL_STATES, Broker, EchoDevices, JumpClock, Observer, agent_config_dict, wait_until
+from conftest import Broker, EchoDevices, JumpClock, Observer, agent_config_dict, wait_until
 from sqlalchemy import select
 
 from edge_agent.agent import Agent
@@ -26,13 +25,6 @@ def start_agent(bundle: Path, mqtt_broker: Broker, tmp_path: Path, clock: Any = 
     agent.start()
     assert agent.link.wait_connected(5)
     return agent
-
-
-@pytest.fixture()
-def devices(broker: Broker) -> Iterator[EchoDevices]:
-    d = EchoDevices(broker.port, INITIAL_STATES)
-    yield d
-    d.close()
 
 
 def rows(agent: Agent, table: Any) -> list[Any]:

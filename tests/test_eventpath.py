@@ -5,12 +5,11 @@ explanation carried out by the decider. Threads are synchronised on events, neve
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import INITIAL_STATES, Broker, EchoDevices, JumpClock, Observer, agent_config_dict, wait_until
+from conftest import Broker, EchoDevices, JumpClock, Observer, agent_config_dict, wait_until
 
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
@@ -134,13 +133,6 @@ def test_gate_falls_back_while_a_remainder_is_pending_and_counts_errors() -> Non
 
 
 # ---- the running agent --------------------------------------------------------------------------------------
-@pytest.fixture()
-def devices(broker: Broker) -> Iterator[EchoDevices]:
-    d = EchoDevices(broker.port, INITIAL_STATES)
-    yield d
-    d.close()
-
-
 @pytest.mark.integration
 def test_agent_decides_an_event_on_the_mqtt_thread_and_explains_it_after(
     bundle_path: Path, broker: Broker, observer: Observer, devices: EchoDevices, tmp_path: Path

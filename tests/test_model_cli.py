@@ -5,7 +5,6 @@ real SQLite file)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,13 +85,6 @@ def test_train_cli_trains_and_installs_a_real_bundle(
     store = BundleStore(tmp_path / "state" / "bundles")
     (v,) = store.versions()
     assert v.current and v.source == "train" and "simexplore" in v.version
-
-
-@pytest.fixture()
-def devices(broker: Broker) -> Iterator[EchoDevices]:
-    d = EchoDevices(broker.port, INITIAL_STATES)
-    yield d
-    d.close()
 
 
 @pytest.mark.integration

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,13 +25,6 @@ from edge_agent.retrain import Retrainer
 
 DECISION = "edge-agent/t1/decision/living.light"
 STATS = "edge-agent/t1/stats"
-
-
-@pytest.fixture()
-def devices(broker: Broker) -> Iterator[EchoDevices]:
-    d = EchoDevices(broker.port, INITIAL_STATES)
-    yield d
-    d.close()
 
 
 def fake_argv(tmp: Path, version: str) -> list[str]:

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import INITIAL_STATES, Broker, EchoDevices, JumpClock, Observer, agent_config_dict, wait_until
+from conftest import Broker, EchoDevices, JumpClock, Observer, agent_config_dict, wait_until
 from ha_schema import check_state, render_attributes, render_state, validate_device_payload
 
 from edge_agent import cli
@@ -75,13 +74,6 @@ def test_setpoint_tolerance_and_devices_without_shadow() -> None:
 
 
 # ---- through the running agent -----------------------------------------------------------------------------
-
-
-@pytest.fixture()
-def devices(broker: Broker) -> Iterator[EchoDevices]:
-    d = EchoDevices(broker.port, INITIAL_STATES)
-    yield d
-    d.close()
 
 
 @pytest.mark.integration
