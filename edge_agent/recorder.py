@@ -178,6 +178,16 @@ RETRY_MAX_ROWS = 10_000
 _STOP = object()
 
 
+def side_engine(url: str) -> Engine:
+    """A short-lived engine on the agent's database for a job beside the recorder (retrain, shadow score), with
+    a busy timeout. Not `make_engine`: that opens and closes the file itself, and closing any descriptor of a
+    SQLite file drops every POSIX lock this process holds on it (the running daemon's recorder writes in this
+    process: "disk I/O error")."""
+    if url.startswith("sqlite"):
+        return create_engine(url, connect_args={"timeout": 10.0})
+    return create_engine(url)
+
+
 def make_engine(url: str) -> Engine:
     """Engine for `url`; SQLite gets its directory created and WAL + synchronous=NORMAL + busy timeout."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":

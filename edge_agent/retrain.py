@@ -34,14 +34,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from edge_agent.bundlestore import BundleStore, StoreError
 from edge_agent.config import AgentConfig
 from edge_agent.manifest import Manifest, read_manifest
 from edge_agent.promotion import GateSettings, Verdict, judge
-from edge_agent.recorder import device_changes, metadata, retrains
+from edge_agent.recorder import device_changes, metadata, retrains, side_engine
 from edge_agent.trainjob import TrainJob, TrainOutcome
 
 logger = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ class Retrainer:
         return TrainOutcome(outcome, verdict.reason, info=info, manifest=man)
 
     def _new_labels(self, since: float | None) -> int:
-        engine = _engine(self.cfg.database_url)
+        engine = side_engine(self.cfg.database_url)
         try:
             metadata.create_all(engine)
             q = select(func.count()).where(
@@ -292,7 +292,7 @@ class Retrainer:
 
     def _record(self, r: RetrainOutcome) -> None:
         self._write_last(r)
-        engine = _engine(self.cfg.database_url)
+        engine = side_engine(self.cfg.database_url)
         try:
             metadata.create_all(engine)
             with engine.begin() as conn:
@@ -325,15 +325,6 @@ class Retrainer:
         except OSError as e:
             logger.warning("retrain: cannot write %s (%s)", self.dir / LAST, e)
         self.on_status(status)
-
-
-def _engine(url: str) -> Engine:
-    """A short-lived engine on the agent's database. Not `recorder.make_engine`: that opens and closes the file
-    itself, and closing any descriptor of a SQLite file drops every POSIX lock this process holds on it (the
-    running daemon's recorder writes in this process: "disk I/O error")."""
-    if url.startswith("sqlite"):
-        return create_engine(url, connect_args={"timeout": 10.0})
-    return create_engine(url)
 
 
 def outcome_dict(r: RetrainOutcome) -> dict[str, Any]:

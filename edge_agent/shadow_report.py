@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from edge_agent.config import AgentConfig
 from edge_agent.ingest import LogLimiter
-from edge_agent.recorder import decisions, device_changes
+from edge_agent.recorder import decisions, device_changes, side_engine
 from edge_agent.shadow_score import (
     DeviceShadowScore,
     ShadowDecision,
@@ -34,14 +34,6 @@ logger = logging.getLogger(__name__)
 def tolerances(cfg: AgentConfig) -> dict[str, float]:
     """Per configured device, how close a person's value must be to agree: half a step for setpoints."""
     return {d.name: d.setpoint_step / 2 for d in cfg.devices if d.own_kind() == "setpoint"}
-
-
-def _engine(url: str) -> Engine:
-    """Short-lived, with a busy timeout (the recorder may be committing); see edge_agent.retrain._engine on why
-    not `recorder.make_engine`."""
-    if url.startswith("sqlite"):
-        return create_engine(url, connect_args={"timeout": 10.0})
-    return create_engine(url)
 
 
 def read_rows(engine: Engine, since: float) -> tuple[list[ShadowDecision], list[StateChange]]:
@@ -70,7 +62,7 @@ def compute(cfg: AgentConfig, now: float, days: float | None = None) -> dict[str
     Raises SQLAlchemyError when the database cannot be read."""
     s = cfg.learning.shadow_score
     since = now - (days if days is not None else s.days) * 86400.0
-    engine = _engine(cfg.database_url)
+    engine = side_engine(cfg.database_url)
     try:
         dec, chg = read_rows(engine, since)
     finally:
