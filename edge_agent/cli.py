@@ -30,25 +30,16 @@ from edge_agent import (
     cli_retrain,
     cli_shadow,
 )
+from edge_agent.cli_common import EXIT_BAD_INPUT, config_or_none, fail
 from edge_agent.cli_history import add_parser as add_export_history_parser
 from edge_agent.cli_history import cmd_export_history
-from edge_agent.config import AgentConfig, ConfigError, load_config, redacted_dump
-from edge_agent.logsetup import add_secret, is_journal_stream, setup_logging
+from edge_agent.config import AgentConfig, ConfigError, redacted_dump
+from edge_agent.logsetup import add_secret, setup_logging
 
 logger = logging.getLogger(__name__)
 
-EXIT_BAD_INPUT = 2
-
 
 STATUS_SECONDS = 10.0  # how often `systemctl status` gets a fresh STATUS= line
-
-
-def _fail(msg: str) -> int:
-    text = f"edge-agent: {msg}"
-    if is_journal_stream(sys.stderr):  # under systemd: every line at error priority
-        text = "\n".join(f"<3>{line}" for line in text.splitlines())
-    print(text, file=sys.stderr)
-    return EXIT_BAD_INPUT
 
 
 def _setup_logging(level: str) -> None:
@@ -72,10 +63,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.service_notify import ServiceNotifier
     from edge_agent.statelock import StateLockError
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        return _fail(f"config error:\n{e}")
+    cfg = config_or_none(args.config)
+    if cfg is None:
+        return EXIT_BAD_INPUT
     _setup_logging(args.log_level or cfg.log_level)
     if cfg.broker.password is not None:
         add_secret(cfg.broker.password.get_secret_value())
@@ -85,11 +75,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         agent = Agent(cfg)
     except BundleError as e:
         notifier.status(f"bundle error: {e}")
-        return _fail(f"bundle error: {e}")
+        return fail(f"bundle error: {e}")
     except ConfigError as e:  # a config that only the bundle shows to be wrong (e.g. too few level values)
-        return _fail(f"config error:\n{e}")
+        return fail(f"config error:\n{e}")
     except (SQLAlchemyError, OSError) as e:
-        return _fail(
+        return fail(
             f"cannot open the database {redacted_dump(cfg)['database_url']} ({e.__class__.__name__}: "
             f"{str(e).splitlines()[0]}); fix recorder.database_url or the state_dir permissions"
         )
@@ -118,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StateLockError as e:
         agent.recorder.close()
         notifier.close()
-        return _fail(str(e))
+        return fail(str(e))
     threading.Thread(target=_announce_ready, name="sd-ready", daemon=True).start()
     next_status = time.monotonic() + STATUS_SECONDS
     while not stop.wait(0.5):
@@ -135,10 +125,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from edge_agent.devices import build_devices
     from edge_agent.inference import Bundle, BundleError
 
-    try:
-        cfg = load_config(args.file)
-    except ConfigError as e:
-        return _fail(f"config error:\n{e}")
+    cfg = config_or_none(args.file)
+    if cfg is None:
+        return EXIT_BAD_INPUT
     problems = []
     path = cfg.bundle_path()
     if path is None:
@@ -152,7 +141,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         bundle = Bundle.load(path)
     except BundleError as e:
-        return _fail(f"bundle error: {e}")
+        return fail(f"bundle error: {e}")
     known = set(bundle.manifest.channel_index())
     devices = {d.name for d in bundle.manifest.devices}
     for i, r in enumerate(cfg.channels):
@@ -169,7 +158,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         build_devices(cfg, bundle.manifest)
     except ConfigError as e:
-        return _fail(f"config error:\n{e}")
+        return fail(f"config error:\n{e}")
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
     print(f"# config OK; bundle {bundle.version} verified ({len(bundle.tiers)} tiers)", file=sys.stderr)
@@ -270,10 +259,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        return _fail(f"config error:\n{e}")
+    cfg = config_or_none(args.config)
+    if cfg is None:
+        return EXIT_BAD_INPUT
     console = Console()
     stats, avail = _stats_from_broker(cfg, args.timeout)
     if stats is not None:
@@ -383,7 +371,7 @@ def cmd_demo(argv: list[str]) -> int:
     try:
         from simhome import demo  # the simulator is not part of the daemon: loaded only here
     except ImportError as e:
-        return _fail(f"the demo is not available in this build ({e})")
+        return fail(f"the demo is not available in this build ({e})")
     return int(demo.main(argv) or 0)
 
 

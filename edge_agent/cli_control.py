@@ -10,15 +10,12 @@ be reached is one line and exit 1.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 
+from edge_agent.cli_common import EXIT_FAILED, fail
 from edge_agent.config import AgentConfig, ConfigError, load_config
 from edge_agent.ingest import PayloadError
 from edge_agent.modes import MODES, parse_mode
-
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -31,11 +28,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
     s.add_argument("device", help="a configured device")
     s.add_argument("--config", required=True, help="YAML config file")
     return {"mode": cmd_mode, "suggest": cmd_suggest}
-
-
-def _fail(msg: str, code: int = EXIT_BAD_INPUT) -> int:
-    print(f"edge-agent: {msg}", file=sys.stderr)
-    return code
 
 
 def _device_known(cfg: AgentConfig, name: str) -> str | None:
@@ -84,16 +76,16 @@ def cmd_mode(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         mode = parse_mode(args.mode.encode())
     except (ConfigError, PayloadError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     base = f"edge-agent/{cfg.agent_id}/mode"
     if args.device is not None:
         bad = _device_known(cfg, args.device)
         if bad:
-            return _fail(f"--device: {bad}")
+            return fail(f"--device: {bad}")
         base = f"{base}/{args.device}"
     err = publish_once(cfg, f"{base}/set", mode.encode())
     if err:
-        return _fail(err, EXIT_FAILED)
+        return fail(err, EXIT_FAILED)
     print(f"{args.device or 'global'} mode -> {mode} (sent on {base}/set)")
     return 0
 
@@ -102,13 +94,13 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
     except ConfigError as e:
-        return _fail(str(e))
+        return fail(str(e))
     bad = _device_known(cfg, args.device)
     if bad:
-        return _fail(bad)
+        return fail(bad)
     topic = f"edge-agent/{cfg.agent_id}/suggest/{args.device}/{args.verb}"
     err = publish_once(cfg, topic, b"PRESS")
     if err:
-        return _fail(err, EXIT_FAILED)
+        return fail(err, EXIT_FAILED)
     print(f"{args.verb} sent for {args.device} (the agent's log says whether it was carried out)")
     return 0

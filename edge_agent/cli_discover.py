@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-EXIT_BAD_INPUT = 2
+from edge_agent.cli_common import fail
 
 
 def add_parsers(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -38,11 +38,6 @@ def add_parsers(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     d.add_argument("--password-file", help="file holding the broker password")
     d.add_argument("--from-file", help="read a saved bridge/devices JSON instead of the broker")
     return {"discover": cmd_discover}
-
-
-def _fail(msg: str) -> int:
-    print(f"edge-agent: {msg}", file=sys.stderr)
-    return EXIT_BAD_INPUT
 
 
 def parse_broker(text: str) -> tuple[str, int]:
@@ -116,11 +111,11 @@ def cmd_discover(args: argparse.Namespace) -> int:
     try:
         host, port = parse_broker(args.broker)
     except ValueError as e:
-        return _fail(str(e))
+        return fail(str(e))
     base = args.base_topic.strip("/") or "zigbee2mqtt"
     topic = f"{base}/bridge/devices"
     if args.write and Path(args.write).exists() and not args.force:
-        return _fail(f"--write {args.write}: the file exists; pick another name or add --force")
+        return fail(f"--write {args.write}: the file exists; pick another name or add --force")
     try:
         if args.from_file:
             payload = Path(args.from_file).read_bytes()
@@ -134,13 +129,13 @@ def cmd_discover(args: argparse.Namespace) -> int:
         what = (
             e.strerror if isinstance(e, OSError) and e.strerror and not isinstance(e, ConnectionError) else e
         )
-        return _fail(str(what))
+        return fail(str(what))
     proposal = propose(devices, base, include_diagnostic=args.include_diagnostic)
     text = render_yaml(proposal, broker_host=host, broker_port=port, source=source, base_topic=base)
     try:
         parse_config(yaml.safe_load(text), "<proposed config>")
     except ConfigError as e:  # a bug in the proposal, never the user's input: say so plainly
-        return _fail(f"the proposed config does not validate (please report this):\n{e}")
+        return fail(f"the proposed config does not validate (please report this):\n{e}")
     summary = (
         f"{len(proposal.channels)} channels and {len(proposal.devices)} devices proposed from "
         f"{proposal.device_count} Zigbee2MQTT devices ({len(proposal.not_used)} not used)"
@@ -149,7 +144,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
         try:
             Path(args.write).write_text(text, encoding="utf-8")
         except OSError as e:
-            return _fail(f"--write {args.write}: cannot write ({e.strerror}); fix the path or permissions")
+            return fail(f"--write {args.write}: cannot write ({e.strerror}); fix the path or permissions")
         print(f"wrote {args.write}: {summary}; review it, then `edge-agent run --config {args.write}`")
     else:
         sys.stdout.write(text)

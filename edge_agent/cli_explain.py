@@ -13,14 +13,13 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from edge_agent.cli_common import EXIT_BAD_INPUT, config_or_none, fail
 from edge_agent.cli_history import parse_when
 
-EXIT_BAD_INPUT = 2
 EXIT_EMPTY = 1
 
 
@@ -39,33 +38,26 @@ def add_parser(sub: Any) -> dict[str, Any]:
     return {"explain": cmd_explain}
 
 
-def _fail(msg: str, code: int = EXIT_BAD_INPUT) -> int:
-    print(f"edge-agent: {msg}", file=sys.stderr)
-    return code
-
-
 def cmd_explain(args: argparse.Namespace) -> int:
-    from edge_agent.config import ConfigError, load_config
     from edge_agent.explain import ExplainError, NothingRecorded, explain
     from edge_agent.explain_plot import PlotError, PlotUnavailable, render
     from edge_agent.logsetup import setup_logging
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        return _fail(f"config error:\n{e}")
+    cfg = config_or_none(args.config)
+    if cfg is None:
+        return EXIT_BAD_INPUT
     setup_logging("WARNING")
     out = Path(args.out) if args.out else None
     if out is not None and (out.is_dir() or out.suffix.lower() != ".png"):
-        return _fail(f"--out {out}: give a PNG file path, e.g. {out.with_suffix('.png').name}")
+        return fail(f"--out {out}: give a PNG file path, e.g. {out.with_suffix('.png').name}")
     now = time.time()
     try:
         since = None if args.since == "all" else parse_when(args.since, now, cfg.timezone, "--since")
         until = parse_when(args.until, now, cfg.timezone, "--until") if args.until else None
     except ValueError as e:
-        return _fail(str(e))
+        return fail(str(e))
     if since is not None and until is not None and since >= until:
-        return _fail(f"--since {args.since} is not before --until {args.until}; swap or widen them")
+        return fail(f"--since {args.since} is not before --until {args.until}; swap or widen them")
     try:
         exp = explain(
             cfg.database_url,
@@ -76,15 +68,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
             timezone=cfg.timezone,
         )
     except NothingRecorded as e:
-        return _fail(str(e), EXIT_EMPTY)
+        return fail(str(e), EXIT_EMPTY)
     except ExplainError as e:
-        return _fail(str(e))
+        return fail(str(e))
     print(exp.summary(), flush=True)
     if out is None:
         return 0
     try:
         path = render(exp, out)
     except (PlotUnavailable, PlotError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
     return 0

@@ -14,14 +14,14 @@ import argparse
 import datetime as dt
 import logging
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from edge_agent.cli_common import EXIT_BAD_INPUT, config_or_none, fail
+
 logger = logging.getLogger(__name__)
 
-EXIT_BAD_INPUT = 2
 _AGO = re.compile(r"(\d+(?:\.\d+)?)([dh])")
 
 
@@ -61,40 +61,33 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--step", type=float, default=None, help="grid step in seconds (default: the catalog's)")
 
 
-def _fail(msg: str) -> int:
-    print(f"edge-agent: {msg}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
 def cmd_export_history(args: argparse.Namespace) -> int:
-    from edge_agent.config import ConfigError, load_config
     from edge_agent.history import HistoryError, load_history
     from edge_agent.history_csv import sidecar_path, write_history_csv
     from edge_agent.logsetup import setup_logging
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        return _fail(f"config error:\n{e}")
+    cfg = config_or_none(args.config)
+    if cfg is None:
+        return EXIT_BAD_INPUT
     setup_logging("WARNING")
     if args.step is not None and not 1 <= args.step <= 86400:
-        return _fail(f"--step {args.step:g}: must be between 1 and 86400 seconds (e.g. 60)")
+        return fail(f"--step {args.step:g}: must be between 1 and 86400 seconds (e.g. 60)")
     out = Path(args.out)
     if out.is_dir():
-        return _fail(f"--out {out}: is a directory; give a CSV file path, e.g. {out / 'history.csv'}")
+        return fail(f"--out {out}: is a directory; give a CSV file path, e.g. {out / 'history.csv'}")
     now = time.time()
     try:
         since = parse_when(args.since, now, cfg.timezone, "--since") if args.since else None
         until = parse_when(args.until, now, cfg.timezone, "--until") if args.until else None
     except ValueError as e:
-        return _fail(str(e))
+        return fail(str(e))
     if since is not None and until is not None and since >= until:
-        return _fail(f"--since {args.since} is not before --until {args.until}; swap or widen them")
+        return fail(f"--since {args.since} is not before --until {args.until}; swap or widen them")
     try:
         hist = load_history(cfg.database_url, since=since, until=until, step=args.step, labels=args.labels)
         path, side, sc = write_history_csv(hist, out)
     except HistoryError as e:
-        return _fail(str(e))
+        return fail(str(e))
     first = dt.datetime.fromtimestamp(float(hist.times[0]), dt.UTC).isoformat(timespec="minutes")
     last = dt.datetime.fromtimestamp(float(hist.times[-1]), dt.UTC).isoformat(timespec="minutes")
     per_dev = ", ".join(

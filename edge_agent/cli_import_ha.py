@@ -11,13 +11,12 @@ the proposed entity -> channel/device mapping only. Bad input is one line on std
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-EXIT_BAD_INPUT = 2
+from edge_agent.cli_common import EXIT_BAD_INPUT, config_or_none, fail
 
 
 def add_parsers(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -48,11 +47,6 @@ def add_parsers(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     return {"import-ha": cmd_import_ha}
 
 
-def _fail(msg: str) -> int:
-    print(f"edge-agent: {msg}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
 def parse_maps(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
@@ -67,7 +61,6 @@ def parse_maps(items: list[str]) -> dict[str, str]:
 
 
 def cmd_import_ha(args: argparse.Namespace) -> int:
-    from edge_agent.config import ConfigError, load_config
     from edge_agent.ha_import import import_ha
     from edge_agent.ha_mapping import propose_mapping
     from edge_agent.ha_recorder import HaImportError, known_entities, open_ha
@@ -75,15 +68,14 @@ def cmd_import_ha(args: argparse.Namespace) -> int:
     from edge_agent.history_csv import write_history_csv
     from edge_agent.logsetup import setup_logging
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        return _fail(f"config error:\n{e}")
+    cfg = config_or_none(args.config)
+    if cfg is None:
+        return EXIT_BAD_INPUT
     setup_logging("WARNING")
     try:
         explicit = parse_maps(args.map)
     except ValueError as e:
-        return _fail(str(e))
+        return fail(str(e))
     mapping = propose_mapping(cfg, explicit)
     db = Path(args.db)
     unit = "°F" if args.temperature_unit == "F" else "°C"
@@ -93,7 +85,7 @@ def cmd_import_ha(args: argparse.Namespace) -> int:
             known = known_entities(con, list(mapping))
             con.close()
         except HaImportError as e:
-            return _fail(str(e))
+            return fail(str(e))
         for entity, target in sorted(mapping.items(), key=lambda x: x[1]):
             if entity in known:
                 print(f"{entity} -> {target}")
@@ -102,12 +94,12 @@ def cmd_import_ha(args: argparse.Namespace) -> int:
         if args.csv:
             out = Path(args.csv)
             if out.is_dir():
-                return _fail(f"--csv {out}: is a directory; give a CSV file path")
+                return fail(f"--csv {out}: is a directory; give a CSV file path")
             with tempfile.TemporaryDirectory(prefix="edge-agent-ha-") as tmp:
                 url = f"sqlite:///{Path(tmp) / 'import.db'}"
                 report = import_ha(cfg, db, url, mapping, unit)
                 if report.written == 0:
-                    return _fail(
+                    return fail(
                         f"--db {db}: no usable rows for the configured channels and devices (try --map)"
                     )
                 hist = load_history(url)
@@ -117,7 +109,7 @@ def cmd_import_ha(args: argparse.Namespace) -> int:
             report = import_ha(cfg, db, cfg.database_url, mapping, unit)
             where = cfg.database_url
     except (HaImportError, HistoryError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     for r in report.entities:
         print(
             f"{r.entity} -> {r.target}: {r.written} rows written ({r.states} states, {r.statistics} hourly "

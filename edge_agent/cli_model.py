@@ -15,13 +15,11 @@ import sys
 import time
 from collections.abc import Callable
 
-from edge_agent.config import AgentConfig, ConfigError, load_config
-from edge_agent.logsetup import is_journal_stream
+from edge_agent.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, config_or_none, fail
+from edge_agent.config import AgentConfig
 
 logger = logging.getLogger(__name__)
 
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
 NOISE = ("INFO root:",)  # onnxruntime's quantizer logs every tensor it skips on the root logger
 BAD_INPUT_OUTCOMES = {"no torch", "not enough data", "bad input", "busy"}
 
@@ -51,27 +49,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
     return {"train": cmd_train, "model": cmd_model}
 
 
-def _fail(msg: str) -> int:
-    """The bad-input line as `edge-agent run` prints it (journal priority prefix under systemd); exit 2."""
-    text = f"edge-agent: {msg}"
-    if is_journal_stream(sys.stderr):
-        text = "\n".join(f"<3>{line}" for line in text.splitlines())
-    print(text, file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
-def _config(path: str) -> AgentConfig | None:
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        _fail(f"config error:\n{e}")
-        return None
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from edge_agent.trainjob import TrainJob
 
-    cfg = _config(args.config)
+    cfg = config_or_none(args.config)
     if cfg is None:
         return EXIT_BAD_INPUT
     t = cfg.learning.train
@@ -98,7 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = job.run()
     if not result.ok:
         code = EXIT_BAD_INPUT if result.outcome in BAD_INPUT_OUTCOMES else EXIT_FAILED
-        _fail(result.message)
+        fail(result.message)
         return code
     assert result.info is not None and result.manifest is not None
     rss = f", peak RSS {result.peak_rss_mb:.0f} MB" if result.peak_rss_mb else ""
@@ -127,7 +108,7 @@ def _print_installed(cfg: AgentConfig, name: str, metrics: dict[str, dict[str, f
 def cmd_model(args: argparse.Namespace) -> int:
     from edge_agent.bundlestore import BundleStore, StoreError
 
-    cfg = _config(args.config)
+    cfg = config_or_none(args.config)
     if cfg is None:
         return EXIT_BAD_INPUT
     store = BundleStore(cfg.bundle_store, threads=cfg.process.inference_threads)
@@ -141,7 +122,7 @@ def cmd_model(args: argparse.Namespace) -> int:
 
             target = args.version or previous_version(store)
             if target is None:
-                return _fail(
+                return fail(
                     f"no earlier version in {cfg.bundle_store} to roll back to; `edge-agent model list`"
                 )
             info = store.rollback(target)
@@ -149,7 +130,7 @@ def cmd_model(args: argparse.Namespace) -> int:
         else:
             _list(cfg, store)
     except StoreError as e:
-        return _fail(str(e))
+        return fail(str(e))
     if cfg.bundle is not None and args.model_command != "list":
         print(
             f"note: the config sets bundle: {cfg.bundle}, so the agent serves that one, not the store's current; "

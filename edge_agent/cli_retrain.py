@@ -12,7 +12,7 @@ import argparse
 import time
 from collections.abc import Callable
 
-EXIT_FAILED = 1
+from edge_agent.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, config_or_none, fail
 
 
 def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -26,10 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from edge_agent.cli_model import EXIT_BAD_INPUT, NOISE, _config, _fail
+    from edge_agent.cli_model import NOISE
     from edge_agent.retrain import Retrainer
 
-    cfg = _config(args.config)
+    cfg = config_or_none(args.config)
     if cfg is None:
         return EXIT_BAD_INPUT
     t0 = time.monotonic()
@@ -45,7 +45,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     r = Retrainer(cfg, on_line=line, on_start=started).run("manual")
     versions = f"champion {r.champion or 'none'}" + (f", challenger {r.challenger}" if r.challenger else "")
     if r.outcome == "failed":
-        _fail(f"retrain failed ({versions}): {r.reason}")
+        fail(f"retrain failed ({versions}): {r.reason}")
         return EXIT_FAILED
     print(f"retrain {r.outcome} in {r.seconds:.0f}s ({versions}): {r.reason}")
     verdict = r.detail.get("verdict")

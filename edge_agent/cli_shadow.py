@@ -13,6 +13,8 @@ import json
 import time
 from collections.abc import Callable
 
+from edge_agent.cli_common import EXIT_BAD_INPUT, config_or_none, fail
+
 
 def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
     p = sub.add_parser(
@@ -32,19 +34,18 @@ def _pct(v: float | None) -> str:
 def cmd_shadow_score(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from edge_agent.cli_model import EXIT_BAD_INPUT, _config, _fail
     from edge_agent.shadow_report import compute
 
-    cfg = _config(args.config)
+    cfg = config_or_none(args.config)
     if cfg is None:
         return EXIT_BAD_INPUT
     if args.days is not None and args.days <= 0:
-        return _fail(f"--days {args.days:g}: give a positive number of days, e.g. --days 7")
+        return fail(f"--days {args.days:g}: give a positive number of days, e.g. --days 7")
     days = args.days if args.days is not None else cfg.learning.shadow_score.days
     try:
         scores = compute(cfg, time.time(), days)
     except SQLAlchemyError as e:
-        return _fail(
+        return fail(
             f"cannot read the database {cfg.database_url.split('@')[-1]} "
             f"({str(e).splitlines()[0][:160]}); check recorder.database_url"
         )
