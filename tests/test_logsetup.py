@@ -138,3 +138,35 @@ def test_cli_run_logs_for_the_journal(tmp_path: Path) -> None:
     text = err.read_text()
     assert r.returncode == 2, text
     assert "<7>edge_agent.logsetup: logging to the journal" in text
+
+
+def test_every_subcommand_bad_config_is_one_journal_error(tmp_path: Path) -> None:
+    """Each config-taking subcommand prints its config error through cli_common.fail: under the journal every
+    line is at error priority `<3>`, the key is named, exit 2 (five of them printed without the prefix before)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("bundle: x\nno_such_key: 1\n")
+    commands = [
+        ["run", "--config"],
+        ["check-config"],
+        ["train", "--config"],
+        ["retrain", "--config"],
+        ["shadow-score", "--config"],
+        ["export-history", "--out", str(tmp_path / "h.csv"), "--config"],
+        ["model", "list", "--config"],
+    ]
+    for cmd in commands:
+        err = tmp_path / "stderr.txt"
+        with open(err, "w", encoding="utf-8") as f:
+            st = os.fstat(f.fileno())
+            env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+            r = subprocess.run(
+                [sys.executable, "-m", "edge_agent.cli", *cmd, str(cfg)],
+                stderr=f,
+                stdout=subprocess.DEVNULL,
+                env=env,
+                timeout=120,
+            )
+        lines = [ln for ln in err.read_text().splitlines() if ln]
+        assert r.returncode == 2, (cmd, lines)
+        assert lines and all(ln.startswith("<3>") for ln in lines), (cmd, lines)
+        assert any("no_such_key" in ln for ln in lines), (cmd, lines)
