@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge_agent.cli_common import EXIT_BAD_INPUT, config_or_none, fail
-from edge_agent.cli_history import parse_when
+from edge_agent.cli_common import EXIT_BAD_INPUT, config_or_none, fail, parse_span
 
 EXIT_EMPTY = 1
 
@@ -50,14 +49,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and (out.is_dir() or out.suffix.lower() != ".png"):
         return fail(f"--out {out}: give a PNG file path, e.g. {out.with_suffix('.png').name}")
-    now = time.time()
     try:
-        since = None if args.since == "all" else parse_when(args.since, now, cfg.timezone, "--since")
-        until = parse_when(args.until, now, cfg.timezone, "--until") if args.until else None
+        since, until = parse_span(
+            None if args.since == "all" else args.since, args.until, time.time(), cfg.timezone
+        )
     except ValueError as e:
         return fail(str(e))
-    if since is not None and until is not None and since >= until:
-        return fail(f"--since {args.since} is not before --until {args.until}; swap or widen them")
     try:
         exp = explain(
             cfg.database_url,

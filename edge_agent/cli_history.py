@@ -13,35 +13,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import re
 import time
 from pathlib import Path
 from typing import Any
 
-from edge_agent.cli_common import EXIT_BAD_INPUT, config_or_none, fail
+from edge_agent.cli_common import EXIT_BAD_INPUT, config_or_none, fail, parse_span
 
 logger = logging.getLogger(__name__)
-
-_AGO = re.compile(r"(\d+(?:\.\d+)?)([dh])")
-
-
-def parse_when(text: str, now: float, timezone: str, flag: str) -> float:
-    """'30d' / '12h' before `now`, or a local date / date-time in `timezone` -> epoch seconds (ValueError)."""
-    from edge_agent.calendar_features import load_zone
-
-    text = text.strip()
-    m = _AGO.fullmatch(text)
-    if m:
-        return now - float(m.group(1)) * (86400.0 if m.group(2) == "d" else 3600.0)
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(
-            f"{flag} {text!r}: not a span or a date; write e.g. 30d, 12h, 2024-06-30 or 2024-06-30T18:00"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=load_zone(timezone))
-    return when.timestamp()
 
 
 def add_parser(sub: Any) -> None:
@@ -75,14 +53,10 @@ def cmd_export_history(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         return fail(f"--out {out}: is a directory; give a CSV file path, e.g. {out / 'history.csv'}")
-    now = time.time()
     try:
-        since = parse_when(args.since, now, cfg.timezone, "--since") if args.since else None
-        until = parse_when(args.until, now, cfg.timezone, "--until") if args.until else None
+        since, until = parse_span(args.since, args.until, time.time(), cfg.timezone)
     except ValueError as e:
         return fail(str(e))
-    if since is not None and until is not None and since >= until:
-        return fail(f"--since {args.since} is not before --until {args.until}; swap or widen them")
     try:
         hist = load_history(cfg.database_url, since=since, until=until, step=args.step, labels=args.labels)
         path, side, sc = write_history_csv(hist, out)
