@@ -301,6 +301,10 @@ class Controller(AgentCommands):
             self._decide(now, "tick", self.perf(), fx, link_up)
         return fx
 
+    def next_tick_in(self) -> float:
+        """Steady-clock seconds until `poll` has a tick to run (<= 0: due now)."""
+        return self._next_tick - self._mono
+
     def observe_load(
         self,
         now: float,
