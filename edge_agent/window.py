@@ -97,9 +97,14 @@ class Window:
             ff = self._ff[ch]
             if prev >= 0:  # steps prev+1 .. s-1 carry the value of step prev (at most the last W of them)
                 lo = max(prev + 1, s - w + 1)
-                if lo < s:
-                    idx = np.arange(lo, s) % w
-                    ff[idx] = ff[prev % w]
+                if lo < s:  # slots lo % w .. (s - 1) % w, wrapping at most once
+                    a, b = lo % w, (s - 1) % w + 1
+                    v = ff[prev % w]
+                    if a < b:
+                        ff[a:b] = v
+                    else:
+                        ff[a:] = v
+                        ff[:b] = v
             else:
                 self._first[ch] = s
             ff[slot] = self._buf[ch, slot]
