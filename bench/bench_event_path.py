@@ -30,6 +30,7 @@ from _common import Mosquitto, emit, pct
 from bench_latency import MOTION, SET, measure, relay
 
 ITER = int(os.environ.get("ITER", 200))
+COLD_EVENTS = int(os.environ.get("COLD_EVENTS", 60))  # events 0.3 s apart for the cold stage breakdown
 
 
 def agent_config(bundle: Path, port: int, state: Path, inline: bool = True) -> dict[str, Any]:
@@ -109,9 +110,11 @@ def run_agent(port: int, bundle: Path, state: Path, inline: bool) -> dict[str, A
     return out
 
 
-def handle_stages(bundle: Path, state: Path, n: int = 2000) -> dict[str, Any]:
+def handle_stages(bundle: Path, state: Path, n: int = 2000, gap: float = 0.0) -> dict[str, Any]:
     """µs per stage of the controller's `handle` for one motion event (no broker: the pure decision path),
-    on perf_counter stamps around its parts; `PROFILE=1` adds a cProfile by own time (stderr)."""
+    on perf_counter stamps around its parts; `PROFILE=1` adds a cProfile by own time (stderr). `gap` seconds
+    of sleep between events (as in the daemon, 200-500 ms apart: caches and the core go cold) or none (a hot
+    loop)."""
     from edge_agent import controller as ctl
     from edge_agent.config import parse_config
     from edge_agent.inference import Bundle
@@ -159,6 +162,8 @@ def handle_stages(bundle: Path, state: Path, n: int = 2000) -> dict[str, Any]:
             prof.disable()
         st.setdefault("handle_total", []).append((t1 - t0) * 1e6)
         st.setdefault("explanation_deferred", []).append((t2 - t1) * 1e6)
+        if gap:
+            time.sleep(gap)
     if prof is not None:
         buf = io.StringIO()
         pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(20)
@@ -182,6 +187,8 @@ def main() -> None:
             emit(bench="event_path", path="bare-paho-relay", n=len(lat), **base, loadavg_1m=round(load0, 2))
             bundle = home_bundle(Path(d) / "bundle", step_seconds=0.1)
             emit(bench="event_path", path="controller-handle-stages", **handle_stages(bundle, Path(d) / "h"))
+            cold = handle_stages(bundle, Path(d) / "c", COLD_EVENTS, gap=0.3)
+            emit(bench="event_path", path="controller-handle-stages-cold", gap_s=0.3, **cold)
             for i, inline in enumerate((True, False)):
                 r = run_agent(broker.port, bundle, Path(d) / f"s{i}", inline)
                 over = {

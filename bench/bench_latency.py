@@ -136,6 +136,7 @@ class Stats:
     def __init__(self, port: int) -> None:
         self.tiers: dict[str, int] = {}
         self.reasons: list[str] = []
+        self.changes: list[str] = []  # tier changes seen, with the governor's reason
         self.last: dict[str, Any] = {}
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
         self.c.on_message = self._on
@@ -145,11 +146,14 @@ class Stats:
 
     def _on(self, _c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
         s = json.loads(m.payload)
+        prev = self.last.get("tier")
         self.last = s
         self.tiers[s.get("tier", "?")] = self.tiers.get(s.get("tier", "?"), 0) + 1
         gov = s.get("governor") or {}
         if gov.get("reason"):
             self.reasons.append(gov["reason"])
+            if prev is not None and s.get("tier") != prev:  # the stats right after a change carry its reason
+                self.changes.append(f"{prev}->{s.get('tier')}: {gov.get('last_reason') or gov['reason']}")
 
     def close(self) -> None:
         self.c.disconnect()
@@ -187,6 +191,8 @@ def run_agent(
     out["events_queued"] = stats.last.get("events_queued")
     if stats.reasons:
         out["governor_reason"] = stats.reasons[-1]
+    if stats.changes:
+        out["tier_changes"] = stats.changes
     return out
 
 

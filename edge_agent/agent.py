@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -44,7 +45,16 @@ from edge_agent.stats import Counters, RateMeter, release_free_memory, rss_mb
 logger = logging.getLogger(__name__)
 
 DRAIN_MAX = 2000  # messages handed to the controller before it decides on the events among them
-POLL_SECONDS = 0.02  # real-time wake-up of the decider when idle (ticks follow the possibly scaled clock)
+POLL_SECONDS = (
+    0.02  # the decider's wake-up when idle on a simulated clock, or with commands waiting to go out
+)
+# On the real clock the idle decider sleeps until its next due work (tick, load sample, stats, persist), at most
+# this long: every wake-up takes the controller's lock and the GIL, and an event that arrives meanwhile waits
+# for it (measured in bench/bench_latency.py --load busy: the tail under load)
+IDLE_SECONDS = 0.25
+# The GIL hand-off: a thread that wants it (paho's, with a sensor event) waits at most this long for a thread
+# running Python (the recorder's batch insert, the decider's explanations); CPython's default is 5 ms.
+SWITCH_INTERVAL_SECONDS = 0.001
 PERSIST_SECONDS = 30.0  # real seconds between saves of the attention tracker and holds
 DURABLE_WAIT_SECONDS = 2.0
 BURST_MESSAGES = 500  # a batch this big means a flood: trim the heap once it is over
@@ -211,6 +221,7 @@ class Agent:
             apply_process_priority(proc.nice, proc.cpu_affinity)
         for rec in self.controller.start_records(self.clock()):
             self.recorder.write(rec)
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_SECONDS))
         psutil.cpu_percent(None)  # prime: the first call has no interval to measure
         self._proc.cpu_percent(None)
         release_free_memory()
@@ -232,6 +243,7 @@ class Agent:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop deciding, flush the recorder (all rows written), publish `offline`, disconnect."""
         self._stop.set()
+        self.inbox.wake()  # out of an idle wait now
         if self._thread.is_alive():
             self._thread.join(timeout)
         left = self.gate.close()  # no inline decision from here on; the last remainders carried out
@@ -251,6 +263,7 @@ class Agent:
         """Serve `bundle` from the next decision on (the decider swaps it between two calls)."""
         with self._swap_lock:
             self._swap = bundle
+        self.inbox.wake()
 
     def _fits(self, bundle: Bundle) -> None:
         build_devices(self.cfg, bundle.manifest)  # raises ConfigError when the config cannot serve it
@@ -264,9 +277,10 @@ class Agent:
     # ---- the decider thread ----------------------------------------------------------------------------
     def _loop(self) -> None:
         next_sample = next_stats = next_persist = time.monotonic()
+        wait = 0.0
         while not self._stop.is_set():
             try:
-                self.inbox.wait(POLL_SECONDS)  # a message, an inline decision's remainder, or the poll
+                self.inbox.wait(wait)  # a message, an inline decision's remainder, a wake(), or due work
                 done: list[Carried] = []
                 stats: dict[str, Any] | None = None
                 # pops and handles together, holding the controller: an event decided inline never jumps the queue
@@ -309,10 +323,20 @@ class Agent:
                     self.publisher.stats(stats)
                 for hook in self.heartbeat_hooks:  # the systemd watchdog ping: a stuck loop stops pinging
                     hook()
+                wait = self._idle_wait(min(next_sample, next_stats, next_persist) - time.monotonic())
             except Exception:  # thread boundary: count, log (rate-limited), keep deciding; never sleep here
+                wait = POLL_SECONDS  # not a spin on a repeating error, not a long pause either
                 self.counters.errors += 1
                 if self._limiter.allow("loop", time.monotonic()):
                     logger.exception("decider: unexpected error (loop goes on; logged once a minute)")
+
+    def _idle_wait(self, due: float) -> float:
+        """How long the idle decider may sleep: until its next due work (`due` real seconds, or the
+        controller's next tick), at most IDLE_SECONDS; POLL_SECONDS on a simulated clock (its ticks do not
+        follow real time) or while commands wait for room in the in-flight window."""
+        if self.steady is not time.monotonic or self.link.outbox_size():
+            return POLL_SECONDS
+        return max(0.0, min(IDLE_SECONDS, due, self.controller.next_tick_in()))
 
     def _decide_inline(self, item: Item) -> Carried:
         """On paho's thread, holding the gate (`EventGate.offer`): decide one sensor event and send its

@@ -301,6 +301,10 @@ class Controller(AgentCommands):
             self._decide(now, "tick", self.perf(), fx, link_up)
         return fx
 
+    def next_tick_in(self) -> float:
+        """Steady-clock seconds until `poll` has a tick to run (<= 0: due now)."""
+        return self._next_tick - self._mono
+
     def observe_load(
         self,
         now: float,
@@ -448,9 +452,8 @@ class Controller(AgentCommands):
     ) -> None:
         if self.bundle is None or self.governor is None or self.focus is None:
             return
-        active = [
-            d for d in self.devices if d.index is not None and self.device_mode(d) not in ("off", "observe")
-        ]
+        modes = {d.name: self.device_mode(d) for d in self.devices if d.index is not None}
+        active = [d for d in self.devices if modes.get(d.name, "off") not in ("off", "observe")]
         if not active:
             return
         tier = self.bundle.tier(self.governor.tier)
@@ -460,7 +463,7 @@ class Controller(AgentCommands):
         ids = select_channels(tier, self.n_model, self.focus, triggered or ())  # [C_fed]
         out = run_tier(self.bundle, tier, x, mask, ids)
         model_ms = (self.perf() - t0) * 1000.0  # message received -> model output
-        acts = [(d, self._act(d, out, mask, sensors_live, now, fx, link_up)) for d in active]
+        acts = [(d, self._act(d, out, mask, sensors_live, now, fx, link_up, modes[d.name])) for d in active]
         ms = (self.perf() - t0) * 1000.0  # message received -> commands ready: the event path's latency
         self.latency.add(ms)
         self.governor.observe(latency_ms=ms)
@@ -496,11 +499,12 @@ class Controller(AgentCommands):
         now: float,
         fx: Effects,
         link_up: bool,
+        mode: str,
     ) -> tuple[float, float, bool, str, str]:
-        """The policy and the command of one device: (output, target, sent, reason, mode)."""
+        """The policy and the command of one device in `mode` (`device_mode`, as of this decision):
+        (output, target, sent, reason, mode)."""
         assert d.index is not None and self.bundle is not None
         dcfg = self.cfg.devices[d.cfg_index]
-        mode = self.device_mode(d)
         output = float(out.devices[d.index])
         fresh = sensors_live and all(
             c in self.index and mask[self.index[c]] > 0 for c in dcfg.required_channels

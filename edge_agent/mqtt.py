@@ -304,6 +304,10 @@ class MqttLink:
             c.on_publish = cb
         return True
 
+    def outbox_size(self) -> int:
+        """Commands waiting for room in the in-flight window (`pump` sends them)."""
+        return len(self._outbox)
+
     def inflight(self) -> int:
         return len(self._inflight)
 

@@ -58,8 +58,14 @@ class Window:
         self.last_seen = np.full(c, -np.inf)  # [C] the same on the steady clock: staleness is measured on it
         self.last_value = np.full(c, np.nan)  # [C]
         self._cal_cache: tuple[int, np.ndarray] | None = (
-            None  # (step, calendar rows [C_cal, W]) of the last snapshot
+            None  # (first step, calendar rows [C_cal, 2W]) from that step on (`_calendar_rows`)
         )
+        # the forward-filled ring: slot s % W holds the channel's value at step s for s in (cur - W, cur]
+        # (gaps filled on `update`), so a snapshot is one gather plus the fill past `cur` / before `_first`
+        self._ff = np.full((c, self.length), np.nan, dtype=np.float32)  # [C, W]
+        self._first = np.full(c, -1, dtype=np.int64)  # [C] first step ever written
+        self._rows = np.arange(c)
+        self._steps_cache: tuple[int, np.ndarray, np.ndarray] | None = None  # (s_now, steps [W], slots [W])
 
     def update(
         self, ch: int, value: float, t: float, *, fresh: bool = True, seen: float | None = None
@@ -70,7 +76,8 @@ class Window:
         channel live: it stays masked until a live report proves the sensor is there. `seen` is the steady
         (monotonic) time of the report, default `t`: a wall-clock step never makes a silent channel live."""
         s = int(t // self.step)
-        slot = s % self.length
+        w = self.length
+        slot = s % w
         closed = None
         prev = int(self._cur_step[ch])
         if prev >= 0 and s > prev:
@@ -87,7 +94,25 @@ class Window:
             self._buf_step[ch, slot] = s
         # else: a late reading older than the slot's step: dropped (the ring has moved on)
         if s > prev:
+            ff = self._ff[ch]
+            if prev >= 0:  # steps prev+1 .. s-1 carry the value of step prev (at most the last W of them)
+                lo = max(prev + 1, s - w + 1)
+                if lo < s:  # slots lo % w .. (s - 1) % w, wrapping at most once
+                    a, b = lo % w, (s - 1) % w + 1
+                    v = ff[prev % w]
+                    if a < b:
+                        ff[a:b] = v
+                    else:
+                        ff[a:] = v
+                        ff[:b] = v
+            else:
+                self._first[ch] = s
+            ff[slot] = self._buf[ch, slot]
             self._cur_step[ch] = s
+        elif s == prev:
+            self._ff[ch, slot] = self._buf[ch, slot]
+        else:  # a late reading (the clock went back): rebuild the channel's filled ring from the raw one
+            self._refill(ch)
         if fresh:
             self.last_time[ch] = t
             self.last_seen[ch] = t if seen is None else seen
@@ -113,6 +138,8 @@ class Window:
                     "last_value",
                 ):
                     getattr(self, name)[dst] = getattr(old, name)[src]
+                self._first[dst] = old._first[src]
+                self._refill(dst)
             elif np.isfinite(old.last_time[src]) and not np.isnan(old.last_value[src]):
                 self.update(
                     dst, float(old.last_value[src]), float(old.last_time[src]), seen=float(old.last_seen[src])
@@ -141,37 +168,100 @@ class Window:
         return live
 
     def snapshot(self, now: float, seen_now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Raw values x [C, W] float32 (NaN where never reported) and mask [C] float32 (1 live, 0 stale)."""
-        w = self.length
+        """Raw values x [C, W] float32 (NaN where never reported) and mask [C] float32 (1 live, 0 stale).
+
+        Steps oldest first ending with the step of `now`: gaps forward-filled, steps before a channel's first
+        value back-filled with it (or its last value from before the window). Read off the filled ring."""
         s_now = int(now // self.step)
+        cur = self._cur_step
+        if bool((cur > s_now).any()):  # a reading newer than `now` (the clock went back): the raw path
+            return self.snapshot_reference(now, seen_now)
+        sc = self._steps_cache
+        if sc is None or sc[0] != s_now:
+            steps = np.arange(s_now - self.length + 1, s_now + 1, dtype=np.int64)  # [W] oldest first
+            sc = self._steps_cache = (s_now, steps, steps % self.length)
+        steps, slots = sc[1], sc[2]
+        x = self._ff[:, slots]  # [C, W] float32, a copy
+        behind = cur < s_now  # [C]: steps after the channel's newest carry its value
+        if behind.any():
+            after = steps[None, :] > cur[:, None]  # [C, W]
+            x = np.where(after, self._ff[self._rows, cur % self.length][:, None], x)
+        first = self._first
+        if bool((first > steps[0]).any()):  # steps before a channel's first value: back-filled with it
+            x = np.where(
+                steps[None, :] < first[:, None], self._ff[self._rows, first % self.length][:, None], x
+            )
+        return self._finish(x, now, seen_now, self._calendar_rows(s_now) if self._calendar else None)
+
+    def _refill(self, ch: int) -> None:
+        """Rebuild channel `ch`'s filled ring from the raw ring (after a late reading or a copied history)."""
+        cur = int(self._cur_step[ch])
+        if cur < 0:
+            self._ff[ch] = np.nan
+            return
+        row = self._raw_filled(cur, np.array([ch]))[0]  # [W], steps cur-W+1 .. cur
+        steps = np.arange(cur - self.length + 1, cur + 1)
+        self._ff[ch, steps % self.length] = row
+        self._first[ch] = min(int(self._first[ch]), cur - self.length + 1)  # every slot now holds its step
+
+    def snapshot_reference(self, now: float, seen_now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`snapshot` computed from the raw ring alone (what the filled ring must equal; tests compare)."""
+        x = self._raw_filled(int(now // self.step), self._rows)
+        return self._finish(x, now, seen_now)
+
+    def _raw_filled(self, s_now: int, rows: np.ndarray) -> np.ndarray:
+        """float64 [len(rows), W]: the window ending at step `s_now` from the raw ring, filled forward and back."""
+        w = self.length
         steps = np.arange(s_now - w + 1, s_now + 1, dtype=np.int64)  # [W] oldest first
         slots = steps % w
-        vals = self._buf[:, slots]  # [C, W]
-        valid = self._buf_step[:, slots] == steps[None, :]  # [C, W]
+        buf, buf_step = self._buf[rows], self._buf_step[rows]  # [R, W]
+        vals = buf[:, slots]  # [R, W]
+        valid = buf_step[:, slots] == steps[None, :]  # [R, W]
         pos = np.where(valid, np.arange(w)[None, :], -1)
         np.maximum.accumulate(pos, axis=1, out=pos)  # index of the last valid step at or before each step
         ffilled = np.take_along_axis(vals, np.maximum(pos, 0), axis=1)  # [C, W]
         # value just before the window: newest ring entry older than the window, or the evicted carry
         start = s_now - w + 1
-        old_steps = np.where((self._buf_step >= 0) & (self._buf_step < start), self._buf_step, -1)  # [C, W]
-        j = np.argmax(old_steps, axis=1)  # [C]
-        rows = np.arange(len(self.names))
-        pre_step = old_steps[rows, j]
-        pre_val = np.where(pre_step >= 0, self._buf[rows, j], np.nan)
-        use_carry = (self._carry_step > pre_step) & (self._carry_step < start)
-        pre_val = np.where(use_carry, self._carry_val, pre_val)  # [C]
-        first_idx = np.argmax(valid, axis=1)  # [C]
-        first_val = np.where(valid.any(axis=1), vals[rows, first_idx], np.nan)  # [C]
-        before = np.where(np.isnan(pre_val), first_val, pre_val)  # [C]
-        x = np.where(pos >= 0, ffilled, before[:, None])  # [C, W]
+        old_steps = np.where((buf_step >= 0) & (buf_step < start), buf_step, -1)  # [R, W]
+        j = np.argmax(old_steps, axis=1)  # [R]
+        r = np.arange(len(rows))
+        pre_step = old_steps[r, j]
+        pre_val = np.where(pre_step >= 0, buf[r, j], np.nan)
+        carry_step = self._carry_step[rows]
+        use_carry = (carry_step > pre_step) & (carry_step < start)
+        pre_val = np.where(use_carry, self._carry_val[rows], pre_val)  # [R]
+        first_idx = np.argmax(valid, axis=1)  # [R]
+        first_val = np.where(valid.any(axis=1), vals[r, first_idx], np.nan)  # [R]
+        before = np.where(np.isnan(pre_val), first_val, pre_val)  # [R]
+        return np.where(pos >= 0, ffilled, before[:, None])  # [R, W]
+
+    def _finish(
+        self, x: np.ndarray, now: float, seen_now: float | None, cal: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The calendar rows (`cal` [C_cal, W], default computed for the whole window) and the mask on a
+        filled window x [C, W]."""
         if self._calendar:
-            if self._cal_cache is None or self._cal_cache[0] != s_now:  # the same for every call in a step
-                times = steps.astype(np.float64) * self.step
-                names = [self.names[i] for i in self._calendar]
-                self._cal_cache = (s_now, calendar_values(names, local_seconds(times, self.zone)))
-            x[self._calendar] = self._cal_cache[1]
+            s_now = int(now // self.step)
+            x[self._calendar] = (
+                cal if cal is not None else self._calendar_at(np.arange(s_now - self.length + 1, s_now + 1))
+            )
         live = self.live(now if seen_now is None else seen_now) & np.isfinite(
             x[:, -1]
         )  # never feed NaN as live
         mask = live.astype(np.float32)
-        return x.astype(np.float32), mask
+        return x.astype(np.float32, copy=False), mask
+
+    def _calendar_at(self, steps: np.ndarray) -> np.ndarray:
+        """Calendar rows [C_cal, len(steps)] at the start of each step, in the home's zone."""
+        times = steps.astype(np.float64) * self.step
+        return calendar_values([self.names[i] for i in self._calendar], local_seconds(times, self.zone))
+
+    def _calendar_rows(self, s_now: int) -> np.ndarray:
+        """Calendar rows [C_cal, W] of the window ending at `s_now`, a view of a block computed for 2W steps
+        at once (the values are per step: the same numbers as `_calendar_at` on the window alone)."""
+        w = self.length
+        lo = s_now - w + 1
+        cache = self._cal_cache
+        if cache is None or not (cache[0] <= lo and s_now < cache[0] + cache[1].shape[1]):
+            cache = self._cal_cache = (lo, self._calendar_at(np.arange(lo, lo + 2 * w)))
+        return cache[1][:, lo - cache[0] : lo - cache[0] + w]

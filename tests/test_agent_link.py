@@ -84,6 +84,7 @@ def test_governor_step_down_is_recorded_and_used(
         "cpu_down_percent": 0.001,
         "cpu_up_percent": 0,
         "cpu_latency_fraction": None,  # system CPU alone steps down
+        "own_cpu_down_percent": 10_000.0,  # not the agent's own start-up burst in the first 0.1 s sample
         "cpu_smoothing_seconds": 0,
         "down_after_seconds": 0,
         "min_seconds_per_tier": 0,
