@@ -21,7 +21,8 @@ def select_channels(
     the tracker's `free` ones (the calendar, `edge_agent.focus.free_channels`)."""
     if tier.channel_budget is None or tier.channel_budget >= n_channels:
         return np.arange(n_channels, dtype=np.int64)
-    chosen = set(tracker.top_k(tier.channel_budget)) | set(triggered) | set(tracker.free)
+    rooms = {c for t in triggered for c in tracker.rooms[t]}  # the triggering channels' rooms, whole
+    chosen = set(tracker.top_k(tier.channel_budget)) | rooms | set(tracker.free)
     return np.array(sorted(chosen), dtype=np.int64)
 
 
