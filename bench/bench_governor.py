@@ -373,6 +373,8 @@ def events(bundle: Path, hours: float) -> None:
             offered_in_manifest=spec.offered,
             target="agreement_relevant >= 0.99, missed + wrong <= 1 % of full's commands",
             **{k: v for k, v in r.items() if k != "devices"},
+            per_device={d: [c["relevant"], c["missed"], c["wrong"]] for d, c in r["devices"].items()},
+            per_device_note="[relevant, missed, wrong]",
         )
 
 
@@ -389,12 +391,13 @@ def main() -> None:
     )
     ap.add_argument("--events-hours", type=float, default=24.0, help="closed-loop hours per start (0 = off)")
     ap.add_argument("--events-only", action="store_true", help="only the closed-loop event rows")
+    ap.add_argument("--bundle", type=Path, default=None, help="this bundle instead of the demo bundle")
     args = ap.parse_args()
     import psutil
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        bundle = build_bundle(tmp / "bundle")
+        bundle = args.bundle if args.bundle is not None else build_bundle(tmp / "bundle")
         from edge_agent.manifest import read_manifest
 
         m = read_manifest(bundle)

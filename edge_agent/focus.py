@@ -28,6 +28,11 @@ the budget by `edge_agent.tiering.select_channels`, never ranked out: without th
 answered the heating's setpoint from the daytime pattern at night (the demo bundle's event test: most of
 focused's wrong setpoints).
 
+`rooms` (`room_groups`: channels sharing the name prefix, `living.*`) are the channels fed with a channel
+whose event triggered the decision (`select_channels`): a light decided on its room's motion without its room's
+light level switched on in daylight (the demo bundle's event test: with the full model on the budget, 11 of
+its 17 missed commands); with the trigger's room whole the budgeted tiers went from 89.5 to 97.9 % (focused).
+
 `runtime_tracker(manifest)` is THE tracker the daemon keeps for a bundle (always = the fast-kind channels,
 free = the calendar channels, `edge_agent.kinds`; default alpha and stickiness); training's evaluation builds the same one to choose the
 focused tier's channel set, so the reported focused/sparse figures are for channels the daemon feeds.
