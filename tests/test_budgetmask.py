@@ -75,3 +75,43 @@ def test_bad_shapes_are_refused() -> None:
         BudgetShape(NAMES, KINDS[:-1], 5)
     with pytest.raises(ValueError, match="budget"):
         BudgetShape(NAMES, KINDS, 0)
+
+
+def test_training_uses_the_budget_shaped_masks_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`TrainConfig.budget_mask_frac` reaches the training loop: with it every full-model row of a step is
+    budget-shaped (not the random dropout), and training stays finite."""
+    import numpy as np
+
+    import training.train as tt
+    from training.sensorlog import ChannelInfo, DeviceInfo, SensorLog
+
+    rng = np.random.default_rng(0)
+    n = 400
+    motion = (rng.random((n, 2)) < 0.1).astype(np.float32)
+    lux = rng.normal(100, 20, (n, 2)).astype(np.float32)
+    values = np.concatenate([motion[:, :1], lux[:, :1], motion[:, 1:], lux[:, 1:]], axis=1)
+    chans = [
+        ChannelInfo("a.motion", kind="motion"),
+        ChannelInfo("a.lux", kind="illuminance"),
+        ChannelInfo("b.motion", kind="motion"),
+        ChannelInfo("b.lux", kind="illuminance"),
+    ]
+    log = SensorLog("t", 60.0, 0.0, values, motion[:, :1].copy(), chans, [DeviceInfo("a.light")])
+    fed: list[tuple[float, torch.Tensor, torch.Tensor]] = []
+    real = tt.BudgetShape.apply
+
+    def spy(self: BudgetShape, mask: torch.Tensor, dropped: torch.Tensor, frac: float, gen: torch.Generator):  # type: ignore[no-untyped-def]
+        out = real(self, mask, dropped, frac, gen)
+        fed.append((frac, mask.clone(), out.clone()))
+        return out
+
+    monkeypatch.setattr(tt.BudgetShape, "apply", spy)
+    cfg = tt.TrainConfig(
+        window=16, patch=8, epochs=1, steps=3, batch=32, progress=False, budget_mask_frac=1.0
+    )
+    res = tt.train(log, log, cfg)
+    assert len(fed) == 3 and all(f == 1.0 for f, _, _ in fed)
+    for _, mask, out in fed:  # every row: both motions live, and one room whole (a.lux or b.lux with it)
+        assert (out[:, [0, 2]] == mask[:, [0, 2]]).all()
+        assert ((out[:, 1] == mask[:, 1]) | (out[:, 3] == mask[:, 3])).all()
+    assert all(torch.isfinite(p).all() for p in res.full.parameters())
