@@ -373,6 +373,59 @@ def events(bundle: Path, hours: float) -> None:
             offered_in_manifest=spec.offered,
             target="agreement_relevant >= 0.99, missed + wrong <= 1 % of full's commands",
             **{k: v for k, v in r.items() if k != "devices"},
+            per_device={d: [c["relevant"], c["missed"], c["wrong"]] for d, c in r["devices"].items()},
+            per_device_note="[relevant, missed, wrong]",
+        )
+
+
+def tier_latency(bundle: Path, rounds: int = 40, per_round: int = 50) -> None:
+    """One JSON line per (tier, fed channels): the daemon's `Bundle.run` latency (us p50/p99), measured in
+    interleaved rounds with the `full` tier on every channel as the same-run baseline. Budgeted tiers at
+    k + calendar (a periodic tick) and + 3 (a triggering channel's room, the usual event)."""
+    from edge_agent.features import pool_time
+    from edge_agent.inference import Bundle
+
+    b = Bundle.load(bundle)
+    man, c, w = b.manifest, len(b.manifest.channels), b.manifest.window
+    rng = np.random.default_rng(0)
+    x = (
+        rng.normal(size=(c, w)).astype(np.float32) * np.asarray(b.std, np.float32)[:, None]
+        + np.asarray(b.mean, np.float32)[:, None]
+    )
+    cases: list[tuple[str, int]] = []
+    for t in man.tiers:
+        k = t.channel_budget
+        n_cal = sum(ch.kind == "calendar" for ch in man.channels)
+        cases += (
+            [(t.name, c)] if k is None else [(t.name, min(c, k + n_cal)), (t.name, min(c, k + n_cal + 3))]
+        )
+    times: dict[tuple[str, int], list[float]] = {case: [] for case in cases}
+    base: list[float] = []
+    for _ in range(rounds):
+        for case in cases:
+            t = man.tier(case[0])
+            ids = np.arange(case[1], dtype=np.int64)
+            xs = pool_time(x[ids], t.time_factor, b.event[ids])
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                b.run(t.name, xs, np.ones(case[1], np.float32), ids)
+                times[case].append((time.perf_counter() - t0) * 1e6)
+            for _ in range(per_round // len(cases) + 1):
+                t0 = time.perf_counter()
+                b.run("full", x, np.ones(c, np.float32), np.arange(c, dtype=np.int64))
+                base.append((time.perf_counter() - t0) * 1e6)
+    for (name, fed), v in times.items():
+        emit(
+            bench="governor",
+            what="tier_latency_us",
+            tier=name,
+            file=man.tier(name).file,
+            channels_fed=fed,
+            p50=round(float(np.percentile(v, 50)), 1),
+            p99=round(float(np.percentile(v, 99)), 1),
+            baseline="full, every channel, same run",
+            baseline_p50=round(float(np.percentile(base, 50)), 1),
+            baseline_p99=round(float(np.percentile(base, 99)), 1),
         )
 
 
@@ -389,12 +442,14 @@ def main() -> None:
     )
     ap.add_argument("--events-hours", type=float, default=24.0, help="closed-loop hours per start (0 = off)")
     ap.add_argument("--events-only", action="store_true", help="only the closed-loop event rows")
+    ap.add_argument("--bundle", type=Path, default=None, help="this bundle instead of the demo bundle")
+    ap.add_argument("--tier-latency", action="store_true", help="per tier Bundle.run latency, then stop")
     args = ap.parse_args()
     import psutil
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        bundle = build_bundle(tmp / "bundle")
+        bundle = args.bundle if args.bundle is not None else build_bundle(tmp / "bundle")
         from edge_agent.manifest import read_manifest
 
         m = read_manifest(bundle)
@@ -406,6 +461,9 @@ def main() -> None:
             other_cpu_percent_before=psutil.cpu_percent(2.0),
             note="tier latencies: us p50/p99 at export; other_cpu: load from other processes before the run",
         )
+        if args.tier_latency:
+            tier_latency(bundle)
+            return
         if args.events_hours > 0:
             events(bundle, args.events_hours)
         if args.events_only:

@@ -1,5 +1,5 @@
-"""Feeding a tier: which channels (all, or the channel budget's top-k plus the triggering ones and the
-tracker's free calendar channels) and how many
+"""Feeding a tier: which channels (all, or the channel budget's top-k plus the triggering channels' whole
+rooms and the tracker's free calendar channels) and how many
 time steps (the tier's `time_factor` pooling), then one run of the bundle. Pure apart from the model run."""
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from edge_agent.manifest import TierSpec
 def select_channels(
     tier: TierSpec, n_channels: int, tracker: AttentionTracker, triggered: Iterable[int]
 ) -> np.ndarray:
-    """Channel ids [C_fed] for `tier`: all, or the tracker's top-k plus the channels an event fired on and
-    the tracker's `free` ones (the calendar, `edge_agent.focus.free_channels`)."""
+    """Channel ids [C_fed] for `tier`: all, or the tracker's top-k plus the rooms of the channels an event
+    fired on (`AttentionTracker.rooms`) and the tracker's `free` ones (the calendar, `free_channels`)."""
     if tier.channel_budget is None or tier.channel_budget >= n_channels:
         return np.arange(n_channels, dtype=np.int64)
-    chosen = set(tracker.top_k(tier.channel_budget)) | set(triggered) | set(tracker.free)
+    rooms = {c for t in triggered for c in tracker.rooms[t]}  # the triggering channels' rooms, whole
+    chosen = set(tracker.top_k(tier.channel_budget)) | rooms | set(tracker.free)
     return np.array(sorted(chosen), dtype=np.int64)
 
 

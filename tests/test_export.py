@@ -96,6 +96,8 @@ def test_bundle_is_complete_and_loadable(full_model: CatVsn, tmp_path: Path) -> 
         assert sha256_file(out / t.file) == t.sha256
         assert t.latency_us_p50 is not None and t.latency_us_p50 > 0
     assert man.tier("focused").channel_budget == 3 and man.tier("sparse").every_n_ticks == 5
+    for name in ("focused", "sparse"):  # the budgeted tiers: the int8 full model on fewer channels
+        assert man.tier(name).file == "int8.onnx" and man.tier(name).time_factor == 1
     for t in man.tiers[1:]:  # what of each quantized file is int8, whichever variant paid on this machine
         q = t.quantization
         assert q is not None and q.agreement_vs_fp32 is not None and q.latency_ratio_vs_fp32 is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_agent.focus import AttentionTracker, free_channels, runtime_tracker
+from edge_agent.focus import AttentionTracker, free_channels, room_groups, runtime_tracker
 from edge_agent.manifest import TierSpec, read_manifest
 from edge_agent.tiering import select_channels
 
@@ -65,3 +65,41 @@ def test_per_device_top_channel_is_kept_though_the_max_ranks_it_last() -> None:
     # a corrupt per-device part is dropped alone (the max-over-devices mean stays)
     state = per.to_json().replace('"dev_mean": [[', '"dev_mean": [["x", ')
     assert AttentionTracker.from_json(state, n, always=[0], per_device=True).dev_mean is None
+
+
+def test_room_groups_by_name_prefix_calendar_and_bare_names_alone() -> None:
+    names = [
+        "living.motion",
+        "living.illuminance",
+        "kitchen.motion",
+        "calendar.tod_sin",
+        "power",
+        "living.co2",
+    ]
+    kinds = ["motion", "illuminance", "motion", "calendar", "power", "co2"]
+    assert room_groups(names, kinds) == [[0, 1, 5], [0, 1, 5], [2], [3], [4], [0, 1, 5]]
+
+
+def test_a_triggering_channel_brings_its_whole_room_into_the_budget() -> None:
+    """The demo's event test: living.motion fired, the budget had ranked the living room's light level out,
+    and the light was switched on in daylight; the trigger's room is fed whole, on top of k."""
+    names = [
+        "living.motion",
+        "living.illuminance",
+        "kitchen.motion",
+        "kitchen.temperature",
+        "outdoor.temperature",
+    ]
+    kinds = ["motion", "illuminance", "motion", "temperature", "temperature"]
+    t = AttentionTracker(5, always=[0, 2], rooms=room_groups(names, kinds))
+    att = np.zeros((1, 5))
+    att[0, 3], att[0, 4] = 0.5, 0.4  # the temperatures lead the running mean, illuminance is last
+    for _ in range(50):
+        t.update(att, np.arange(5))
+    assert select_channels(_tier(3), 5, t, []).tolist() == [0, 2, 3]
+    assert select_channels(_tier(3), 5, t, [0]).tolist() == [0, 1, 2, 3]  # + living.illuminance
+    assert select_channels(_tier(3), 5, t, [2]).tolist() == [0, 2, 3]  # the kitchen's room is in already
+    with pytest.raises(ValueError, match="room groups"):
+        AttentionTracker(3, rooms=[[0], [1]])
+    with pytest.raises(ValueError, match="room channels"):
+        AttentionTracker(2, rooms=[[0, 5], [1]])

@@ -2,8 +2,10 @@
 
 Tiers (see DESIGN.md): `full` fp32 full.onnx; `int8` = full quantized; `coarse` = the coarse model (time
 factor 4, trained at the pooled resolution) quantized (each file's int8 variant chosen by measurement in
-`training.quantize`, recorded per tier; an int8 tier where nothing pays is fp32 and not offered); `focused` = the coarse file fed only the top-k channels
-(`channel_budget`); `sparse` = the focused setup run every 5th periodic tick. `model.pt` carries both torch
+`training.quantize`, recorded per tier; an int8 tier where nothing pays is fp32 and not offered); `focused` = the int8
+file (the full model, full time resolution) fed only the channel budget (`channel_budget`: top-k, calendar,
+the triggering channels' rooms; the full model is trained on such masks, `training.budgetmask`); `sparse` = the
+focused setup run every 5th periodic tick. `model.pt` carries both torch
 models (state dict + config) for evaluation and retraining; the runtime reads only the manifest's files.
 """
 
@@ -201,8 +203,10 @@ def _build(
         ("full", files["full"], "fp32", 1, None, 1),
         ("int8", files["int8"], _precision(quant["int8.onnx"]), 1, None, 1),
         ("coarse", files["coarse"], _precision(quant["coarse.onnx"]), time_factor, None, 1),
-        ("focused", files["coarse"], _precision(quant["coarse.onnx"]), time_factor, k, 1),
-        ("sparse", files["coarse"], _precision(quant["coarse.onnx"]), time_factor, k, SPARSE_EVERY),
+        # the budgeted tiers: the int8 full model on fewer channels (the coarse model disagreed with full on
+        # events even on every channel; training.budgetmask trains full on budget-shaped masks)
+        ("focused", files["int8"], _precision(quant["int8.onnx"]), 1, k, 1),
+        ("sparse", files["int8"], _precision(quant["int8.onnx"]), 1, k, SPARSE_EVERY),
     ]:
         xt = xc if tf > 1 else x
         c = budget or x.shape[1]

@@ -202,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--latency-runs", type=int, default=1000, help="timed runs per tier for the manifest")
     t.add_argument(
+        "--budget-mask-frac",
+        type=float,
+        default=0.0,
+        help="share of the full model's training rows masked like the focused/sparse channel budget "
+        "(training.budgetmask); 0 = off",
+    )
+    t.add_argument(
         "--half-life-days",
         type=float,
         default=None,
@@ -351,6 +358,7 @@ def _train(args: argparse.Namespace) -> int:
         d=args.d,
         batch=args.batch,
         max_windows_per_epoch=args.max_windows_per_epoch,
+        budget_mask_frac=args.budget_mask_frac,
         transition_frac=args.transition_frac,
         threshold_rule=args.threshold_rule or _default_threshold_rule(args),
         threshold_windows=args.threshold_windows,

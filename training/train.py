@@ -24,6 +24,8 @@ import torch
 from edge_agent import features
 from edge_agent.kinds import state_channel
 from edge_agent.manifest import ChannelSpec, DeviceSpec
+from training.budgetmask import BudgetShape
+from training.bundle import default_budget
 from training.data import WindowSampler, channel_moments, normalize
 from training.decisions import SETPOINT_AGREE
 from training.losses import DeviceLoss, build_heads
@@ -92,6 +94,11 @@ class TrainConfig:
     # steps distilling the coarse model (coarse/focused/sparse tiers) from the full one after training
     # (training.distill); None = DISTILL_SHARE of the training steps run, 0 = off
     distill_steps: int | None = None
+    # share of the full model's training rows masked like a budgeted tier's input (training.budgetmask: fast
+    # + calendar + a triggering channel's room + random others), so `focused`/`sparse` (the full model on a
+    # channel budget) answer events as the full model does on every channel. 0 = off (random dropout only):
+    # not yet measured on a rebuilt demo bundle (issue 21), so it does not change the reference model unasked
+    budget_mask_frac: float = 0.0
 
 
 @dataclass
@@ -297,6 +304,7 @@ def train(
     recency = recency_weights(train_log, tr.ends, cfg.half_life_days)  # float [M] or None
     vx, vmask, vids, vlab = windows(va, strided(va.ends, cfg.max_val_windows), mean, std)
     ev = features.event_rows(kinds)  # [C]: event channels pool by max
+    shape = BudgetShape([c.name for c in train_log.channels], kinds, default_budget(len(kinds)))
     vxc = features.pool_time(vx, cfg.time_factor, ev)  # the runtime's pooling (numpy)
 
     per_epoch = min(len(tr), cfg.max_windows_per_epoch)
@@ -329,6 +337,9 @@ def train(
                     torch.from_numpy(a) for a in windows(tr, ends[i : i + cfg.batch], mean, std)
                 )
                 m_full = channel_dropout(mask, cfg.channel_dropout, cfg.keep_all_frac, gen)
+                m_full = shape.apply(
+                    mask, m_full, cfg.budget_mask_frac, gen
+                )  # [B, C] some rows budget-shaped
                 m_coarse = channel_dropout(mask, cfg.channel_dropout, cfg.keep_all_frac, gen)
                 out_f, att_f, _ = full.raw(x, m_full, ids)
                 out_c, att_c, _ = coarse.raw(pool_time(x, cfg.time_factor, ev), m_coarse, ids)
