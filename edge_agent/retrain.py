@@ -234,6 +234,8 @@ class Retrainer:
         )
         res = job.run()
         base.detail["train_seconds"] = round(res.seconds, 1)
+        base.detail["budget_seconds"] = self.cfg.learning.train.budget_seconds
+        base.detail.update({f"trainer_{k}": v for k, v in res.budget_detail().items()})
         if res.peak_rss_mb is not None:
             base.detail["peak_rss_mb"] = round(res.peak_rss_mb, 1)
         if res.outcome in ("promoted", "kept"):

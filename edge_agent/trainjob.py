@@ -7,8 +7,11 @@ interpreter is asked whether torch is there (`importlib.util.find_spec`); withou
 the idle I/O class (ioprio_set, else `ionice -c3`), its own process group, and RLIMIT_DATA = memory_mb.
 RLIMIT_DATA, not RLIMIT_AS: torch maps ~800 MB of shared libraries and thread stacks, so a 1 GB address-space
 limit kills even a tiny training (measured here: VmPeak 1418 MB at a peak RSS of 587 MB; RLIMIT_AS 1 GB ->
-crash at import, RLIMIT_DATA 1 GB -> trains). The trainer gets `--budget-seconds` and the whole process group
-is killed at budget + margin. Its output goes to `<state_dir>/training/train-<stamp>.log`; on failure the
+crash at import, RLIMIT_DATA 1 GB -> trains). The whole run fits the budget: the trainer gets a deadline
+(`EDGE_AGENT_TRAIN_DEADLINE`, epoch seconds = start + budget - reserve, training.deadline) its loop plans to
+end before, the reserve being room for thresholds, export, quantization and evaluation: twice the post-train
+seconds the bundle in service recorded (same home, same history_days), else a tenth of the budget, at least
+RESERVE_MIN_SECONDS and at most half the budget. The whole process group is still killed at budget + margin. Its output goes to `<state_dir>/training/train-<stamp>.log`; on failure the
 outcome names the cause (crash, timeout, out of memory, not enough data) with the log's last line, and the
 bundle in service is untouched.
 """
@@ -45,6 +48,10 @@ LOGS_KEPT = 10
 _IOPRIO_SET = {"x86_64": 251, "i686": 289, "i386": 289, "aarch64": 30, "riscv64": 30, "armv7l": 314}
 _IOPRIO_CLASS_IDLE, _IOPRIO_WHO_PROCESS, _IOPRIO_CLASS_SHIFT = 3, 1, 13
 _OOM = re.compile(r"MemoryError|can't allocate memory|Cannot allocate memory|bad_alloc|out of memory", re.I)
+DEADLINE_ENV = "EDGE_AGENT_TRAIN_DEADLINE"  # = training.deadline.DEADLINE_ENV (the runtime never imports it)
+RESERVE_MIN_SECONDS = 30.0
+RESERVE_FACTOR = 2.0  # x the champion's recorded post-train seconds
+RESERVE_DEFAULT_SHARE = 0.1  # of the budget, when no post-train time is recorded
 _FIND = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec(sys.argv[1]) else 3)"
 
 
@@ -62,6 +69,13 @@ class TrainOutcome:
     peak_rss_mb: float | None = None
     pid: int | None = None
     priority: list[str] = field(default_factory=list)  # what was applied to the child
+    reserve_seconds: float | None = None  # budget kept after the trainer's deadline for export/quantize/eval
+    budget_use: dict[str, float] = field(default_factory=dict)  # pre/train/post seconds from the manifest
+
+    def budget_detail(self) -> dict[str, float]:
+        """The budget use for a retrain's record: reserve, then the trainer's own pre/loop/post seconds."""
+        out = {} if self.reserve_seconds is None else {"reserve_seconds": round(self.reserve_seconds, 1)}
+        return out | {k: round(v, 1) for k, v in self.budget_use.items()}
 
     @property
     def ok(self) -> bool:
@@ -71,6 +85,24 @@ class TrainOutcome:
 def default_margin(budget_seconds: float) -> float:
     """Time after the training loop's budget for export, quantization and evaluation before the kill."""
     return max(120.0, 0.25 * budget_seconds)
+
+
+def reserve_seconds(budget_seconds: float, post_train_seconds: float | None) -> float:
+    """Budget kept after the training loop's deadline (module docstring)."""
+    if post_train_seconds is not None and post_train_seconds > 0:
+        want = RESERVE_FACTOR * post_train_seconds
+    else:
+        want = RESERVE_DEFAULT_SHARE * budget_seconds
+    return min(max(want, RESERVE_MIN_SECONDS), 0.5 * budget_seconds)
+
+
+BUDGET_KEYS = ("pre_train_seconds", "train_seconds", "post_train_seconds")
+
+
+def budget_use(manifest: Manifest | None) -> dict[str, float]:
+    """The trainer's recorded pre-train (load), loop and post-train seconds, as far as the manifest has them."""
+    metrics = manifest.metrics if manifest is not None else {}
+    return {k: float(metrics[k]) for k in BUDGET_KEYS if k in metrics}
 
 
 def trainer_argv(
@@ -180,11 +212,15 @@ class TrainJob:
             argv = trainer_argv(self.cfg, out, python=self.python, dataset=self.dataset)
         argv += [a.replace("{out}", str(out)) for a in self.extra_args]
         prefix, applied, preexec = self._priority()
+        reserve = reserve_seconds(self.budget, self._champion_post_train())
         t0 = time.monotonic()
+        env = {**os.environ, DEADLINE_ENV: f"{time.time() + self.budget - reserve:.3f}"}
+        logger.info("training: budget %.0fs, the loop ends %.0fs before it", self.budget, reserve)
         with open(log, "wb") as logf:
             try:
                 proc = subprocess.Popen(
                     [*prefix, *argv],
+                    env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=logf,
                     stderr=subprocess.STDOUT,
@@ -200,9 +236,21 @@ class TrainJob:
         result = self._classify(status, timed_out, out, log)
         result.seconds, result.log, result.pid, result.priority = seconds, log, proc.pid, applied
         result.peak_rss_mb = rss_kb / 1024.0 if rss_kb else None
+        result.reserve_seconds, result.budget_use = reserve, budget_use(result.manifest)
         shutil.rmtree(out, ignore_errors=True)
         self._prune_logs()
         return result
+
+    def _champion_post_train(self) -> float | None:
+        """The post-train seconds the bundle in service recorded (None: no bundle, or none recorded)."""
+        current = self.store.current_dir()
+        if current is None:
+            return None
+        try:
+            value = read_manifest(current).metrics.get("post_train_seconds")
+        except (OSError, ValueError):
+            return None
+        return float(value) if value is not None else None
 
     def _priority(self) -> tuple[list[str], list[str], Callable[[], None]]:
         """(command prefix, what is applied, preexec_fn): nice 19, SCHED_IDLE, I/O idle, RLIMIT_DATA."""

@@ -177,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="wall-clock SAFETY stop of the training loop (the budget is --epochs/--steps; a run cut by it "
         "says so: stop_reason wall_clock)",
     )
+    t.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        help="epoch seconds the training loop must end by: it shortens its steps to end before it "
+        "(default: $EDGE_AGENT_TRAIN_DEADLINE, set by the agent's training job = start + budget - reserve)",
+    )
     t.add_argument("--seed", type=int, default=None, help="random seed (None = 0)")
     t.add_argument(
         "--seeds",
@@ -365,6 +372,7 @@ def _train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         level_free_kinds=_kinds(args.level_free_kinds),
         half_life_days=_half_life(args.half_life_days),
+        deadline=_deadline(args.deadline),
     )
     champion = _champion(args)
     if seeds:
@@ -422,6 +430,15 @@ def _half_life(days: float | None) -> float | None:
     if days is not None and not days > 0:
         raise DataError(f"--half-life-days {days}: must be a positive number of days (or leave it out)")
     return days
+
+
+def _deadline(given: float | None) -> float | None:
+    from training.deadline import deadline_from_env
+
+    try:
+        return given if given is not None else deadline_from_env()
+    except ValueError as e:
+        raise DataError(str(e)) from None
 
 
 def _champion(args: argparse.Namespace) -> Path | None:

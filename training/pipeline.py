@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -204,6 +205,7 @@ def train_bundle(
     (training.holdout), `data_end` (epoch seconds of the log's last row) and, with `champion` (the bundle in
     service), the champion's agreement on the same held-out days (training.champion); training warm-starts
     from the champion's weights when its channels and devices are the log's."""
+    t_start = time.monotonic()
     evaluate: Evaluator | None = None
     if is_db(data.dataset):
         db = load_db_spec(data, cfg.window)
@@ -228,6 +230,18 @@ def train_bundle(
         cfg = replace(cfg, init_from=str(init))
     res = train(tr, va, cfg)
     res.metrics.update(distill_tiers(res, tr, va, cfg))
+    res.metrics["pre_train_seconds"] = res.loop_end - res.metrics["train_seconds"] - t_start
+    inner = evaluate
+
+    def _timed(tmp: Path, channels: list[ChannelSpec], devices: list[DeviceSpec]) -> dict[str, float]:
+        """The held-out evaluation (db:), then the budget use after the loop: thresholds, distillation,
+        export, quantization, evaluation (the training job sizes its reserve from it, edge_agent.trainjob)."""
+        m = inner(tmp, channels, devices) if inner is not None else {}
+        m["post_train_seconds"] = time.monotonic() - res.loop_end
+        m["train_rows"] = float(len(tr))
+        return m
+
+    evaluate = _timed
     rule = split_rule_text(data.dataset, data.split, data.val_dataset, data.test_dataset, data.holdout_days)
     label = _dataset_label(data.dataset)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

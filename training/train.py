@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from edge_agent.manifest import ChannelSpec, DeviceSpec
 from training.budgetmask import BudgetShape
 from training.bundle import default_budget
 from training.data import WindowSampler, channel_moments, normalize
+from training.deadline import PROBE_STEPS, LoopDeadline
 from training.decisions import SETPOINT_AGREE
 from training.losses import DeviceLoss, build_heads
 from training.model import CatVsn, DeviceHead, ModelConfig, n_params, pool_time
@@ -62,6 +64,9 @@ class TrainConfig:
         None  # optimizer steps in all (the schedule's length); None = epochs x steps per epoch
     )
     budget_seconds: float | None = None  # wall-clock SAFETY stop of the loop (stop_reason "wall_clock")
+    # epoch seconds the loop must end by (training.deadline: the training job's start + budget - the reserve
+    # for export/quantization/evaluation); the loop shrinks its steps to end before it (stop_reason "deadline")
+    deadline: float | None = None
     channel_dropout: float = 0.3
     # kinds whose window level (newest value, mean) the model does not see, only their shape and spread: CO2 and
     # humidity baselines drift with ventilation and weather (UCI test2: empty-room CO2 up to 1500 ppm), and a
@@ -110,7 +115,8 @@ class TrainResult:
     metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     val_pool: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # normalized val windows (x, mask, ids)
-    stop_reason: str = "epochs"  # epochs | steps | early_stop | wall_clock (the safety stop)
+    stop_reason: str = "epochs"  # epochs | steps | early_stop | wall_clock (the safety stop) | deadline
+    loop_end: float = 0.0  # time.monotonic() when the training loop ended (the post-train part starts)
 
 
 def device_heads(log: SensorLog, cfg: TrainConfig | None = None) -> list[DeviceHead]:
@@ -310,7 +316,10 @@ def train(
     per_epoch = min(len(tr), cfg.max_windows_per_epoch)
     steps_per_epoch = math.ceil(per_epoch / cfg.batch)
     total_steps, n_epochs = step_budget(cfg, steps_per_epoch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.1)
+    sched = one_cycle(opt, cfg.lr, total_steps)
+    planned = total_steps
+    plan = LoopDeadline(cfg.deadline)
+    val_seconds: float | None = None
     best: dict[str, Any] = {"full": (math.inf, None, -1), "coarse": (math.inf, None, -1)}
     history: list[dict[str, float]] = []
     t0 = time.monotonic()
@@ -359,6 +368,16 @@ def train(
                 run_loss += float(loss.detach())
                 n_b += 1
                 prog.step(loss=run_loss / n_b, windows=seen, epoch=epoch + 1)
+                if step == PROBE_STEPS and cfg.deadline is not None:  # the first plan, at the measured pace
+                    pace = (time.monotonic() - t0) / step
+                    new = plan.fit(step, total_steps, pace, steps_per_epoch, None, len(vx), cfg.batch)
+                    if new < total_steps:
+                        total_steps, sched = new, one_cycle(opt, cfg.lr, new, done=step)
+                        logger.info("deadline: %d steps fit (%.3fs/step), planned %d", new, pace, planned)
+                if cfg.deadline is not None and plan.passed():
+                    stop_reason = "deadline"
+                    logger.warning("deadline reached after %d of %d steps", step, total_steps)
+                    break
                 if cfg.budget_seconds is not None and time.monotonic() - t0 > cfg.budget_seconds:
                     stop_reason = "wall_clock"  # the safety stop, not the budget: said so in the report
                     logger.warning(
@@ -368,6 +387,7 @@ def train(
                         total_steps,
                     )
                     break
+            t_val = time.monotonic()
             evm = {
                 n: (ema[n].module if ema[n] is not None else m)
                 for n, m in (("full", full), ("coarse", coarse))
@@ -382,6 +402,7 @@ def train(
                 )
                 for name, xx in (("full", vx), ("coarse", vxc))
             }
+            val_seconds = time.monotonic() - t_val
             history.append(
                 {
                     "epoch": epoch + 1,
@@ -403,13 +424,24 @@ def train(
             for name, m in evm.items():
                 if vl[name] < best[name][0]:
                     best[name] = (vl[name], {k: v.clone() for k, v in m.state_dict().items()}, epoch)
-            if stop_reason == "wall_clock" or step >= total_steps:
+            if stop_reason in ("wall_clock", "deadline") or step >= total_steps:
+                if step >= total_steps and total_steps < planned:
+                    stop_reason = "deadline"  # the plan was shortened to end before the deadline
                 break
+            if cfg.deadline is not None and step > 0:  # re-plan with this epoch's measured pace
+                pace = (t_val - t0 - epoch * val_seconds) / step  # loop time less earlier validations
+                new = plan.fit(
+                    step, total_steps, max(pace, 1e-6), steps_per_epoch, val_seconds, len(vx), cfg.batch
+                )
+                if new < total_steps:
+                    total_steps, sched = new, one_cycle(opt, cfg.lr, new, done=step)
+                    logger.info("deadline: re-planned to %d steps (planned %d)", new, planned)
             # early stopping on the served tier (full); the coarse model keeps its own best epoch so far
             if epoch - best["full"][2] >= cfg.patience:
                 stop_reason = "early_stop"
                 break
-    wall = time.monotonic() - t0
+    loop_end = time.monotonic()
+    wall = loop_end - t0
     for name, m in (("full", full), ("coarse", coarse)):
         if best[name][1] is not None:
             m.load_state_dict(best[name][1])
@@ -429,6 +461,9 @@ def train(
         "best_epoch_coarse": float(best["coarse"][2] + 1),
         "steps_run": float(step),
         "steps_planned": float(total_steps),
+        "steps_planned_first": float(planned),  # before the deadline shortened the plan
+        "deadline_replans": float(plan.replans),
+        "deadline_slack_seconds": plan.left() if cfg.deadline is not None else -1.0,  # left at the loop's end
         "threshold_windows": float(tends.size),
         "val_loss_full": float(best["full"][0]),
         "val_loss_coarse": float(best["coarse"][0]),
@@ -445,7 +480,19 @@ def train(
     logger.info(
         "trained in %.1fs (%s), %.0f windows/s", wall, stop_reason, metrics["train_windows_per_second"]
     )
-    return TrainResult(full, coarse, channels, devices, metrics, history, (vx, vmask, vids), stop_reason)
+    return TrainResult(
+        full, coarse, channels, devices, metrics, history, (vx, vmask, vids), stop_reason, loop_end
+    )
+
+
+def one_cycle(opt: torch.optim.Optimizer, lr: float, total: int, done: int = 0) -> Any:
+    """The one-cycle schedule over `total` steps, advanced past `done` already run (a re-planned run)."""
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(total, 1), pct_start=0.1)
+    with warnings.catch_warnings():  # fast-forwarding without optimizer steps is the point here
+        warnings.simplefilter("ignore")
+        for _ in range(min(done, max(total, 1) - 1)):
+            sched.step()
+    return sched
 
 
 def step_budget(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
