@@ -138,3 +138,31 @@ def test_given_timezone_is_recorded_in_the_manifest(tmp_path: Path) -> None:
     args = ["train", "--dataset", str(csv), "--window", "8", "--epochs", "1", "--latency-runs", "5"]
     assert main([*args, "--timezone", "America/New_York", "--no-progress", "--out", str(out)]) == 0
     assert read_manifest(out).timezone == "America/New_York"
+
+
+def test_head_modes_reach_the_training_record(tmp_path: Path) -> None:
+    """--level-head/--setpoint-head are the TrainConfig's (recorded in training.json); classes is the default."""
+    csv = _csv(tmp_path, _rows(200))
+    base = [
+        "train",
+        "--dataset",
+        str(csv),
+        "--window",
+        "8",
+        "--epochs",
+        "1",
+        "--latency-runs",
+        "5",
+        "--no-progress",
+    ]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert (
+        main(
+            [*base, "--level-head", "ordinal", "--setpoint-head", "regression", "--out", str(tmp_path / "b")]
+        )
+        == 0
+    )
+    a = json.loads((tmp_path / "a" / "training.json").read_text())["train_config"]
+    b = json.loads((tmp_path / "b" / "training.json").read_text())["train_config"]
+    assert (a["level_head"], a["setpoint_head"]) == ("softmax", "classes")
+    assert (b["level_head"], b["setpoint_head"]) == ("ordinal", "regression")

@@ -20,6 +20,7 @@ from typing import Any
 import pydantic
 
 from training.errors import BundleError, DataError, OutputError
+from training.head_modes import DEFAULT_LEVEL_HEAD, DEFAULT_SETPOINT_HEAD, LEVEL_MODES, SETPOINT_MODES
 from training.thresholds import DEFAULT_RULE
 
 logger = logging.getLogger(__name__)
@@ -209,6 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--latency-runs", type=int, default=1000, help="timed runs per tier for the manifest")
     t.add_argument(
+        "--level-head",
+        choices=LEVEL_MODES,
+        default=DEFAULT_LEVEL_HEAD,
+        help="level devices' head: softmax (expected level) or ordinal (cumulative logits -> median level)",
+    )
+    t.add_argument(
+        "--setpoint-head",
+        choices=SETPOINT_MODES,
+        default=DEFAULT_SETPOINT_HEAD,
+        help="setpoint devices' head: classes (over the label's values) or regression (Huber, normalized)",
+    )
+    t.add_argument(
         "--budget-mask-frac",
         type=float,
         default=0.0,
@@ -366,6 +379,8 @@ def _train(args: argparse.Namespace) -> int:
         batch=args.batch,
         max_windows_per_epoch=args.max_windows_per_epoch,
         budget_mask_frac=args.budget_mask_frac,
+        level_head=args.level_head,
+        setpoint_head=args.setpoint_head,
         transition_frac=args.transition_frac,
         threshold_rule=args.threshold_rule or _default_threshold_rule(args),
         threshold_windows=args.threshold_windows,

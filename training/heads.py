@@ -28,8 +28,6 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-LEVEL_MODES = ("softmax", "ordinal")
-SETPOINT_MODES = ("regression", "classes")
 MAX_CLASSES = 16  # a setpoint head with more distinct training values uses this many quantile bins
 OFFSET = 0.45  # level heads: the output stays within this many levels of the decision (< 1/2: rounding)
 SETPOINT_OFFSET = 0.01  # setpoint classes: at most this share of the value range away from the chosen value

@@ -19,9 +19,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from training.head_modes import DEFAULT_LEVEL_HEAD, DEFAULT_SETPOINT_HEAD, LEVEL_MODES, SETPOINT_MODES
 from training.heads import (
-    LEVEL_MODES,
-    SETPOINT_MODES,
     level_class_weights,
     ordinal_loss,
     setpoint_values,
@@ -32,7 +31,7 @@ from training.sensorlog import SensorLog
 
 
 def build_heads(
-    log: SensorLog, level_head: str = "softmax", setpoint_head: str = "regression"
+    log: SensorLog, level_head: str = DEFAULT_LEVEL_HEAD, setpoint_head: str = DEFAULT_SETPOINT_HEAD
 ) -> list[DeviceHead]:
     """Output heads from the log's devices; setpoint heads get the training-label mean/std, range and values."""
     if level_head not in LEVEL_MODES:

@@ -30,6 +30,7 @@ from training.bundle import default_budget
 from training.data import WindowSampler, channel_moments, normalize
 from training.deadline import PROBE_STEPS, LoopDeadline
 from training.decisions import SETPOINT_AGREE
+from training.head_modes import DEFAULT_LEVEL_HEAD, DEFAULT_SETPOINT_HEAD
 from training.losses import DeviceLoss, build_heads
 from training.model import CatVsn, DeviceHead, ModelConfig, n_params, pool_time
 from training.progress import TrainProgress
@@ -92,8 +93,10 @@ class TrainConfig:
     half_life_days: float | None = None  # recency: a window this many days older is drawn half as often
     init_from: str | None = None  # a model.pt to warm-start from (the champion's; same channels and devices)
     # output heads and token inputs (training.heads, issue 20)
-    level_head: str = "softmax"  # softmax (expected level) | ordinal (cumulative logits -> median level)
-    setpoint_head: str = "regression"  # regression (Huber, normalized) | classes (CE over the label values)
+    level_head: str = (
+        DEFAULT_LEVEL_HEAD  # softmax (expected level) | ordinal (cumulative logits -> median level)
+    )
+    setpoint_head: str = DEFAULT_SETPOINT_HEAD  # classes (CE over the label values) | regression (Huber)
     level_balance: float = 0.5  # level/setpoint-class weights ~ (N / count) ** this (1 = fully balanced)
     dynamics: bool = False  # per-token lagged differences + short-window summary (ModelConfig.dynamics)
     # steps distilling the coarse model (coarse/focused/sparse tiers) from the full one after training
