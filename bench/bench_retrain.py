@@ -15,7 +15,7 @@ decision latency p50/p99 without a retrain, then while `retrain/set` runs the re
 (`rollback/set`, or the promotion itself) under a steady event stream: messages lost and the longest gap
 between two decisions around the swap vs the longest gap without one (events wait for their decision).
 
-    PART=proof|perf|all  OBSERVE_DAYS=14 DAYS=10 EPOCHS=12 LOG_DAYS=30  .venv/bin/python bench/bench_retrain.py
+    PART=proof|perf|all  RUNS=changed,unchanged  OBSERVE_DAYS=14 DAYS=10 EPOCHS=12 LOG_DAYS=30  .venv/bin/python bench/bench_retrain.py
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ EPOCHS = int(os.environ.get("EPOCHS", 12))
 HOLDOUT = float(os.environ.get("HOLDOUT_DAYS", 2))
 EXTRA = os.environ.get("TRAIN_ARGS", "").split()
 LOG_DAYS = int(os.environ.get("LOG_DAYS", 30))
+# the proof's runs; one per process runs them in parallel
+RUNS = os.environ.get("RUNS", "changed,unchanged").split(",")
 EVENTS = int(os.environ.get("EVENTS", 300))
 MOTION = "zigbee2mqtt/living_motion"
 SET = "zigbee2mqtt/living_light/set"
@@ -64,6 +66,8 @@ def proof(tmp: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for change in (True, False):
         name = "changed" if change else "unchanged"
+        if name not in RUNS:
+            continue
         s = RetrainProofSettings(
             observe_days=OBSERVE_DAYS,
             days=DAYS,
