@@ -78,6 +78,7 @@ class DayReport:
     overrides: int
     actions: int
     agreement: float
+    overrides_per_device: dict[str, int]  # where the person corrected the agent (e.g. the heating's schedule)
     per_device: dict[str, float]
     outcome: str  # the retrain after the day: promoted | kept | skipped | failed
     reason: str
@@ -92,6 +93,7 @@ class DayReport:
             "overrides": self.overrides,
             "actions": self.actions,
             "agreement": round(self.agreement, 4),
+            "overrides_per_device": self.overrides_per_device,
             "per_device": {d: round(a, 4) for d, a in self.per_device.items()},
             "retrain": self.outcome,
             "reason": self.reason,
@@ -188,6 +190,7 @@ def run_retrain_proof(
             overrides=sum(rep.overrides.values()),
             actions=sum(rep.actions.values()),
             agreement=rep.overall(),
+            overrides_per_device={k: rep.overrides.get(k, 0) for k in DEVICE_NAMES},
             per_device={k: rep.agreement[k] for k in DEVICE_NAMES},
             outcome=r.outcome,
             reason=r.reason,
@@ -197,7 +200,7 @@ def run_retrain_proof(
         )
         result.days.append(d)
         say(
-            f"day {day}: {d.overrides} overrides, {d.actions} actions, agreement {d.agreement:.4f}; "
+            f"day {day}: {d.overrides} overrides {d.overrides_per_device}, {d.actions} actions, agreement {d.agreement:.4f}; "
             f"retrain {r.outcome}: {r.reason}"
         )
     return result

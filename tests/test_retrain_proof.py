@@ -28,6 +28,7 @@ def test_the_retrain_follows_a_changed_preference(tmp_path: Path) -> None:
     r = run_retrain_proof(tmp_path, s)
     (day,) = r.days
     assert day.serving == r.first_model and day.overrides > 0  # the first model meets the changed person
+    assert sum(day.overrides_per_device.values()) == day.overrides
     assert day.outcome in ("promoted", "kept") and day.reason
     store = BundleStore(tmp_path / "state" / "bundles")
     names = consistent(store)
