@@ -15,7 +15,7 @@ decision latency p50/p99 without a retrain, then while `retrain/set` runs the re
 (`rollback/set`, or the promotion itself) under a steady event stream: messages lost and the longest gap
 between two decisions around the swap vs the longest gap without one (events wait for their decision).
 
-    PART=proof|perf|all  RUNS=changed,unchanged  OBSERVE_DAYS=14 DAYS=10 EPOCHS=12 LOG_DAYS=30  .venv/bin/python bench/bench_retrain.py
+    PART=proof|perf|all  RUNS=changed,unchanged  OBSERVE_DAYS=14 DAYS=10 EPOCHS=12 HALF_LIFE_DAYS=7 LOG_DAYS=30  .venv/bin/python bench/bench_retrain.py
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ OBSERVE_DAYS = float(os.environ.get("OBSERVE_DAYS", 14))
 DAYS = int(os.environ.get("DAYS", 10))
 EPOCHS = int(os.environ.get("EPOCHS", 12))
 HOLDOUT = float(os.environ.get("HOLDOUT_DAYS", 2))
+# recency of the labels (learning.retrain.half_life_days)
+HALF_LIFE = float(os.environ.get("HALF_LIFE_DAYS", 7))
 EXTRA = os.environ.get("TRAIN_ARGS", "").split()
 LOG_DAYS = int(os.environ.get("LOG_DAYS", 30))
 # the proof's runs; one per process runs them in parallel
@@ -74,6 +76,7 @@ def proof(tmp: Path) -> dict[str, Any]:
             change=change,
             epochs=EPOCHS,
             holdout_days=HOLDOUT,
+            half_life_days=HALF_LIFE,
             train_args=EXTRA,
         )
         t0 = time.monotonic()
@@ -100,6 +103,8 @@ def proof(tmp: Path) -> dict[str, Any]:
             "bench": "retrain_proof",
             "run": name,
             "seed": s.seed,
+            "half_life_days": s.half_life_days,
+            "holdout_days": s.holdout_days,
             "observe_days": s.observe_days,
             "days": s.days,
             "first_model": r.first_model,
