@@ -30,7 +30,7 @@ class Clock:
         return self.t
 
 
-def test_the_plan_fits_the_steps_left_and_never_grows() -> None:
+def test_the_plan_fits_the_steps_left_and_grows_only_with_a_cap() -> None:
     clock = Clock(1000.0)
     plan = LoopDeadline(1100.0, clock)  # 100 s left
     # 1 s/step, no validation cost: ~95 steps fit (5 % safety) of 500 planned, after 10 run
@@ -43,6 +43,21 @@ def test_the_plan_fits_the_steps_left_and_never_grows() -> None:
     clock.t = 1200.0  # past it: no more steps
     assert plan.passed() and plan.fit(10, 500, 1.0, 50, 0.0, 0, 64) == 10
     assert LoopDeadline(None).fit(3, 500, 1.0, 50, 0.0, 0, 64) == 500
+
+
+def test_a_plan_cut_on_a_slow_start_grows_back_to_the_first_plan_only() -> None:
+    clock = Clock(1000.0)
+    plan = LoopDeadline(2000.0, clock)  # 1000 s left
+    # the first steps ran at 3 s/step: ~316 steps fit of 1716
+    cut = plan.fit(10, 1716, 3.0, 143, 0.0, 0, 64)
+    assert 300 <= cut <= 330
+    clock.t = 1300.0  # an epoch later the pace is 0.4 s/step: the plan grows back, capped at the first plan
+    assert plan.fit(150, cut, 0.4, 143, 0.0, 0, 64, cap=1716) == 1716
+    # at a pace between, it grows to what fits (95 % of 700 s at 1 s/step), not to the cap
+    grown = plan.fit(150, cut, 1.0, 143, 0.0, 0, 64, cap=1716)
+    assert cut < grown and 150 + 660 <= grown <= 150 + 666
+    assert plan.fit(150, cut, 1.0, 143, 0.0, 0, 64) == cut  # without a cap it never grows
+    assert plan.replans == 3
 
 
 def test_deadline_from_env_and_bad_value_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -326,6 +326,7 @@ def train(
     best: dict[str, Any] = {"full": (math.inf, None, -1), "coarse": (math.inf, None, -1)}
     history: list[dict[str, float]] = []
     t0 = time.monotonic()
+    t_first = t0  # after the first step (set there): the first plan's pace leaves its one-off costs out
     seen = 0
     step = 0
     stop_reason = "steps" if cfg.steps else "epochs"
@@ -371,8 +372,12 @@ def train(
                 run_loss += float(loss.detach())
                 n_b += 1
                 prog.step(loss=run_loss / n_b, windows=seen, epoch=epoch + 1)
+                if step == 1:
+                    t_first = (
+                        time.monotonic()
+                    )  # the first step pays one-off costs: the pace is timed after it
                 if step == PROBE_STEPS and cfg.deadline is not None:  # the first plan, at the measured pace
-                    pace = (time.monotonic() - t0) / step
+                    pace = (time.monotonic() - t_first) / (step - 1)
                     new = plan.fit(step, total_steps, pace, steps_per_epoch, None, len(vx), cfg.batch)
                     if new < total_steps:
                         total_steps, sched = new, one_cycle(opt, cfg.lr, new, done=step)
@@ -427,18 +432,26 @@ def train(
             for name, m in evm.items():
                 if vl[name] < best[name][0]:
                     best[name] = (vl[name], {k: v.clone() for k, v in m.state_dict().items()}, epoch)
+            # re-plan with this epoch's measured pace (before the stop test: a plan cut short may grow back)
+            if cfg.deadline is not None and step > 0 and stop_reason not in ("wall_clock", "deadline"):
+                pace = (t_val - t0 - epoch * val_seconds) / step  # loop time less earlier validations
+                new = plan.fit(
+                    step,
+                    total_steps,
+                    max(pace, 1e-6),
+                    steps_per_epoch,
+                    val_seconds,
+                    len(vx),
+                    cfg.batch,
+                    cap=planned,  # a plan cut on a slow early pace grows back when the pace allows
+                )
+                if new != total_steps:
+                    total_steps, sched = new, one_cycle(opt, cfg.lr, new, done=step)
+                    logger.info("deadline: re-planned to %d steps (planned %d)", new, planned)
             if stop_reason in ("wall_clock", "deadline") or step >= total_steps:
                 if step >= total_steps and total_steps < planned:
                     stop_reason = "deadline"  # the plan was shortened to end before the deadline
                 break
-            if cfg.deadline is not None and step > 0:  # re-plan with this epoch's measured pace
-                pace = (t_val - t0 - epoch * val_seconds) / step  # loop time less earlier validations
-                new = plan.fit(
-                    step, total_steps, max(pace, 1e-6), steps_per_epoch, val_seconds, len(vx), cfg.batch
-                )
-                if new < total_steps:
-                    total_steps, sched = new, one_cycle(opt, cfg.lr, new, done=step)
-                    logger.info("deadline: re-planned to %d steps (planned %d)", new, planned)
             # early stopping on the served tier (full); the coarse model keeps its own best epoch so far
             if epoch - best["full"][2] >= cfg.patience:
                 stop_reason = "early_stop"
