@@ -15,9 +15,10 @@ message through the decider's queue (`inline_events: false`, the path before). J
 Each agent row and stage breakdown runs in its own child process whose `edge_agent` is imported from a source
 tree (`src` in the row): this one, and with `--baseline-src DIR` (a checkout of the code before a change, e.g.
 `git archive <commit> | tar -x -C DIR`) the same rows for it too, alternating, on the same broker and probe:
-before/after in one run. The relay runs first and again last (the load's drift over the run).
+before/after in one run. Each of `--rounds` starts with a relay row (the `*_over_relay_ms` of its rows); one
+more relay row ends the run (the load's drift over it).
 
-    python bench/bench_event_path.py [--baseline-src DIR] [--paths inline,queued]
+    python bench/bench_event_path.py [--baseline-src DIR] [--paths inline,queued] [--rounds N]
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ def run_child(label: str, src: Path, what: str, port: int, bundle: Path, d: Path
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
-def relay_row(port: int, name: str) -> dict[str, Any]:
+def relay_row(port: int, name: str, rnd: int) -> dict[str, Any]:
     load0 = os.getloadavg()[0]
     p = mp.get_context("spawn").Process(target=relay, args=(port,), daemon=True)
     p.start()
@@ -223,7 +224,7 @@ def relay_row(port: int, name: str) -> dict[str, Any]:
     lat = measure(port, ITER)
     p.terminate()
     base = {"p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99)}
-    emit(bench="event_path", path=name, n=len(lat), **base, loadavg_1m=round(load0, 2))
+    emit(bench="event_path", round=rnd, path=name, n=len(lat), **base, loadavg_1m=round(load0, 2))
     return base
 
 
@@ -232,6 +233,7 @@ def main() -> None:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--baseline-src", type=Path, help="also run every row on this source tree (before)")
     ap.add_argument("--paths", default="inline,queued", help="agent rows: inline, queued (comma-separated)")
+    ap.add_argument("--rounds", type=int, default=1, help="agent rows this many times, alternating sources")
     args = ap.parse_args()
     if args.child:
         child(json.loads(args.child))
@@ -244,17 +246,24 @@ def main() -> None:
     broker = Mosquitto()
     try:
         with tempfile.TemporaryDirectory() as d:
-            base = relay_row(broker.port, "bare-paho-relay")
             bundle = home_bundle(Path(d) / "bundle", step_seconds=0.1)
-            for what in ["stages", *args.paths.split(",")]:
-                for label, src in srcs:  # alternating: before and after side by side under the same load
-                    rows = run_child(label, src, what, broker.port, bundle, Path(tempfile.mkdtemp(dir=d)))
-                    for r in rows:
-                        if "p50_ms" in r:
+            for label, src in srcs:
+                for r in run_child(label, src, "stages", broker.port, bundle, Path(tempfile.mkdtemp(dir=d))):
+                    emit(**r)
+            turn = 0
+            for rnd in range(args.rounds):  # a relay row, then each path on each source, alternating
+                base = relay_row(broker.port, "bare-paho-relay", rnd)
+                for what in args.paths.split(","):
+                    order = srcs if turn % 2 == 0 else srcs[::-1]  # neither source always runs first
+                    turn += 1
+                    for label, src in order:
+                        for r in run_child(
+                            label, src, what, broker.port, bundle, Path(tempfile.mkdtemp(dir=d))
+                        ):
                             r["p50_over_relay_ms"] = round(r["p50_ms"] - base["p50_ms"], 3)
                             r["p99_over_relay_ms"] = round(r["p99_ms"] - base["p99_ms"], 3)
-                        emit(**r)
-            relay_row(broker.port, "bare-paho-relay-end")
+                            emit(round=rnd, **r)
+            relay_row(broker.port, "bare-paho-relay-end", args.rounds)
     finally:
         broker.stop()
 
