@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from conftest import Broker, EchoDevices, JumpClock, Observer, agent_config_dict, wait_until
 
-import edge_agent.agent as agent_mod
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
 from edge_agent.eventpath import EventGate
@@ -227,61 +226,3 @@ def test_write_now_only_on_pahos_thread_and_never_under_on_publish() -> None:
     link._on_message(None, None, Msg(MOTION, b"{}"))  # type: ignore[arg-type]
     assert seen == [None] and link.client.on_publish is not None  # off for the write, back after
     assert link.inbox.qsize() == 0  # decided there: not queued
-
-
-@pytest.mark.integration
-def test_a_held_remainder_goes_out_before_the_next_message_and_at_stop(
-    bundle_path: Path,
-    broker: Broker,
-    observer: Observer,
-    devices: EchoDevices,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """With the hold at an hour, an inline decision's explanation waits; the next message wakes the decider,
-    which carries the remainder out first (the decision explained and published), then handles the message; a
-    remainder still held at stop is carried out by `stop` (nothing lost)."""
-    monkeypatch.setattr(agent_mod, "IDLE_SECONDS", 3600.0)  # the decider wakes only when woken
-    quiet = {
-        "decision_tick_seconds": 3600,
-        "stats_interval_seconds": 3600,
-        "governor": {"sample_seconds": 60},
-    }
-    clock = JumpClock()
-    agent = Agent(
-        parse_config(agent_config_dict(bundle_path, broker.port, tmp_path / "s", **quiet)), clock=clock
-    )
-    agent.gate.hold_seconds = 3600.0
-    light = agent.devices[0]
-    agent.start()
-    try:
-        assert agent.link.wait_connected(5)
-        wait_until(lambda: light.tracker.reported == 0.0)
-        devices.close()  # no echo (it would wake the decider): the light stays OFF, each motion commands ON
-        wait_until(lambda: not devices.client.is_connected())
-
-        def decided_inline(occupied: bool) -> bool:
-            n, inline = agent.counters.decisions, agent.gate.inline
-            clock.jump(120.0)  # the next step of the window
-            observer.publish(MOTION, {"occupancy": occupied, "illuminance": 5})
-            wait_until(lambda: agent.counters.decisions > n)
-            return agent.gate.inline > inline
-
-        for _ in range(5):  # one that meets the decider's own turn is queued: try again
-            before = light.last
-            if decided_inline(True):
-                break
-            decided_inline(False)
-        assert agent.gate.remainder_hold() > 0.0 and light.last is before  # sent, not yet explained
-        assert wait_until(lambda: observer.on(SET))[-1] == {"state": "ON"}
-        observer.publish("zigbee2mqtt/living_climate", {"temperature": 21.0})  # queued: wakes the decider
-        wait_until(lambda: light.last is not before)
-        assert light.last is not None and light.last.sent and light.last.value == 1.0
-        assert light.last.trigger.startswith("event:living.motion") and agent.gate.remainder_hold() == 0.0
-        dec = wait_until(lambda: [x for x in observer.on("edge-agent/t1/decision/living.light") if x["sent"]])
-        assert dec[-1]["value"] == 1.0
-        decided_inline(False)  # no change (OFF already): decided, its remainder held or done
-    finally:
-        agent.stop()
-    assert light.last is not None and light.last.value == 0.0 and not light.last.sent  # explained at stop
-    assert agent.counters.errors == 0
