@@ -11,22 +11,33 @@ Stages of one motion event (probe publish -> `/set` received by the probe):
 Rows, same run, same broker and probe: the bare paho relay of bench_latency (baseline), the agent with the event
 decided on paho's thread when the decider is idle (`inline_events`, the default), and the agent with every
 message through the decider's queue (`inline_events: false`, the path before). JSON lines; p50/p99 in ms.
+
+Each agent row and stage breakdown runs in its own child process whose `edge_agent` is imported from a source
+tree (`src` in the row): this one, and with `--baseline-src DIR` (a checkout of the code before a change, e.g.
+`git archive <commit> | tar -x -C DIR`) the same rows for it too, alternating, on the same broker and probe:
+before/after in one run. Each of `--rounds` starts with a relay row (the `*_over_relay_ms` of its rows); one
+more relay row ends the run (the load's drift over it).
+
+    python bench/bench_event_path.py [--baseline-src DIR] [--paths inline,queued] [--rounds N]
 """
 
 from __future__ import annotations
 
+import argparse
 import cProfile
 import io
+import json
 import multiprocessing as mp
 import os
 import pstats
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import Mosquitto, emit, pct
+from _common import ROOT, Mosquitto, emit, pct
 from bench_latency import MOTION, SET, measure, relay
 
 ITER = int(os.environ.get("ITER", 200))
@@ -171,31 +182,88 @@ def handle_stages(bundle: Path, state: Path, n: int = 2000, gap: float = 0.0) ->
     return {k: {"p50_us": pct(v, 50), "p99_us": pct(v, 99)} for k, v in st.items()}
 
 
+def child(spec: dict[str, Any]) -> None:
+    """One source tree's rows (`--child`): its `edge_agent` is the one on PYTHONPATH; one JSON line each."""
+    import edge_agent
+
+    src = str(Path(edge_agent.__file__).resolve().parents[1])
+    bundle, d = Path(spec["bundle"]), Path(spec["dir"])
+    what = spec["what"]
+    tag = {"bench": "event_path", "src": spec["label"], "src_dir": src}
+    if what == "stages":
+        emit(**tag, path="controller-handle-stages", **handle_stages(bundle, d / "h"))
+        cold = handle_stages(bundle, d / "c", COLD_EVENTS, gap=0.3)
+        emit(**tag, path="controller-handle-stages-cold", gap_s=0.3, **cold)
+    else:
+        r = run_agent(spec["port"], bundle, d / "s", what == "inline")
+        emit(**tag, **r, loadavg_1m=round(os.getloadavg()[0], 2))
+
+
+def run_child(label: str, src: Path, what: str, port: int, bundle: Path, d: Path) -> list[dict[str, Any]]:
+    spec = {"label": label, "what": what, "port": port, "bundle": str(bundle), "dir": str(d)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
+        env=env,
+        cwd=src,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"child {label}/{what} failed:\n{out.stderr[-3000:]}")
+    if out.stderr.strip():
+        print(out.stderr, file=sys.stderr, end="")
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def relay_row(port: int, name: str, rnd: int) -> dict[str, Any]:
+    load0 = os.getloadavg()[0]
+    p = mp.get_context("spawn").Process(target=relay, args=(port,), daemon=True)
+    p.start()
+    time.sleep(0.5)
+    lat = measure(port, ITER)
+    p.terminate()
+    base = {"p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99)}
+    emit(bench="event_path", round=rnd, path=name, n=len(lat), **base, loadavg_1m=round(load0, 2))
+    return base
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--baseline-src", type=Path, help="also run every row on this source tree (before)")
+    ap.add_argument("--paths", default="inline,queued", help="agent rows: inline, queued (comma-separated)")
+    ap.add_argument("--rounds", type=int, default=1, help="agent rows this many times, alternating sources")
+    args = ap.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return
     from testbundle import home_bundle
 
+    srcs = [("current", ROOT)]
+    if args.baseline_src is not None:
+        srcs.insert(0, ("baseline", args.baseline_src.resolve()))
     broker = Mosquitto()
     try:
         with tempfile.TemporaryDirectory() as d:
-            load0 = os.getloadavg()[0]
-            p = mp.get_context("spawn").Process(target=relay, args=(broker.port,), daemon=True)
-            p.start()
-            time.sleep(0.5)
-            lat = measure(broker.port, ITER)
-            p.terminate()
-            base = {"p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99)}
-            emit(bench="event_path", path="bare-paho-relay", n=len(lat), **base, loadavg_1m=round(load0, 2))
             bundle = home_bundle(Path(d) / "bundle", step_seconds=0.1)
-            emit(bench="event_path", path="controller-handle-stages", **handle_stages(bundle, Path(d) / "h"))
-            cold = handle_stages(bundle, Path(d) / "c", COLD_EVENTS, gap=0.3)
-            emit(bench="event_path", path="controller-handle-stages-cold", gap_s=0.3, **cold)
-            for i, inline in enumerate((True, False)):
-                r = run_agent(broker.port, bundle, Path(d) / f"s{i}", inline)
-                over = {
-                    "p50_over_relay_ms": round(r["p50_ms"] - base["p50_ms"], 3),
-                    "p99_over_relay_ms": round(r["p99_ms"] - base["p99_ms"], 3),
-                }
-                emit(bench="event_path", **r, **over, loadavg_1m=round(os.getloadavg()[0], 2))
+            for label, src in srcs:
+                for r in run_child(label, src, "stages", broker.port, bundle, Path(tempfile.mkdtemp(dir=d))):
+                    emit(**r)
+            turn = 0
+            for rnd in range(args.rounds):  # a relay row, then each path on each source, alternating
+                base = relay_row(broker.port, "bare-paho-relay", rnd)
+                for what in args.paths.split(","):
+                    order = srcs if turn % 2 == 0 else srcs[::-1]  # neither source always runs first
+                    turn += 1
+                    for label, src in order:
+                        for r in run_child(
+                            label, src, what, broker.port, bundle, Path(tempfile.mkdtemp(dir=d))
+                        ):
+                            r["p50_over_relay_ms"] = round(r["p50_ms"] - base["p50_ms"], 3)
+                            r["p99_over_relay_ms"] = round(r["p99_ms"] - base["p99_ms"], 3)
+                            emit(round=rnd, **r)
+            relay_row(broker.port, "bare-paho-relay-end", args.rounds)
     finally:
         broker.stop()
 

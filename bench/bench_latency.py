@@ -12,6 +12,7 @@ per tier). JSON lines, p50/p99 in ms, and the 1-minute load average when the row
 
     python bench/bench_latency.py                      # quiet: relay, governed agent
     python bench/bench_latency.py --load both --tiers  # the issue's table (ITER=150 for the busy rows)
+    python bench/bench_latency.py --baseline-src DIR   # and the agent on the code in DIR (before a change)
 """
 
 from __future__ import annotations
@@ -170,12 +171,21 @@ def run_relay(port: int, iters: int) -> dict[str, Any]:
 
 
 def run_agent(
-    port: int, d: Path, bundle: Path, iters: int, governor: dict[str, Any], name: str, inline: bool = True
+    port: int,
+    d: Path,
+    bundle: Path,
+    iters: int,
+    governor: dict[str, Any],
+    name: str,
+    inline: bool = True,
+    src: Path = ROOT,
 ) -> dict[str, Any]:
+    """The agent as `edge-agent run` in its own process, `edge_agent` imported from the source tree `src`."""
     state = Path(tempfile.mkdtemp(dir=d))
     (state / "c.yaml").write_text(yaml.safe_dump(agent_config(bundle, port, state / "s", governor, inline)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
     agent = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(state / "c.yaml")], cwd=ROOT
+        [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(state / "c.yaml")], cwd=src, env=env
     )
     stats = Stats(port)
     try:
@@ -185,7 +195,7 @@ def run_agent(
         agent.terminate()
         agent.wait(10)
         stats.close()
-    out = {"path": name, **row(lat, missed, wrong), "tiers_seen": stats.tiers}
+    out = {"path": name, "src": str(src), **row(lat, missed, wrong), "tiers_seen": stats.tiers}
     out["loadavg_1m"] = round(os.getloadavg()[0], 2)
     out["events_inline"] = stats.last.get("events_inline")  # decided on paho's thread
     out["events_queued"] = stats.last.get("events_queued")
@@ -213,6 +223,11 @@ def main() -> None:
     ap.add_argument("--tiers", action="store_true", help="also the agent pinned to each tier")
     ap.add_argument("--hogs", type=int, default=2, help="busy processes at normal priority for `busy`")
     ap.add_argument("--queued", action="store_true", help="also the agent with inline_events: false")
+    ap.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also the default-governor agent run from this source tree (the code before a change), same run",
+    )
     args = ap.parse_args()
     from testbundle import home_bundle
 
@@ -230,6 +245,10 @@ def main() -> None:
                 ]
                 try:
                     rows = [run_relay(broker.port, ITER)]
+                    if args.baseline_src is not None:
+                        src = args.baseline_src.resolve()
+                        name = "edge-agent-default-governor@baseline"
+                        rows.append(run_agent(broker.port, Path(d), bundle, ITER, {}, name, src=src))
                     rows.append(
                         run_agent(broker.port, Path(d), bundle, ITER, {}, "edge-agent-default-governor")
                     )

@@ -281,6 +281,13 @@ class Agent:
         while not self._stop.is_set():
             try:
                 self.inbox.wait(wait)  # a message, an inline decision's remainder, a wake(), or due work
+                hold = self.gate.remainder_hold()  # the command is still on its way to the device
+                if hold > 0.0 and not self.inbox.qsize() and not self._stop.is_set() and self._swap is None:
+                    wait = min(
+                        hold, self._idle_wait(min(next_sample, next_stats, next_persist) - time.monotonic())
+                    )
+                    if wait > 0.0:
+                        continue
                 done: list[Carried] = []
                 stats: dict[str, Any] | None = None
                 # pops and handles together, holding the controller: an event decided inline never jumps the queue

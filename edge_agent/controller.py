@@ -162,9 +162,10 @@ class Controller(AgentCommands):
         length = m.window if m is not None else OBSERVE_WINDOW
         self.window = Window(self.names, self.kinds, step, length, limits, zone=self.zone)
         self.fast = {i for i in fast_channels(self.kinds) if i < self.n_model}
-        self._sensor_rows = [
-            i for i in range(self.n_model) if self.kinds[i] not in ("calendar", "device_state")
-        ]
+        self._sensor_rows = np.array(
+            [i for i in range(self.n_model) if self.kinds[i] not in ("calendar", "device_state")],
+            dtype=np.int64,
+        )
         self.devices: list[DeviceRuntime] = build_devices(cfg, m)
         rows = {d.name: self.index.get(state_channel(d.name)) for d in self.devices}
         self.state_rows = {
@@ -457,8 +458,9 @@ class Controller(AgentCommands):
         if not active:
             return
         tier = self.bundle.tier(self.governor.tier)
-        x_all, mask_all = self.window.snapshot(now, self._mono)  # [C_all, W], [C_all]
-        x, mask = x_all[: self.n_model], mask_all[: self.n_model]  # [C, W], [C]: the bundle's channels
+        x, mask = self.window.snapshot(now, self._mono)  # [C_all, W], [C_all]
+        if len(mask) > self.n_model:
+            x, mask = x[: self.n_model], mask[: self.n_model]  # [C, W], [C]: the bundle's channels
         sensors_live = bool(mask[self._sensor_rows].any())
         ids = select_channels(tier, self.n_model, self.focus, triggered or ())  # [C_fed]
         out = run_tier(self.bundle, tier, x, mask, ids)

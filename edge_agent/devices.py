@@ -24,6 +24,8 @@ from edge_agent.policy import HARD_SETPOINT_DEFAULT, HARD_SETPOINT_LIMITS, Devic
 
 logger = logging.getLogger(__name__)
 
+MAX_CACHED_PAYLOADS = 64  # command payloads kept per device (`DeviceTracker.command_bytes`)
+
 EventKind = Literal["initial", "echo", "repeat", "override"]
 
 
@@ -52,6 +54,7 @@ class DeviceTracker:
         self.reported_at: float = -math.inf
         self.held_until: float = -math.inf
         self._recent: deque[tuple[float, float]] = deque(maxlen=16)  # (value, clock time) of our commands
+        self._payloads: dict[float, bytes] = {}  # value -> command bytes (`command_bytes`)
 
     # ---- commands -------------------------------------------------------------------------------------
     def command_payload(self, value: float) -> dict[str, Any]:
@@ -69,7 +72,15 @@ class DeviceTracker:
         return {**self.cfg.template, self.cfg.field: out}
 
     def command_bytes(self, value: float) -> bytes:
-        return json.dumps(self.command_payload(value), separators=(",", ":")).encode()
+        """`command_payload` as JSON bytes, built once per value (a binary or level device has a few; a
+        setpoint's cache is bounded): no JSON on the event path after the first command of each value."""
+        out = self._payloads.get(value)
+        if out is None:
+            if len(self._payloads) >= MAX_CACHED_PAYLOADS:
+                self._payloads.clear()
+            out = json.dumps(self.command_payload(value), separators=(",", ":")).encode()
+            self._payloads[value] = out
+        return out
 
     def note_command(self, value: float, now: float) -> None:
         self._recent.append((clamp_value(self.spec, self.cfg, value), now))

@@ -24,13 +24,20 @@ import numpy as np
 from edge_agent.kinds import EVENT_KINDS
 
 
-def normalize(x: np.ndarray, mask: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """float32 [..., C, T]: (x - mean[c]) / std[c] on live rows; 0.0 where mask[c] == 0 or non-finite."""
+def normalize(
+    x: np.ndarray, mask: np.ndarray, mean: np.ndarray, std: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """float32 [..., C, T]: (x - mean[c]) / std[c] on live rows; 0.0 where mask[c] == 0 or non-finite.
+
+    Written into `out` (float32, x's shape) when given, e.g. the daemon's bound model input; else a new array."""
     mean = np.asarray(mean, dtype=np.float32)[:, None]  # [C, 1]
     std = np.asarray(std, dtype=np.float32)[:, None]
-    z = (np.asarray(x, dtype=np.float32) - mean) / std
-    live = np.asarray(mask)[..., None] > 0  # [..., C, 1]
-    return np.where(live & np.isfinite(z), z, np.float32(0.0)).astype(np.float32, copy=False)
+    z = np.subtract(np.asarray(x, dtype=np.float32), mean, out=out)
+    np.divide(z, std, out=z)
+    keep = np.isfinite(z)
+    keep &= np.asarray(mask)[..., None] > 0  # [..., C, 1]: live rows
+    np.copyto(z, np.float32(0.0), where=~keep)
+    return z
 
 
 def event_rows(kinds: Sequence[str]) -> np.ndarray:

@@ -121,8 +121,13 @@ class Bundle:
             if len(self._scale) >= MAX_SCALES:
                 self._scale.clear()
             scale = self._scale[key] = (self.mean[ids], self.std[ids])
-        x = normalize(x_raw, m, scale[0], scale[1])  # [C_fed, T]
-        devices, confidence, attention = self._runners[tier].run(x, m, ids)  # [1, D], [1, D], [1, D, C_fed]
+        mean, std = scale
+
+        def fill(out: np.ndarray) -> None:  # normalized straight into the bound input [C_fed, T]
+            normalize(x_raw, m, mean, std, out=out)
+
+        # [1, D], [1, D], [1, D, C_fed]
+        devices, confidence, attention = self._runners[tier].run_filled(x_raw.shape, fill, m, ids)
         return ModelOutput(devices[0], confidence[0], attention[0])
 
 

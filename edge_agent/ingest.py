@@ -19,12 +19,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.config import ChannelRule
-from edge_agent.kinds import EVENT_KINDS, kind_spec
+from edge_agent.kinds import EVENT_KINDS, KindSpec, kind_spec
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +123,11 @@ def _json_object(text: str) -> dict[str, Any]:
     return obj
 
 
-def _lookup(obj: Any, path: str, aliases: Mapping[str, list[str]]) -> tuple[bool, Any]:
-    """Follow a dotted path; at each level try the name, then its aliases. Returns (found, value)."""
+def _lookup(obj: Any, path: Sequence[str], aliases: Mapping[str, list[str]]) -> tuple[bool, Any]:
+    """Follow a dotted path (split: `"a.b".split(".")`); at each level try the name, then its aliases.
+    Returns (found, value)."""
     cur = obj
-    for part in path.split("."):
+    for part in path:
         if not isinstance(cur, dict):
             return False, None
         if part in cur:
@@ -139,6 +140,17 @@ def _lookup(obj: Any, path: str, aliases: Mapping[str, list[str]]) -> tuple[bool
         else:
             return False, None
     return True, cur
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One rule as `parse` applies it, resolved once: its field's path split, its kind and that kind's row."""
+
+    rule: ChannelRule
+    path: tuple[str, ...]
+    kind: str
+    boolean: bool  # bool / ON / OFF read as 1 / 0 (BOOLEAN_KINDS)
+    spec: KindSpec
 
 
 class Ingestor:
@@ -157,6 +169,14 @@ class Ingestor:
         self._kinds = dict(channel_kinds)
         self._aliases = dict(aliases or {})
         self._max = max_payload_bytes
+        self._plans: dict[str, tuple[bool, list[_Plan]]] = {}  # topic -> (any JSON rule, its rules' plans)
+        for topic, rules in self._by_topic.items():
+            plans = []
+            for r in rules:
+                kind = r.kind or self.kind(r.channel)
+                path = tuple((r.field or "").split("."))
+                plans.append(_Plan(r, path, kind, kind in BOOLEAN_KINDS, kind_spec(kind)))
+            self._plans[topic] = (any(r.format == "json" for r in rules), plans)
 
     def topics(self) -> list[str]:
         return sorted(self._by_topic)
@@ -169,8 +189,8 @@ class Ingestor:
 
     def parse(self, topic: str, payload: bytes) -> list[Reading]:
         """Readings in one message (may be empty: a Z2M message without our fields). Raises PayloadError."""
-        rules = self._by_topic.get(topic)
-        if rules is None:
+        plan = self._plans.get(topic)
+        if plan is None:
             raise PayloadError("no channel rule for this topic")
         if len(payload) > self._max:
             raise PayloadError(f"payload of {len(payload)} bytes exceeds max_payload_bytes={self._max}")
@@ -178,26 +198,25 @@ class Ingestor:
             text = payload.decode("utf-8")
         except UnicodeDecodeError:
             raise PayloadError("payload is not UTF-8 text") from None
-        obj: Any = None
-        if any(r.format == "json" for r in rules):
-            obj = _json_object(text)
+        has_json, plans = plan
+        obj: Any = _json_object(text) if has_json else None
         out: list[Reading] = []
-        for r in rules:
+        for p in plans:
+            r = p.rule
             if r.format == "plain":
                 raw: Any = text
             else:
-                found, raw = _lookup(obj, r.field or "", self._aliases)
+                found, raw = _lookup(obj, p.path, self._aliases)
                 if not found or raw is None:
                     continue  # partial report (e.g. battery only): not an error
-            kind = r.kind or self.kind(r.channel)
             try:
-                value = to_number(raw, boolean=kind in BOOLEAN_KINDS)
+                value = to_number(raw, boolean=p.boolean)
             except PayloadError as e:
                 raise PayloadError(f"{r.channel}: {e}") from None
-            out.append(Reading(r.channel, self._validate(r, value, kind)))
+            out.append(Reading(r.channel, self._validate(r, value, p.kind, p.spec)))
         return out
 
-    def _validate(self, r: ChannelRule, v: float, kind: str) -> float:
+    def _validate(self, r: ChannelRule, v: float, kind: str, spec: KindSpec) -> float:
         if not math.isfinite(v):
             raise PayloadError(f"{r.channel}: value {v} is not finite")
         v = v * r.scale + r.offset
@@ -205,7 +224,6 @@ class Ingestor:
             raise PayloadError(f"{r.channel}: value {v} is not finite after scale/offset")
         if r.invert:
             v = 1.0 - v
-        spec = kind_spec(kind)
         lo, hi = spec.bounds
         if not lo <= v <= hi:
             raise PayloadError(f"{r.channel}: {v:g} outside the {kind} bounds {lo:g}..{hi:g}")

@@ -1,8 +1,9 @@
 """One onnxruntime run with preallocated buffers: an IOBinding per (session, input shape), bound once.
 
 `Bundle.run` hands a session the contract's three inputs for a batch of one. Through `session.run` every call
-converts the feeds, allocates the outputs and builds Python lists; here the inputs are copied into buffers that
-stay bound (x [1, C_fed, T], mask [1, C_fed], channel_ids [1, C_fed]) and the outputs are written into bound
+converts the feeds, allocates the outputs and builds Python lists; here the inputs are written into buffers that
+stay bound (x [1, C_fed, T], mask [1, C_fed], channel_ids [1, C_fed]; `run_filled`: `Bundle.run` normalizes
+straight into the bound x, no intermediate array) and the outputs are written into bound
 arrays (devices [1, D], confidence [1, D], attention [1, D, C_fed]): measured in bench/bench_event_path.py,
 about half of the run's own cost at this model size. The results are copied out (a decision's explanation
 keeps them past the next run). One caller at a time per binding (a non-blocking lock): a second thread, a
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import onnxruntime as ort
@@ -56,14 +58,21 @@ class BoundRunner:
 
     def run(self, x: np.ndarray, mask: np.ndarray, ids: np.ndarray) -> Outputs:
         """x [C_fed, T] float32 (normalized), mask [C_fed] float32, ids [C_fed] int64 -> the outputs."""
+        return self.run_filled(x.shape, lambda out: np.copyto(out, x), mask, ids)
+
+    def run_filled(
+        self, shape: tuple[int, ...], fill: Callable[[np.ndarray], object], mask: np.ndarray, ids: np.ndarray
+    ) -> Outputs:
+        """`run` with the input x [C_fed, T] of `shape` written by `fill(out)` straight into the bound buffer
+        (`Bundle.run` normalizes into it: no intermediate copy); a plain run fills a new array."""
         if not self._lock.acquire(blocking=False):
-            return self._plain(x, mask, ids)
+            return self._plain(self._filled(shape, fill), mask, ids)
         try:
-            key = (x.shape[0], x.shape[1])
+            key = (shape[0], shape[1])
             b = self._bindings[key] if key in self._bindings else self._bind(key)
             if b is None:
-                return self._plain(x, mask, ids)
-            b.x[0] = x
+                return self._plain(self._filled(shape, fill), mask, ids)
+            fill(b.x[0])
             b.mask[0] = mask
             b.ids[0] = ids
             try:
@@ -71,11 +80,17 @@ class BoundRunner:
             except Exception as e:  # onnxruntime's errors are untyped: this shape runs plain from now on
                 self._bindings[key] = None
                 logger.info("inference: bound run refused for input %s (%s); plain runs", key, e)
-                return self._plain(x, mask, ids)
+                return self._plain(b.x[0].copy(), mask, ids)
             self.bound_runs += 1
             return b.out[0].copy(), b.out[1].copy(), b.out[2].copy()
         finally:
             self._lock.release()
+
+    @staticmethod
+    def _filled(shape: tuple[int, ...], fill: Callable[[np.ndarray], object]) -> np.ndarray:
+        x = np.empty(shape, np.float32)
+        fill(x)
+        return x
 
     def _bind(self, key: tuple[int, int]) -> _Binding | None:
         b: _Binding | None = None

@@ -20,10 +20,22 @@ def select_channels(
     """Channel ids [C_fed] for `tier`: all, or the tracker's top-k plus the rooms of the channels an event
     fired on (`AttentionTracker.rooms`) and the tracker's `free` ones (the calendar, `free_channels`)."""
     if tier.channel_budget is None or tier.channel_budget >= n_channels:
-        return np.arange(n_channels, dtype=np.int64)
+        return all_channels(n_channels)
     rooms = {c for t in triggered for c in tracker.rooms[t]}  # the triggering channels' rooms, whole
     chosen = set(tracker.top_k(tier.channel_budget)) | rooms | set(tracker.free)
     return np.array(sorted(chosen), dtype=np.int64)
+
+
+def all_channels(n: int) -> np.ndarray:
+    """The ids 0..n-1 (every channel fed), one read-only array per n: not rebuilt per decision."""
+    ids = _ALL.get(n)
+    if ids is None:
+        ids = _ALL[n] = np.arange(n, dtype=np.int64)
+        ids.setflags(write=False)
+    return ids
+
+
+_ALL: dict[int, np.ndarray] = {}
 
 
 def run_tier(
@@ -33,6 +45,10 @@ def run_tier(
     mask: np.ndarray,
     ids: np.ndarray,
 ) -> ModelOutput:
-    """x [C, W] raw, mask [C]; feeds x[ids] pooled per kind to [C_fed, W // time_factor] (newest step whole)."""
-    xs = pool_time(x[ids], tier.time_factor, bundle.event[ids])  # [C_fed, W // f]
-    return bundle.run(tier.name, xs, mask[ids], ids)
+    """x [C, W] raw, mask [C]; feeds x[ids] pooled per kind to [C_fed, W // time_factor] (newest step whole).
+    Every channel in order (`all_channels`): x and mask as they are, no gather."""
+    every = len(ids) == x.shape[0] and ids is _ALL.get(len(ids))
+    xs, ms = (x, mask) if every else (x[ids], mask[ids])
+    if tier.time_factor > 1:
+        xs = pool_time(xs, tier.time_factor, bundle.event[ids])  # [C_fed, W // f]
+    return bundle.run(tier.name, xs, ms, ids)

@@ -19,6 +19,8 @@ import numpy as np
 from edge_agent.calendar_features import calendar_values, local_seconds
 from edge_agent.kinds import EVENT_KINDS
 
+CALENDAR_BLOCK = 512  # steps of calendar rows computed at once (a new block every 512 - W steps, not 2W - W)
+
 
 @dataclass(frozen=True, slots=True)
 class ClosedStep:
@@ -65,7 +67,16 @@ class Window:
         self._ff = np.full((c, self.length), np.nan, dtype=np.float32)  # [C, W]
         self._first = np.full(c, -1, dtype=np.int64)  # [C] first step ever written
         self._rows = np.arange(c)
-        self._steps_cache: tuple[int, np.ndarray, np.ndarray] | None = None  # (s_now, steps [W], slots [W])
+        # the snapshot's gather, with no per-call allocation but its result: column views of the per-channel
+        # state (they follow its in-place updates), the step index buffer, the steps of the last window
+        self._rows_col = self._rows[:, None]  # [C, 1]
+        self._first_col = self._first[:, None]  # [C, 1]
+        self._cur_col = self._cur_step[:, None]  # [C, 1]
+        self._idx = np.zeros((c, self.length), dtype=np.int64)  # [C, W]
+        self._steps_cache: tuple[int, np.ndarray] | None = None  # (s_now, steps [1, W] oldest first)
+        # the mask's stale limit: a calendar row's is infinite (always live), without a fancy assignment per call
+        self._live_limit = self._stale_after.copy()
+        self._live_limit[self._calendar] = np.inf
 
     def update(
         self, ch: int, value: float, t: float, *, fresh: bool = True, seen: float | None = None
@@ -163,34 +174,27 @@ class Window:
 
     def live(self, now: float) -> np.ndarray:
         """[C] bool: reported within its stale limit (calendar channels always live)."""
-        live = (now - self.last_seen) <= self._stale_after
-        live[self._calendar] = True
-        return live
+        return (now - self.last_seen) <= self._live_limit
 
     def snapshot(self, now: float, seen_now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Raw values x [C, W] float32 (NaN where never reported) and mask [C] float32 (1 live, 0 stale).
 
         Steps oldest first ending with the step of `now`: gaps forward-filled, steps before a channel's first
-        value back-filled with it (or its last value from before the window). Read off the filled ring."""
+        value back-filled with it (or its last value from before the window). Read off the filled ring in one
+        gather: window step s of channel c carries the ring's value at step clip(s, first[c], cur[c]) (past
+        the newest step the newest value, before the first one the first), every one of them in the ring."""
         s_now = int(now // self.step)
-        cur = self._cur_step
-        if bool((cur > s_now).any()):  # a reading newer than `now` (the clock went back): the raw path
+        if len(self._rows) == 0 or int(self._cur_step.max()) > s_now:  # a reading newer than `now`: raw path
             return self.snapshot_reference(now, seen_now)
         sc = self._steps_cache
         if sc is None or sc[0] != s_now:
-            steps = np.arange(s_now - self.length + 1, s_now + 1, dtype=np.int64)  # [W] oldest first
-            sc = self._steps_cache = (s_now, steps, steps % self.length)
-        steps, slots = sc[1], sc[2]
-        x = self._ff[:, slots]  # [C, W] float32, a copy
-        behind = cur < s_now  # [C]: steps after the channel's newest carry its value
-        if behind.any():
-            after = steps[None, :] > cur[:, None]  # [C, W]
-            x = np.where(after, self._ff[self._rows, cur % self.length][:, None], x)
-        first = self._first
-        if bool((first > steps[0]).any()):  # steps before a channel's first value: back-filled with it
-            x = np.where(
-                steps[None, :] < first[:, None], self._ff[self._rows, first % self.length][:, None], x
-            )
+            steps = np.arange(s_now - self.length + 1, s_now + 1, dtype=np.int64)[None, :]  # [1, W]
+            sc = self._steps_cache = (s_now, steps)
+        idx = self._idx
+        np.maximum(sc[1], self._first_col, out=idx)  # [C, W] the step each cell carries ...
+        np.minimum(idx, self._cur_col, out=idx)
+        np.remainder(idx, self.length, out=idx)  # ... and its slot (a never-written row: -1, all NaN)
+        x = self._ff[self._rows_col, idx]  # [C, W] float32, a new array
         return self._finish(x, now, seen_now, self._calendar_rows(s_now) if self._calendar else None)
 
     def _refill(self, ch: int) -> None:
@@ -245,11 +249,9 @@ class Window:
             x[self._calendar] = (
                 cal if cal is not None else self._calendar_at(np.arange(s_now - self.length + 1, s_now + 1))
             )
-        live = self.live(now if seen_now is None else seen_now) & np.isfinite(
-            x[:, -1]
-        )  # never feed NaN as live
-        mask = live.astype(np.float32)
-        return x.astype(np.float32, copy=False), mask
+        live = self.live(now if seen_now is None else seen_now)
+        live &= np.isfinite(x[:, -1])  # never feed NaN as live
+        return x.astype(np.float32, copy=False), live.astype(np.float32)
 
     def _calendar_at(self, steps: np.ndarray) -> np.ndarray:
         """Calendar rows [C_cal, len(steps)] at the start of each step, in the home's zone."""
@@ -257,11 +259,12 @@ class Window:
         return calendar_values([self.names[i] for i in self._calendar], local_seconds(times, self.zone))
 
     def _calendar_rows(self, s_now: int) -> np.ndarray:
-        """Calendar rows [C_cal, W] of the window ending at `s_now`, a view of a block computed for 2W steps
-        at once (the values are per step: the same numbers as `_calendar_at` on the window alone)."""
+        """Calendar rows [C_cal, W] of the window ending at `s_now`, a view of a block computed for
+        max(2W, CALENDAR_BLOCK) steps at once (the values are per step: the same numbers as `_calendar_at` on
+        the window alone)."""
         w = self.length
         lo = s_now - w + 1
         cache = self._cal_cache
         if cache is None or not (cache[0] <= lo and s_now < cache[0] + cache[1].shape[1]):
-            cache = self._cal_cache = (lo, self._calendar_at(np.arange(lo, lo + 2 * w)))
+            cache = self._cal_cache = (lo, self._calendar_at(np.arange(lo, lo + max(2 * w, CALENDAR_BLOCK))))
         return cache[1][:, lo - cache[0] : lo - cache[0] + w]

@@ -132,6 +132,22 @@ def test_gate_falls_back_while_a_remainder_is_pending_and_counts_errors() -> Non
     assert gb.close() == [] and gb.offer(item()) is False  # closed: nothing decided inline any more
 
 
+def test_the_remainder_is_held_while_the_command_travels() -> None:
+    """`remainder_hold`: the decider lets an inline decision's remainder wait `hold_seconds` (a fake clock)."""
+    now = [100.0]
+    d, inbox = Decider(), ByteBoundedInbox(10)
+    g: EventGate[str] = EventGate(inbox, d.decide, d.on_error, hold_seconds=0.01, clock=lambda: now[0])
+    g.topics = frozenset({MOTION})
+    assert g.remainder_hold() == 0.0  # nothing pending
+    assert g.offer(item()) is True and inbox.wait(0.0)  # the decider is woken at once, to wait the hold
+    assert g.remainder_hold() == pytest.approx(0.01)
+    now[0] += 0.004
+    assert g.remainder_hold() == pytest.approx(0.006)
+    now[0] += 0.01
+    assert g.remainder_hold() == 0.0  # due
+    assert g.take() == ["remainder-1"] and g.remainder_hold() == 0.0
+
+
 # ---- the running agent --------------------------------------------------------------------------------------
 @pytest.mark.integration
 def test_agent_decides_an_event_on_the_mqtt_thread_and_explains_it_after(
