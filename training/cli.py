@@ -62,7 +62,7 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument(
         "--holdout-days",
         type=float,
-        help="db: the last D days are the test split, validation the first 15%% of the rest (replaces --split; "
+        help="db: the last D days are the test split, validation the last 15%% of the rest (replaces --split; "
         "default: the catalog's learning.train.holdout_days)",
     )
     p.add_argument(

@@ -4,7 +4,7 @@ Splits: `uci-occupancy` keeps its own files (train, test, test2) and carves the 
 train as validation; a CSV dataset is split chronologically by `--split A,B` (A = first day of validation,
 B = first day of test; or fractions) into train/val/test, or given as separate files (`--val-dataset`,
 `--test-dataset`, training.splitfiles); a `db:<URL>` dataset (the agent's own log, training.data.dblog)
-holds out its last days as test (`--holdout-days`) and validates on the first 15 % of the rest. The split
+holds out its last days as test (`--holdout-days`) and validates on the last 15 % of the rest. The split
 used (rule, and per part its source and first/last row) is written into the manifest (`split`); what was
 used to load it (dataset, files, split, window, calendar and dropped channels) into `training.json`, so
 `evaluate` rebuilds exactly the same parts.

@@ -148,7 +148,7 @@ def split_rule_text(
         return "uci-occupancy files (train, test, test2); validation = the last 15 % of train"
     if dataset.startswith("db:"):
         days = "the catalog's holdout_days" if holdout_days is None else f"{holdout_days:g} days"
-        return f"held-out last {days} = test; validation = the first 15 % of the rest"
+        return f"held-out last {days} = test; validation = the last 15 % of the rest"
     from training.data.splits import DEFAULT_SPLIT, _parse_bounds
 
     spec = split or DEFAULT_SPLIT

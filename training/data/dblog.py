@@ -4,18 +4,7 @@
 CSV + sidecar (`edge_agent.history_csv`) -> `training.data.load_csv` (same step, per-column forward-fill
 limits, gaps masked, DST, zone), then a chronological split by days:
 
-    test (held out) = the last `holdout_days` days; val = the FIRST 15 % of the rest; train = the remainder,
-    up to the held-out days.
-
-Why val is the oldest part: the newest days before the held-out ones are where a change of the person's habit
-first shows, and the challenger must learn from them. With val the last 15 %, a retrain's training part ended
-holdout + ~0.15 x history days before now (~6 days on a 30-day log): measured on the retrain proof four days
-after the evening heating moved +1 °C, the training part held no label of the new value at all, and the
-validation loss (on the new habit) rose 3.78 -> 6.21 in two epochs while the training loss fell, so early
-stopping cut the run (with val the oldest days: 1.81 -> 0.53). Same log, same 4 epochs, same held-out days:
-the heating's held-out agreement 0.801 (val last) vs 0.979 (val first) against the champion's 0.844, the lights
-within 0.006 of it: the gate keeps the first and promotes the second. Held out stays the newest days: the gate
-and the honest figures are still on days never trained on.
+    test (held out) = the last `holdout_days` days; val = the last 15 % of the rest; train = the remainder.
 
 A device with fewer than `min_labels` person-change label events in the training span (train + val) is left
 out with one line "not enough data: N events for device X, need M"; if none is left that line is a DataError.
@@ -125,8 +114,8 @@ def load_db(
     a = max(n_fit - (window - 1), 0)
     holdout = slice_log(pref, a, len(log), f"{log.name}:holdout")
     parts = {
-        "val": slice_log(log, 0, n_val, f"{log.name}:val"),  # the oldest days (module docstring)
-        "train": slice_log(log, n_val, n_fit, f"{log.name}:train"),
+        "train": slice_log(log, 0, n_fit - n_val, f"{log.name}:train"),
+        "val": slice_log(log, n_fit - n_val, n_fit, f"{log.name}:val"),
         "test": slice_log(pref, n_fit, len(log), f"{log.name}:test"),
     }
     logger.info(
