@@ -93,9 +93,8 @@ class TrainConfig:
     half_life_days: float | None = None  # recency: a window this many days older is drawn half as often
     init_from: str | None = None  # a model.pt to warm-start from (the champion's; same channels and devices)
     # output heads and token inputs (training.heads, issue 20)
-    level_head: str = (
-        DEFAULT_LEVEL_HEAD  # softmax (expected level) | ordinal (cumulative logits -> median level)
-    )
+    # softmax (expected level) | ordinal (cumulative logits -> median level)
+    level_head: str = DEFAULT_LEVEL_HEAD
     setpoint_head: str = DEFAULT_SETPOINT_HEAD  # classes (CE over the label values) | regression (Huber)
     level_balance: float = 0.5  # level/setpoint-class weights ~ (N / count) ** this (1 = fully balanced)
     dynamics: bool = False  # per-token lagged differences + short-window summary (ModelConfig.dynamics)
@@ -372,10 +371,8 @@ def train(
                 run_loss += float(loss.detach())
                 n_b += 1
                 prog.step(loss=run_loss / n_b, windows=seen, epoch=epoch + 1)
-                if step == 1:
-                    t_first = (
-                        time.monotonic()
-                    )  # the first step pays one-off costs: the pace is timed after it
+                if step == 1:  # the first step pays one-off costs: the pace is timed after it
+                    t_first = time.monotonic()
                 if step == PROBE_STEPS and cfg.deadline is not None:  # the first plan, at the measured pace
                     pace = (time.monotonic() - t_first) / (step - 1)
                     new = plan.fit(step, total_steps, pace, steps_per_epoch, None, len(vx), cfg.batch)
